@@ -1,0 +1,1 @@
+"""Department node: Flower ClientApp, data sources, node ledger."""

@@ -1,0 +1,105 @@
+"""Node dataset: a job's checked, person-bounded train/holdout frames from the node's data."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from clients.column_policy import check_job_columns
+from clients.data_source import open_source
+from clients.node_config import ColumnSpec, NodeConfig
+from clients.schema_check import validate_frame
+from vocab.errors import DataError, InternalError, JobSpecError
+
+__all__ = ["load_job_frames", "split_key_in_holdout"]
+
+_HASH_BYTES = 8
+_HASH_RANGE = float(2 ** (8 * _HASH_BYTES))
+
+
+def split_key_in_holdout(key: object, split_seed: int, holdout_fraction: float) -> bool:
+    """Says whether the row with this key is held out: a stable hash falls below the fraction.
+
+    The hash (BLAKE2b of `f"{split_seed}:{key}"`) depends on nothing but the seed and the
+    key, so a row keeps its side across rounds, jobs, processes and Python versions.
+    """
+    digest = hashlib.blake2b(f"{split_seed}:{key}".encode(), digest_size=_HASH_BYTES).digest()
+    return int.from_bytes(digest, "big") / _HASH_RANGE < holdout_fraction
+
+
+def _spec(config: NodeConfig, name: str) -> ColumnSpec:
+    spec = config.column(name)
+    if spec is None:
+        raise InternalError(f"column `{name}` passed the policy check but is not declared")
+    return spec
+
+
+def load_job_frames(
+    config: NodeConfig, used: Sequence[str], job_name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Loads the columns a job uses and splits the rows into train and holdout frames.
+
+    Steps: the column policy check (before any data is touched); a read of only the used
+    columns plus the person id; the schema check; contribution bounding; the split.
+
+    Contribution bounding: when the config names a `person_id` column, only the first row
+    of each person (in source order) is kept, so each person contributes at most one row
+    and record-level DP on these frames is person-level DP at this node. Without a person
+    id, the unit of privacy is the row.
+
+    The split: a row is held out iff `split_key_in_holdout` says so for its key, the person
+    id when set, else the row's position in the source (0-based). The same rows are held
+    out for every round and job and after restarts, so held-out rows never train. Without a
+    person id this holds as long as existing rows keep their order in the source.
+
+    Args:
+        config: This node's config.
+        used: The columns the job reads, in the order the frames should have.
+        job_name: The job's name, as approvals name it.
+
+    Returns:
+        (train, holdout), each with the used columns only (the person id is dropped),
+        coerced to their declared types, with a fresh 0-based index.
+
+    Raises:
+        JobSpecError: The job uses no columns.
+        PolicyRefusal: A column is unknown, restricted or conditional without approval.
+        DataError: The data cannot be read, does not match the schema, or leaves the
+            train or holdout side empty.
+    """
+    wanted = list(dict.fromkeys(used))
+    if not wanted:
+        raise JobSpecError(f"job `{job_name}` uses no columns", "name its columns in the job spec")
+    check_job_columns(job_name, wanted, config)
+    person_id = config.person_id
+    to_read = [*wanted, person_id] if person_id is not None else wanted
+    source = open_source(config.source)
+    raw = source.read(to_read)
+    frame = validate_frame(
+        raw, [_spec(config, name) for name in to_read], where=source.description
+    ).reset_index(drop=True)
+    if person_id is not None:
+        frame = frame.drop_duplicates(subset=[person_id], keep="first")
+        keys: Sequence[object] = frame[person_id].tolist()
+        frame = frame.drop(columns=[person_id])
+    else:
+        keys = range(len(frame))
+    held_out = np.fromiter(
+        (split_key_in_holdout(key, config.split_seed, config.holdout_fraction) for key in keys),
+        dtype=bool,
+        count=len(frame),
+    )
+    train = frame[~held_out].reset_index(drop=True)
+    holdout = frame[held_out].reset_index(drop=True)
+    if train.empty or holdout.empty:
+        empty = "train" if train.empty else "holdout"
+        raise DataError(
+            f"{source.description}: the {empty} split is empty ({len(train)} train, "
+            f"{len(holdout)} holdout rows of {len(frame)}"
+            + (" distinct persons)" if person_id is not None else ")"),
+            "add rows, or change `holdout_fraction` under [data] in the node config",
+        )
+    return train, holdout

@@ -1,0 +1,1 @@
+"""Coordinator side: the Flower ServerApp that runs jobs, aggregates and writes results."""

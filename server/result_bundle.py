@@ -1,0 +1,171 @@
+"""Writes a job's result bundle: weights, result.json and a human-readable model card."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.risk_job import JobOutcome
+from vocab.jobspec import RiskJobSpec
+
+__all__ = ["RESULT_FILE", "write_bundle"]
+
+RESULT_FILE = "result.json"
+CARD_FILE = "MODEL_CARD.md"
+WEIGHTS_FILE = "model.npz"
+TORCH_FILE = "model.pt"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _spec_dict(spec: RiskJobSpec) -> dict[str, Any]:
+    data = asdict(spec)
+    data.pop("_budget", None)
+    data["model"] = spec.model.value
+    data["aggregator"] = spec.aggregator.value
+    return data
+
+
+def _nodes(outcome: JobOutcome) -> dict[str, Any]:
+    nodes: dict[str, Any] = {}
+    for tally in outcome.nodes.values():
+        report = tally.last_report
+        nodes[tally.department] = {
+            "node_id": str(tally.node_id),
+            "rounds": tally.rounds,
+            "epsilon_spent": report.epsilon_job if report else 0.0,
+            "epsilon_dataset_spent": report.epsilon_spent if report else None,
+            "epsilon_budget": report.epsilon_budget if report else None,
+            "epsilon_remaining": (
+                max(0.0, report.epsilon_budget - report.epsilon_spent) if report else None
+            ),
+            "delta": report.delta if report else None,
+            "noise_multiplier": report.noise_multiplier if report else None,
+            "sample_rate": report.sample_rate if report else None,
+            "steps_per_round": report.steps if report else None,
+            "refusals": tally.refusals,
+        }
+    return nodes
+
+
+def _result(outcome: JobOutcome) -> dict[str, Any]:
+    return {
+        "schema": "silobridge.result.v1",
+        "job_id": outcome.job_id,
+        "status": outcome.status,
+        "failure": outcome.failure,
+        "job": _spec_dict(outcome.spec),
+        "rounds": [
+            {
+                "round": r.round,
+                "participants": list(r.participants),
+                "refused": list(r.refused),
+                "metrics_of_incoming_model": {k: _finite(v) for k, v in r.metrics.items()},
+                "seconds": round(r.seconds, 3),
+            }
+            for r in outcome.rounds
+        ],
+        "metrics": {k: _finite(v) for k, v in outcome.final_metrics.items()},
+        "initial_metrics": {k: _finite(v) for k, v in outcome.initial_metrics.items()},
+        "metrics_privacy": "not covered by DP: pooled held-out loss, accuracy and score "
+        "histograms are computed from un-noised node statistics",
+        "nodes": _nodes(outcome),
+        "seconds": round(outcome.seconds, 3),
+    }
+
+
+def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
+    spec = outcome.spec
+    m = result["metrics"]
+    lines = [
+        f"# Model card: {spec.name}",
+        "",
+        f"- **Status**: {outcome.status}" + (f" — {outcome.failure}" if outcome.failure else ""),
+        f"- **Job id**: `{outcome.job_id}`",
+        f"- **Purpose**: {spec.purpose or '(not stated)'}",
+        f"- **Model**: {spec.model.value} binary classifier of `{spec.target}` == "
+        f"`{spec.positive}` on {len(spec.features)} features "
+        f"({', '.join(f.column for f in spec.features)})",
+        f"- **Training**: {spec.rounds} federated rounds x {spec.local_epochs} local epoch(s), "
+        f"aggregator {spec.aggregator.value}, DP-SGD (Opacus) with Poisson sampling, "
+        f"per-sample clipping at {spec.max_grad_norm}, batch {spec.batch_size}",
+        "",
+        "## Privacy guarantee",
+        "",
+        f"Each department's rows are protected by ({spec.epsilon}, {spec.delta})-differential "
+        "privacy for this whole job (all rounds composed), at the unit of privacy that the "
+        "department's node config declares (a record, or a person when a person-id column is "
+        "set). The noise is calibrated and added at the department's own node, and the node "
+        "charges every round to its ledger *before* releasing the update. Across jobs, each "
+        "node composes all releases on its dataset against its officer's budget.",
+        "",
+        "| department | rounds | epsilon (this job) | dataset spent / budget | delta | refusals |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dept, n in sorted(result["nodes"].items()):
+        spent = n["epsilon_dataset_spent"]
+        budget = n["epsilon_budget"]
+        used = f"{spent:.3f} / {budget:.3f}" if spent is not None and budget else "-"
+        refusals = "; ".join(f"round {r['round']}: {r['code']}" for r in n["refusals"]) or "none"
+        lines.append(
+            f"| {dept} | {len(n['rounds'])} | {n['epsilon_spent']:.3f} | {used} | "
+            f"{n['delta'] if n['delta'] is not None else '-'} | {refusals} |"
+        )
+    auc = m.get("auc")
+    acc = m.get("accuracy")
+    lines += [
+        "",
+        "## Evaluation",
+        "",
+        f"Pooled over the departments' held-out rows (never used for training): "
+        f"AUC {auc:.4f}, accuracy {acc:.4f}."
+        if auc is not None and acc is not None
+        else "No final evaluation is available.",
+        "",
+        "**These evaluation metrics are NOT covered by differential privacy.** Each node "
+        "reports un-noised held-out statistics (row count, loss sum, correct count and "
+        "binned score histograms per class) that the coordinator pools. They reveal "
+        "aggregate facts about each department's held-out rows; treat them as you would "
+        "any aggregate statistic under your data-sharing agreement.",
+        "",
+        "## Files",
+        "",
+        f"- `{WEIGHTS_FILE}` / `{TORCH_FILE}`: final weights (numpy arrays / torch state dict)",
+        f"- `{RESULT_FILE}`: machine-readable result (spec, rounds, metrics, per-node privacy)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def write_bundle(out_dir: Path, outcome: JobOutcome) -> Path:
+    """Write the bundle into `out_dir` (created if needed); returns the result.json path."""
+    import torch
+
+    from vocab.models import build_model, set_weights
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if outcome.weights:
+        np.savez(out_dir / WEIGHTS_FILE, *outcome.weights)
+        model = build_model(outcome.spec)
+        set_weights(model, outcome.weights)
+        torch.save(model.state_dict(), out_dir / TORCH_FILE)
+    result = _result(outcome)
+    _atomic_write(out_dir / CARD_FILE, _card(outcome, result).encode())
+    path = out_dir / RESULT_FILE
+    _atomic_write(path, json.dumps(result, indent=2, sort_keys=False).encode())
+    return path

@@ -1,0 +1,3 @@
+"""silobridge command line and process orchestration (imports both server and clients)."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""The `silobridge` command line: one module per command group."""

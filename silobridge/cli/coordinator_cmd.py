@@ -1,0 +1,52 @@
+"""`silobridge coordinator ...`: run the coordinator (a Flower SuperLink)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from silobridge.cli.errors import console, handle_errors
+from silobridge.daemons import CoordinatorAddresses, superlink_argv
+from silobridge.processes import run_foreground
+from vocab.errors import ConfigError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
+
+
+@app.command("start")
+@handle_errors
+def start(
+    fleet_address: Annotated[
+        str, typer.Option(help="Where nodes connect (gRPC).")
+    ] = "127.0.0.1:9092",
+    control_address: Annotated[
+        str, typer.Option(help="Where analysts submit jobs (gRPC).")
+    ] = "127.0.0.1:9093",
+    runtime_port: Annotated[int, typer.Option(help="Local runtime API port (ServerApp).")] = 9091,
+    state_dir: Annotated[Path, typer.Option(help="Folder for the coordinator's state.")] = Path(
+        "coordinator-state"
+    ),
+    ssl_ca_certfile: Annotated[Path | None, typer.Option(help="TLS: CA certificate.")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS: server certificate.")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS: server key.")] = None,
+) -> None:
+    """Start the coordinator; runtime dependency installation is always off."""
+    tls_parts = (ssl_ca_certfile, ssl_certfile, ssl_keyfile)
+    if any(tls_parts) and not all(tls_parts):
+        raise ConfigError(
+            "TLS needs all of --ssl-ca-certfile, --ssl-certfile, --ssl-keyfile",
+            "give all three, or none to run without TLS on a trusted network",
+        )
+    tls = (ssl_ca_certfile, ssl_certfile, ssl_keyfile) if all(tls_parts) else None
+    state_dir.mkdir(parents=True, exist_ok=True)
+    addresses = CoordinatorAddresses(fleet_address, control_address, "127.0.0.1", runtime_port)
+    argv = superlink_argv(addresses, state_dir / "superlink.db", tls)  # type: ignore[arg-type]
+    console.print(
+        f"coordinator: nodes connect to {fleet_address}, analysts to "
+        f"{control_address}{'' if tls else ' (no TLS)'}; Ctrl-C stops it"
+    )
+    raise typer.Exit(run_foreground(argv, {"FLWR_HOME": str(state_dir.resolve() / "flwr")}))

@@ -1,0 +1,47 @@
+"""The one handler that turns errors into a clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from vocab.errors import SilobridgeError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "console", "err_console", "handle_errors"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_USER_ERROR = 2  # bad input: config, spec, data, budget
+EXIT_JOB_FAILED = 3  # the job ran but did not succeed
+EXIT_INTERRUPTED = 130
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(err: SilobridgeError, code: int = EXIT_USER_ERROR) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False)
+    if err.hint:
+        err_console.print(f"[bold]fix:[/] {err.hint}", highlight=False)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print user-facing errors without a traceback and exit non-zero."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SilobridgeError as err:
+            raise fail(err) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: stopped every process this command started")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper

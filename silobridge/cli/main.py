@@ -1,0 +1,31 @@
+"""Entry point of the `silobridge` command."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from silobridge.cli import coordinator_cmd, demo_cmd, job_cmd, node_cmd
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="silobridge",
+    help="Federated, privacy-preserving analytics across department silos.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(node_cmd.app, name="node")
+app.add_typer(coordinator_cmd.app, name="coordinator")
+app.add_typer(job_cmd.app, name="job")
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

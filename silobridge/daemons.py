@@ -1,0 +1,95 @@
+"""Command lines for the Flower daemons silobridge runs, built from validated settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from silobridge.processes import flower_executable
+
+__all__ = ["CoordinatorAddresses", "superlink_argv", "supernode_argv", "toml_str"]
+
+
+def toml_str(value: str) -> str:
+    """A TOML basic string: Flower parses --node-config / --run-config values as TOML."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class CoordinatorAddresses:
+    """The SuperLink's three listeners: nodes (Fleet, gRPC), analysts (Control, gRPC) and
+    its runtime HTTP API used by the ServerApp it launches."""
+
+    fleet: str = "127.0.0.1:9092"
+    control: str = "127.0.0.1:9093"
+    runtime_host: str = "127.0.0.1"
+    runtime_port: int = 9091
+
+
+def superlink_argv(
+    addresses: CoordinatorAddresses,
+    database: Path,
+    tls: tuple[Path, Path, Path] | None = None,
+) -> list[str]:
+    """`flower-superlink` that never installs packages at run time.
+
+    Args:
+        tls: (CA certificate, server certificate, server key); None runs without TLS.
+    """
+    argv = [
+        flower_executable("flower-superlink"),
+        "--fleet-api-address",
+        addresses.fleet,
+        "--control-api-address",
+        addresses.control,
+        "--host",
+        addresses.runtime_host,
+        "--port",
+        str(addresses.runtime_port),
+        "--database",
+        str(database),
+        # Departments accept no code downloads at run time (and torch would pull CUDA).
+        "--disable-runtime-dependency-installation",
+    ]
+    if tls is None:
+        return [*argv, "--insecure"]
+    ca, cert, key = tls
+    return [
+        *argv,
+        "--ssl-ca-certfile",
+        str(ca),
+        "--ssl-certfile",
+        str(cert),
+        "--ssl-keyfile",
+        str(key),
+    ]
+
+
+def supernode_argv(
+    config_path: Path,
+    department: str,
+    coordinator: str,
+    port: int,
+    root_certificates: Path | None = None,
+) -> list[str]:
+    """`flower-supernode` carrying the node config path in Flower's node config.
+
+    Runtime dependency installation stays off (the flag to allow it is never passed).
+    """
+    node_config = (
+        f"silobridge-config={toml_str(str(config_path))} department={toml_str(department)}"
+    )
+    argv = [
+        flower_executable("flower-supernode"),
+        "--superlink",
+        coordinator,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--node-config",
+        node_config,
+    ]
+    if root_certificates is None:
+        return [*argv, "--insecure"]
+    return [*argv, "--root-certificates", str(root_certificates)]

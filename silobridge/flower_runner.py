@@ -1,0 +1,160 @@
+"""Submits a job to a SuperLink with `flwr run --stream` and relays its progress events."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from silobridge.daemons import toml_str
+from silobridge.processes import child_env, flower_executable
+from vocab.errors import ConfigError, SilobridgeError
+from vocab.jobspec import RiskJobSpec
+from vocab.progress import decode_event
+from vocab.serde import job_to_bytes
+
+__all__ = ["Federation", "app_root", "submit_job"]
+
+_RUN_ID_RE = re.compile(r"Successfully started run (\d+)")
+_CONNECTION = "silobridge"
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Where the SuperLink's Control API listens, and how to reach it."""
+
+    control_address: str
+    root_certificates: Path | None = None
+
+    def config_toml(self) -> str:
+        lines = [
+            "[superlink]",
+            f'default = "{_CONNECTION}"',
+            "",
+            f"[superlink.{_CONNECTION}]",
+            f'address = "{self.control_address}"',
+        ]
+        if self.root_certificates is None:
+            lines.append("insecure = true")
+        else:
+            lines.append(f'root-certificates = "{self.root_certificates}"')
+        return "\n".join(lines) + "\n"
+
+
+def app_root() -> Path:
+    """The folder holding the Flower App's pyproject.toml (this source checkout)."""
+    root = Path(__file__).resolve().parents[1]
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file() or "[tool.flwr.app]" not in pyproject.read_text():
+        raise ConfigError(
+            f"no Flower App pyproject.toml at {root}",
+            "install silobridge from its source checkout in editable mode (`make install`)",
+        )
+    return root
+
+
+def submit_job(
+    spec: RiskJobSpec,
+    out_dir: Path,
+    federation: Federation,
+    flwr_home: Path,
+    on_event: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Run `spec` on the federation; blocks until the ServerApp finishes.
+
+    Returns the last event (`job_end` or `failed`). The raw stream goes to
+    `out_dir/flwr-run.log`.
+
+    Raises:
+        SilobridgeError: if the run could not be started or ended without a result.
+    """
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    (flwr_home / "config.toml").write_text(federation.config_toml())
+    run_config = out_dir / "run-config.toml"
+    encoded = base64.b64encode(job_to_bytes(spec)).decode()
+    run_config.write_text(f"job = {toml_str(encoded)}\nout = {toml_str(str(out_dir))}\n")
+    argv = [
+        flower_executable("flwr"),
+        "run",
+        str(app_root()),
+        _CONNECTION,
+        "--stream",
+        "--run-config",
+        str(run_config),
+    ]
+    env = {"FLWR_HOME": str(flwr_home), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    final: dict[str, Any] | None = None
+    run_id = ""
+    tail: list[str] = []
+    log_path = out_dir / "flwr-run.log"
+    with open(log_path, "w") as log_fh:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=child_env(env),
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                log_fh.write(line)
+                log_fh.flush()
+                tail = [*tail, line.rstrip()][-15:]
+                if match := _RUN_ID_RE.search(line):
+                    run_id = match.group(1)
+                event = decode_event(line)
+                if event is None:
+                    continue
+                on_event(event)
+                if event["event"] in {"job_end", "failed"}:
+                    final = event
+                    break
+            _drain(proc, log_fh)
+        except KeyboardInterrupt:
+            if run_id:
+                _stop_run(run_id, env)
+            raise
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+    if final is None:
+        detail = "\n".join(t for t in tail if t.strip())
+        hint = (
+            f"the run started (id {run_id}) but its ServerApp stopped early"
+            if run_id
+            else f"is the coordinator reachable at {federation.control_address}?"
+        )
+        raise SilobridgeError(
+            f"the run ended without a result (flwr exited with {proc.returncode}):\n{detail}",
+            f"{hint}; full log: {log_path}",
+        )
+    return final
+
+
+def _drain(proc: subprocess.Popen[str], log_fh: Any) -> None:
+    # The stream may stay open briefly after the ServerApp's last line; keep its tail.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        out, _ = proc.communicate(timeout=15)
+        if out:
+            log_fh.write(out)
+
+
+def _stop_run(run_id: str, env: dict[str, str]) -> None:
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            [flower_executable("flwr"), "stop", run_id, _CONNECTION],
+            env=child_env(env),
+            timeout=20,
+            capture_output=True,
+        )

@@ -1,0 +1,124 @@
+"""Real SuperLink + SuperNodes on loopback: DP training, refusals, persistence, composition."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.ledger import EntryStatus
+from clients.sqlite_ledger import SqliteLedger
+from tests.integration.conftest import LiveFederation, job_spec, make_rows
+
+pytestmark = pytest.mark.integration
+
+
+def _result(final: dict[str, Any]) -> dict[str, Any]:
+    assert final["event"] == "job_end", final
+    return json.loads(Path(final["result"]).read_text())
+
+
+def _ledger(fed: LiveFederation, name: str) -> SqliteLedger:
+    cfg = fed.nodes[name]
+    return SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+
+
+@pytest.fixture(scope="module")
+def first_job(federation: LiveFederation) -> dict[str, Any]:
+    return _result(federation.run(job_spec("first"), "first"))
+
+
+def test_job_trains_jointly_and_beats_its_initial_loss(first_job: dict[str, Any]) -> None:
+    assert first_job["status"] == "succeeded", first_job["failure"]
+    assert [r["participants"] for r in first_job["rounds"]] == [["alpha", "beta"]] * 2
+    assert first_job["metrics"]["loss"] < first_job["initial_metrics"]["loss"]
+    assert first_job["metrics"]["auc"] > 0.7
+
+
+def test_every_node_stays_within_job_epsilon_and_budget(first_job: dict[str, Any]) -> None:
+    for name in ("alpha", "beta"):
+        node = first_job["nodes"][name]
+        assert 0 < node["epsilon_spent"] <= first_job["job"]["epsilon"] + 1e-9
+        assert node["epsilon_dataset_spent"] <= node["epsilon_budget"]
+        assert node["rounds"] == [1, 2]
+
+
+def test_small_budget_node_refuses_with_figures(first_job: dict[str, Any]) -> None:
+    poor = first_job["nodes"]["poor"]
+    assert [r["code"] for r in poor["refusals"]] == ["budget_exceeded"]
+    reason = poor["refusals"][0]["reason"]
+    assert "needs epsilon" in reason and "remains" in reason
+    assert poor["rounds"] == []
+
+
+def test_corrupt_csv_node_refuses_with_a_clear_reason(first_job: dict[str, Any]) -> None:
+    corrupt = first_job["nodes"]["corrupt"]
+    assert [r["code"] for r in corrupt["refusals"]] == ["data_invalid"]
+    assert "data.csv" in corrupt["refusals"][0]["reason"]
+
+
+def test_ledgers_persist_what_the_nodes_reported(
+    federation: LiveFederation, first_job: dict[str, Any]
+) -> None:
+    for name in ("alpha", "beta"):
+        ledger = _ledger(federation, name)
+        committed = [e for e in ledger.history() if e.status is EntryStatus.COMMITTED]
+        assert len(committed) == 2
+        assert ledger.spent() == pytest.approx(first_job["nodes"][name]["epsilon_dataset_spent"])
+    assert _ledger(federation, "poor").spent() == 0.0
+
+
+def test_second_job_composes_and_repaired_node_joins(
+    federation: LiveFederation, first_job: dict[str, Any]
+) -> None:
+    # The corrupt node's daemon kept running: fix its data and it takes part.
+    make_rows(700, 4).to_csv(federation.nodes["corrupt"].source.path, index=False)  # type: ignore[arg-type]
+    spent_before = _ledger(federation, "alpha").spent()
+    second = _result(federation.run(job_spec("second"), "second"))
+    assert second["status"] == "succeeded", second["failure"]
+    assert second["rounds"][0]["participants"] == ["alpha", "beta", "corrupt"]
+    assert second["nodes"]["poor"]["refusals"][0]["code"] == "budget_exceeded"
+    alpha = _ledger(federation, "alpha")
+    assert spent_before < alpha.spent() <= alpha.budget().epsilon
+    # Composition across jobs is at least each job alone.
+    assert alpha.spent() >= max(
+        alpha.job_epsilon(first_job["job_id"]), alpha.job_epsilon(second["job_id"])
+    )
+
+
+def test_restricted_column_is_refused_and_cli_exits_non_zero(
+    federation: LiveFederation, first_job: dict[str, Any], tmp_path: Path
+) -> None:
+    spec = tmp_path / "leak.toml"
+    spec.write_text(
+        '[job]\nname = "leak"\ntarget = "y"\npositive = "1"\nrounds = 1\nmin_nodes = 2\n'
+        'node_wait_s = 30.0\n[features.secret]\ncategories = ["s1"]\n'
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "silobridge.cli.main",
+            "job",
+            "run",
+            str(spec),
+            "--out",
+            str(tmp_path / "leak"),
+            "--coordinator",
+            federation.control,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "leak" / "result.json").read_text())
+    assert result["status"] == "failed"
+    codes = {n: [r["code"] for r in v["refusals"]] for n, v in result["nodes"].items()}
+    assert codes["alpha"] == ["policy"] and codes["beta"] == ["policy"]
+    assert "secret" in result["nodes"]["alpha"]["refusals"][0]["reason"]

@@ -1,0 +1,287 @@
+"""A job's frames: policy first, narrow reads, one row per person, a split that never moves."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from clients.csv_source import CsvSource
+from clients.node_config import (
+    Approval,
+    ColumnSpec,
+    DataSourceSpec,
+    NodeConfig,
+    SourceKind,
+    load_node_config,
+    render_node_config,
+)
+from clients.node_dataset import load_job_frames, split_key_in_holdout
+from vocab.columns import ColumnClass, ColumnType
+from vocab.errors import DataError, JobSpecError, PolicyRefusal
+from vocab.privacy import Budget
+
+COLUMNS = (
+    ColumnSpec("pid", ColumnType.STRING, ColumnClass.RESTRICTED),
+    ColumnSpec("age", ColumnType.INT, ColumnClass.OPEN),
+    ColumnSpec("income", ColumnType.FLOAT, ColumnClass.CONDITIONAL),
+    ColumnSpec("default", ColumnType.BOOL, ColumnClass.OPEN),
+    ColumnSpec("ssn", ColumnType.STRING, ColumnClass.RESTRICTED, required=False),
+)
+
+
+def _people(rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "pid": [f"p{i:05d}" for i in range(rows)],
+            "age": rng.integers(18, 90, rows),
+            "income": rng.normal(50_000, 10_000, rows).round(2),
+            "default": rng.integers(0, 2, rows).astype(bool),
+            "ssn": [f"{i:03d}-00-0000" if i % 2 else None for i in range(rows)],
+        }
+    )
+
+
+def _config(
+    folder: Path,
+    source: DataSourceSpec,
+    *,
+    person_id: str | None = "pid",
+    holdout_fraction: float = 0.2,
+    approvals: tuple[Approval, ...] = (Approval("risk", frozenset({"income"})),),
+) -> NodeConfig:
+    return NodeConfig(
+        department="northeast",
+        dataset="lending",
+        source=source,
+        columns=COLUMNS,
+        person_id=person_id,
+        budget=Budget(3.0, 1e-5),
+        ledger_path=folder / "ledger.sqlite",
+        holdout_fraction=holdout_fraction,
+        split_seed=7,
+        approvals=approvals,
+        config_path=folder / "node.toml",
+    )
+
+
+def _csv(folder: Path, frame: pd.DataFrame, name: str = "people.csv") -> DataSourceSpec:
+    path = folder / name
+    frame.to_csv(path, index=False)
+    return DataSourceSpec(SourceKind.CSV, path, None, None)
+
+
+def _parquet(folder: Path, frame: pd.DataFrame) -> DataSourceSpec:
+    path = folder / "people.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return DataSourceSpec(SourceKind.PARQUET, path, None, None)
+
+
+def _sqlite(folder: Path, frame: pd.DataFrame) -> DataSourceSpec:
+    path = folder / "people.db"
+    with sqlite3.connect(path) as connection:
+        frame.to_sql("people", connection, index=False)
+    connection.close()
+    return DataSourceSpec(SourceKind.SQL, None, f"sqlite:///{path}", "people")
+
+
+USED = ["age", "income", "default"]
+Writer = Callable[[Path, pd.DataFrame], DataSourceSpec]
+
+
+@pytest.mark.parametrize("write", [_csv, _parquet, _sqlite], ids=["csv", "parquet", "sqlite"])
+def test_returns_typed_train_and_holdout_without_the_person_id(
+    tmp_path: Path, write: Writer
+) -> None:
+    people = _people(200)
+    config = _config(tmp_path, write(tmp_path, people))
+
+    train, holdout = load_job_frames(config, USED, "risk")
+
+    assert list(train.columns) == USED
+    assert list(holdout.columns) == USED
+    assert len(train) + len(holdout) == 200
+    assert {str(t) for t in train.dtypes} == {"int64", "float64", "bool"}
+    assert list(train.index) == list(range(len(train)))
+    both = pd.concat([train, holdout])
+    assert sorted(both["age"]) == sorted(people["age"])
+
+
+@pytest.mark.parametrize("write", [_csv, _parquet, _sqlite], ids=["csv", "parquet", "sqlite"])
+def test_split_is_the_same_for_every_source_kind(tmp_path: Path, write: Writer) -> None:
+    people = _people(300)
+    reference_dir = tmp_path / "ref"
+    reference_dir.mkdir()
+    expected = load_job_frames(_config(reference_dir, _csv(reference_dir, people)), USED, "risk")
+
+    train, holdout = load_job_frames(_config(tmp_path, write(tmp_path, people)), USED, "risk")
+
+    pd.testing.assert_frame_equal(train, expected[0])
+    pd.testing.assert_frame_equal(holdout, expected[1])
+
+
+def test_reads_only_the_used_columns_and_the_person_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requested: list[list[str]] = []
+    original = CsvSource.read
+
+    def spy(self: CsvSource, columns: Sequence[str]) -> pd.DataFrame:
+        requested.append(list(columns))
+        return original(self, columns)
+
+    monkeypatch.setattr(CsvSource, "read", spy)
+    config = _config(tmp_path, _csv(tmp_path, _people(50)))
+
+    load_job_frames(config, ["age", "default"], "risk")
+
+    assert requested == [["age", "default", "pid"]]
+
+
+def test_policy_is_checked_before_any_data_is_read(tmp_path: Path) -> None:
+    missing = DataSourceSpec(SourceKind.CSV, tmp_path / "absent.csv", None, None)
+    with pytest.raises(PolicyRefusal, match="`ssn`"):
+        load_job_frames(_config(tmp_path, missing), ["age", "ssn"], "risk")
+
+
+def test_conditional_column_needs_an_approval_for_this_job(tmp_path: Path) -> None:
+    config = _config(tmp_path, _csv(tmp_path, _people(50)))
+    with pytest.raises(PolicyRefusal, match="`income`"):
+        load_job_frames(config, USED, "another-job")
+
+
+def test_a_job_without_columns_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JobSpecError, match="`risk` uses no columns"):
+        load_job_frames(_config(tmp_path, _csv(tmp_path, _people(5))), [], "risk")
+
+
+def test_schema_errors_name_the_source(tmp_path: Path) -> None:
+    people = _people(20).astype({"age": object})
+    people.loc[4, "age"] = "forty"
+    spec = _csv(tmp_path, people)
+
+    with pytest.raises(DataError) as info:
+        load_job_frames(_config(tmp_path, spec), USED, "risk")
+
+    assert str(spec.path) in info.value.message
+    assert "`age`" in info.value.message
+    assert "data row 5" in info.value.message
+
+
+def test_keeps_the_first_row_of_each_person(tmp_path: Path) -> None:
+    people = _people(400)
+    repeats = people.iloc[:100].assign(age=999)  # later rows of the first 100 persons
+    config = _config(tmp_path, _csv(tmp_path, pd.concat([people, repeats])))
+
+    train, holdout = load_job_frames(config, USED, "risk")
+
+    assert len(train) + len(holdout) == 400
+    assert 999 not in set(train["age"]) | set(holdout["age"])
+
+
+def test_person_split_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    used = ["age", "income"]
+    people = _people(500)
+    people["age"] = np.arange(500)  # a unique value to recognise each person by
+    first = load_job_frames(_config(tmp_path, _csv(tmp_path, people, "a.csv")), used, "risk")
+    shuffled = people.sample(frac=1.0, random_state=3)
+    second = load_job_frames(_config(tmp_path, _csv(tmp_path, shuffled, "b.csv")), used, "risk")
+
+    assert set(first[1]["age"]) == set(second[1]["age"])
+    assert set(first[0]["age"]) == set(second[0]["age"])
+
+
+def test_split_is_stable_across_calls_jobs_and_config_reloads(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path,
+        _csv(tmp_path, _people(300)),
+        approvals=(
+            Approval("risk", frozenset({"income"})),
+            Approval("other", frozenset({"income"})),
+        ),
+    )
+    config_path = tmp_path / "node.toml"
+    config_path.write_text(render_node_config(config), encoding="utf-8")
+
+    runs = [
+        load_job_frames(config, USED, "risk"),
+        load_job_frames(config, USED, "risk"),
+        load_job_frames(config, USED, "other"),
+        load_job_frames(load_node_config(config_path), USED, "risk"),
+    ]
+
+    for train, holdout in runs[1:]:
+        pd.testing.assert_frame_equal(train, runs[0][0])
+        pd.testing.assert_frame_equal(holdout, runs[0][1])
+
+
+@pytest.mark.parametrize("person_id", ["pid", None])
+def test_holdout_fraction_is_roughly_respected(tmp_path: Path, person_id: str | None) -> None:
+    config = _config(
+        tmp_path, _csv(tmp_path, _people(2_000)), person_id=person_id, holdout_fraction=0.25
+    )
+
+    train, holdout = load_job_frames(config, USED, "risk")
+
+    assert len(train) + len(holdout) == 2_000
+    # Binomial(2000, 0.25) has sd 19.4 rows; 80 rows is over 4 sd.
+    assert abs(len(holdout) - 500) < 80
+
+
+def test_positional_split_keeps_old_rows_in_place_when_rows_are_appended(tmp_path: Path) -> None:
+    people = _people(600)
+    people["age"] = np.arange(600)
+    used = ["age"]
+    before = load_job_frames(
+        _config(tmp_path, _csv(tmp_path, people.iloc[:400], "a.csv"), person_id=None), used, "r"
+    )
+    after = load_job_frames(
+        _config(tmp_path, _csv(tmp_path, people, "b.csv"), person_id=None), used, "r"
+    )
+
+    assert set(before[1]["age"]) == {a for a in after[1]["age"] if a < 400}
+
+
+def test_split_hash_is_pinned() -> None:
+    # Changing the hash would move held-out rows into training. Expected values come from
+    # blake2b(f"{seed}:{key}", digest_size=8) read as a big-endian fraction of 2**64:
+    # p00000 0.557, p00001 0.817, 0 0.866, 1 0.301, 2 0.065, 4 0.278.
+    keys: list[object] = ["p00000", "p00001", 0, 1, 2, 4]
+    assert [split_key_in_holdout(k, 7, 0.5) for k in keys] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert [split_key_in_holdout(k, 7, 0.1) for k in keys] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_split_grows_monotonically_with_the_fraction() -> None:
+    keys = range(1_000)
+    small = {k for k in keys if split_key_in_holdout(k, 1, 0.1)}
+    large = {k for k in keys if split_key_in_holdout(k, 1, 0.3)}
+    assert small < large
+
+
+def test_empty_side_of_the_split_is_refused(tmp_path: Path) -> None:
+    spec = _csv(tmp_path, _people(1))
+    with pytest.raises(DataError, match="split is empty") as info:
+        load_job_frames(_config(tmp_path, spec), USED, "risk")
+    assert str(spec.path) in info.value.message
+    assert "holdout_fraction" in info.value.hint

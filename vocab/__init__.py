@@ -1,0 +1,1 @@
+"""Shared vocabulary of silobridge: job specs, models, privacy values and accounting math."""

@@ -1,0 +1,85 @@
+"""Typed errors shared by coordinator and nodes; each carries what went wrong and the fix."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RefusalCode(enum.Enum):
+    """Why a node declined a job; travels in refusal replies and lands in result.json."""
+
+    BUDGET_EXCEEDED = "budget_exceeded"
+    DATA_INVALID = "data_invalid"
+    POLICY = "policy"
+    CONFIG_INVALID = "config_invalid"
+    SPEC_INVALID = "spec_invalid"
+    INTERNAL = "internal"
+
+
+class SilobridgeError(Exception):
+    """A user-facing error: `message` says what is wrong, `hint` says what to do."""
+
+    code: RefusalCode = RefusalCode.INTERNAL
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(SilobridgeError):
+    """A node config, job spec or flag is invalid."""
+
+    code = RefusalCode.CONFIG_INVALID
+
+
+class JobSpecError(ConfigError):
+    """A job specification is invalid."""
+
+    code = RefusalCode.SPEC_INVALID
+
+
+class DataError(SilobridgeError):
+    """The node's data cannot be read or does not match its declared schema."""
+
+    code = RefusalCode.DATA_INVALID
+
+
+class PolicyRefusal(SilobridgeError):
+    """The job would use a column the node's classification forbids."""
+
+    code = RefusalCode.POLICY
+
+
+class BudgetExceeded(SilobridgeError):
+    """A release would push the dataset past its privacy budget.
+
+    Amounts are epsilons at the budget's delta: `requested` is what the job (or round) would
+    cost on its own, `spent` what the ledger already holds, `remaining` the budget minus spent.
+    """
+
+    code = RefusalCode.BUDGET_EXCEEDED
+
+    def __init__(
+        self, *, requested: float, spent: float, remaining: float, budget: float, scope: str
+    ) -> None:
+        self.requested = requested
+        self.spent = spent
+        self.remaining = remaining
+        self.budget = budget
+        super().__init__(
+            f"{scope} needs epsilon {requested:.4f} but only {remaining:.4f} of "
+            f"{budget:.4f} remains (spent {spent:.4f})",
+            "ask the department's privacy officer for more budget, or lower the job's "
+            "epsilon / rounds",
+        )
+
+
+class InternalError(Exception):
+    """A broken invariant: this is a bug in silobridge, never a user mistake."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"bug: {message}")

@@ -1,0 +1,312 @@
+"""Job specifications: the frozen, validated description of a risk-model job."""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vocab.errors import JobSpecError
+from vocab.privacy import Budget
+
+__all__ = [
+    "Aggregator",
+    "FeatureSpec",
+    "ModelKind",
+    "RiskJobSpec",
+    "load_job_spec",
+    "parse_job_spec",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ModelKind(enum.Enum):
+    """Model families a risk job can train."""
+
+    LOGISTIC = "logistic"
+    MLP = "mlp"
+
+
+class Aggregator(enum.Enum):
+    """Server-side update rule applied to the mean of the nodes' updates."""
+
+    FEDAVG = "fedavg"
+    FEDADAM = "fedadam"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature column: numeric with declared bounds, or categorical with declared levels."""
+
+    column: str
+    lower: float = 0.0
+    upper: float = 0.0
+    log: bool = False
+    categories: tuple[str, ...] = ()
+
+    @property
+    def is_categorical(self) -> bool:
+        return bool(self.categories)
+
+    @property
+    def width(self) -> int:
+        """Number of model inputs this feature encodes to."""
+        return len(self.categories) if self.categories else 1
+
+
+@dataclass(frozen=True)
+class RiskJobSpec:
+    """A federated DP risk-model job; `epsilon`/`delta` is each node's guarantee for the job."""
+
+    name: str
+    target: str
+    positive: str
+    features: tuple[FeatureSpec, ...]
+    purpose: str = ""
+    model: ModelKind = ModelKind.LOGISTIC
+    hidden: int = 16
+    rounds: int = 3
+    local_epochs: int = 2
+    batch_size: int = 128
+    learning_rate: float = 0.5
+    max_grad_norm: float = 1.0
+    epsilon: float = 1.0
+    delta: float = 1e-5
+    min_nodes: int = 2
+    aggregator: Aggregator = Aggregator.FEDAVG
+    server_learning_rate: float = 1.0
+    seed: int = 0
+    round_timeout_s: float = 900.0
+    node_wait_s: float = 120.0
+    _budget: Budget = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_budget", _as_budget(self.epsilon, self.delta))
+        _validate(self)
+
+    @property
+    def budget(self) -> Budget:
+        """The per-node (epsilon, delta) guarantee this job asks for."""
+        return self._budget
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the job reads at a node: features then target."""
+        return (*(f.column for f in self.features), self.target)
+
+    @property
+    def n_inputs(self) -> int:
+        return sum(f.width for f in self.features)
+
+
+def _as_budget(epsilon: float, delta: float) -> Budget:
+    try:
+        return Budget(epsilon, delta)
+    except Exception as err:  # re-typed: the spec names the field
+        raise JobSpecError(f"job privacy target: {err}", "fix `epsilon`/`delta` in [job]") from err
+
+
+def _positive_int(spec: RiskJobSpec, name: str, upper: int) -> None:
+    value = getattr(spec, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
+        raise JobSpecError(
+            f"job `{name}` must be an integer in [1, {upper}], got {value!r}",
+            f"set `{name}` in [job]",
+        )
+
+
+def _positive_float(spec: RiskJobSpec, name: str) -> None:
+    value = getattr(spec, name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise JobSpecError(
+            f"job `{name}` must be a positive finite number, got {value!r}",
+            f"set `{name}` in [job]",
+        )
+
+
+def _validate_feature(feature: FeatureSpec) -> None:
+    where = f"feature `{feature.column}`"
+    if feature.is_categorical:
+        if len(set(feature.categories)) != len(feature.categories):
+            raise JobSpecError(f"{where} lists a category twice", "make `categories` unique")
+        return
+    lo, hi = feature.lower, feature.upper
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise JobSpecError(
+            f"{where} needs finite bounds with lower < upper, got [{lo}, {hi}]",
+            "declare public bounds `lower`/`upper` (or `categories` for a categorical column)",
+        )
+    if feature.log and lo < 0:
+        raise JobSpecError(f"{where} uses log but lower < 0", "set lower >= 0 or drop `log`")
+
+
+def _validate(spec: RiskJobSpec) -> None:
+    if not _NAME_RE.match(spec.name):
+        raise JobSpecError(
+            f"job name {spec.name!r} is not allowed",
+            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    if spec.delta <= 0:
+        raise JobSpecError(
+            "job `delta` must be > 0: DP-SGD's Gaussian noise gives (epsilon, delta)-DP",
+            "use a delta well below 1/rows, e.g. 1e-5",
+        )
+    if not spec.target:
+        raise JobSpecError("job has no `target` column", "set `target` in [job]")
+    if not spec.features:
+        raise JobSpecError("job has no features", "add at least one [features.<column>] table")
+    seen = {spec.target}
+    for feature in spec.features:
+        if feature.column in seen:
+            raise JobSpecError(
+                f"column `{feature.column}` is used twice (as target or feature)",
+                "use each column once",
+            )
+        seen.add(feature.column)
+        _validate_feature(feature)
+    for name, upper in (
+        ("rounds", 1000),
+        ("local_epochs", 1000),
+        ("batch_size", 1_000_000),
+        ("min_nodes", 10_000),
+        ("hidden", 4096),
+    ):
+        _positive_int(spec, name, upper)
+    for name in (
+        "learning_rate",
+        "max_grad_norm",
+        "server_learning_rate",
+        "round_timeout_s",
+        "node_wait_s",
+    ):
+        _positive_float(spec, name)
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
+        raise JobSpecError(f"job `seed` must be a non-negative integer, got {spec.seed!r}")
+
+
+_JOB_KEYS = {
+    "name",
+    "kind",
+    "purpose",
+    "target",
+    "positive",
+    "model",
+    "hidden",
+    "rounds",
+    "local_epochs",
+    "batch_size",
+    "learning_rate",
+    "max_grad_norm",
+    "epsilon",
+    "delta",
+    "min_nodes",
+    "aggregator",
+    "server_learning_rate",
+    "seed",
+    "round_timeout_s",
+    "node_wait_s",
+}
+_FEATURE_KEYS = {"lower", "upper", "log", "categories"}
+
+
+def _enum_value(enum_type: type[enum.Enum], key: str, raw: Any) -> Any:
+    try:
+        return enum_type(raw)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_type)
+        raise JobSpecError(f"job `{key}` = {raw!r} is not one of {allowed}") from None
+
+
+def _parse_feature(column: str, raw: Any) -> FeatureSpec:
+    if not isinstance(raw, dict):
+        raise JobSpecError(f"[features.{column}] must be a table", "see docs/job-spec.md")
+    unknown = set(raw) - _FEATURE_KEYS
+    if unknown:
+        raise JobSpecError(
+            f"[features.{column}] has unknown key(s) {sorted(unknown)}",
+            f"allowed keys: {sorted(_FEATURE_KEYS)}",
+        )
+    cats = raw.get("categories", [])
+    if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+        raise JobSpecError(f"[features.{column}] `categories` must be a list of strings")
+    try:
+        return FeatureSpec(
+            column=column,
+            lower=float(raw.get("lower", 0.0)),
+            upper=float(raw.get("upper", 0.0)),
+            log=bool(raw.get("log", False)),
+            categories=tuple(cats),
+        )
+    except (TypeError, ValueError) as err:
+        raise JobSpecError(f"[features.{column}] bounds must be numbers: {err}") from err
+
+
+def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobSpec:
+    """Build a validated `RiskJobSpec` from a parsed TOML document.
+
+    Raises:
+        JobSpecError: naming the bad key and how to fix it.
+    """
+    unknown_tables = set(doc) - {"job", "features"}
+    if unknown_tables:
+        raise JobSpecError(
+            f"{source}: unknown table(s) {sorted(unknown_tables)}",
+            "a job spec has [job] and [features.<column>] tables",
+        )
+    job = doc.get("job")
+    if not isinstance(job, dict):
+        raise JobSpecError(f"{source}: missing [job] table", "see docs/job-spec.md")
+    unknown = set(job) - _JOB_KEYS
+    if unknown:
+        raise JobSpecError(
+            f"{source}: unknown key(s) in [job]: {sorted(unknown)}",
+            f"allowed keys: {sorted(_JOB_KEYS)}",
+        )
+    if job.get("kind", "risk") != "risk":
+        raise JobSpecError(
+            f"{source}: job kind {job.get('kind')!r} is not supported yet", 'use kind = "risk"'
+        )
+    for key in ("name", "target", "positive"):
+        if not isinstance(job.get(key), str) or not job[key]:
+            raise JobSpecError(f"{source}: [job] needs `{key}` (a string)")
+    features_raw = doc.get("features", {})
+    if not isinstance(features_raw, dict):
+        raise JobSpecError(f"{source}: `features` must be tables [features.<column>]")
+    kwargs: dict[str, Any] = {k: v for k, v in job.items() if k not in {"kind"}}
+    if "model" in kwargs:
+        kwargs["model"] = _enum_value(ModelKind, "model", kwargs["model"])
+    if "aggregator" in kwargs:
+        kwargs["aggregator"] = _enum_value(Aggregator, "aggregator", kwargs["aggregator"])
+    kwargs["features"] = tuple(_parse_feature(c, r) for c, r in features_raw.items())
+    try:
+        return RiskJobSpec(**kwargs)
+    except TypeError as err:
+        raise JobSpecError(f"{source}: {err}") from err
+
+
+def load_job_spec(path: Path) -> RiskJobSpec:
+    """Read and validate a job spec TOML file.
+
+    Raises:
+        JobSpecError: for an unreadable file, bad TOML or an invalid spec.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise JobSpecError(
+            f"cannot read job spec {path}: {err.strerror}", "check the path"
+        ) from err
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise JobSpecError(f"job spec {path} is not valid TOML: {err}") from err
+    return parse_job_spec(doc, source=str(path))

@@ -1,0 +1,94 @@
+"""What travels in Flower messages between coordinator and nodes, as plain dicts.
+
+Flower's records are built at the edges (ServerApp, ClientApp); this module fixes the
+record names and the fields of a node's report so both sides agree on one vocabulary.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from vocab.metrics import HoldoutSummary
+
+__all__ = [
+    "ARRAYS",
+    "HOLDOUT",
+    "JOB",
+    "REPORT",
+    "NodeReport",
+    "ReplyStatus",
+    "summary_from_record",
+    "summary_to_record",
+]
+
+# Record names inside a message's RecordDict.
+ARRAYS = "arrays"  # model weights (ArrayRecord)
+JOB = "job"  # ConfigRecord: spec bytes, round, job id
+REPORT = "report"  # ConfigRecord: the node's NodeReport
+HOLDOUT = "holdout"  # MetricRecord: HoldoutSummary of the incoming model
+
+# Message types beyond Flower's train/evaluate.
+TRAIN = "train"
+EVALUATE = "evaluate"
+
+
+class ReplyStatus(enum.Enum):
+    """A node either did the work (and charged it) or refused with a reason."""
+
+    OK = "ok"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """A node's account of one message: who, what happened, and its privacy figures.
+
+    Epsilons are at the node budget's delta and recomputed from the node ledger.
+    """
+
+    department: str
+    status: ReplyStatus
+    code: str = ""
+    reason: str = ""
+    epsilon_job: float = 0.0
+    epsilon_spent: float = 0.0
+    epsilon_budget: float = 0.0
+    delta: float = 0.0
+    requested: float = 0.0
+    noise_multiplier: float = 0.0
+    sample_rate: float = 0.0
+    steps: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> NodeReport:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in record.items() if k in known}
+        data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
+        return cls(**data)
+
+
+def summary_to_record(summary: HoldoutSummary) -> dict[str, Any]:
+    return {
+        "n": summary.n,
+        "loss_sum": summary.loss_sum,
+        "correct": summary.correct,
+        "pos_hist": list(summary.pos_hist),
+        "neg_hist": list(summary.neg_hist),
+    }
+
+
+def summary_from_record(record: dict[str, Any]) -> HoldoutSummary:
+    return HoldoutSummary(
+        n=int(record["n"]),
+        loss_sum=float(record["loss_sum"]),
+        correct=int(record["correct"]),
+        pos_hist=tuple(int(v) for v in record["pos_hist"]),
+        neg_hist=tuple(int(v) for v in record["neg_hist"]),
+    )
