@@ -221,7 +221,10 @@ def run_risk_job(
         for tally, _ in accepted:
             tally.rounds.append(rnd)
         updates = [
-            [np.asarray(a, np.float32) for a in reply.content.array_records[ARRAYS].to_numpy_ndarrays()]
+            [
+                np.asarray(a, np.float32)
+                for a in reply.content.array_records[ARRAYS].to_numpy_ndarrays()
+            ]
             for _, reply in accepted
         ]
         weights = optimizer.step(weights, mean_delta(weights, updates))

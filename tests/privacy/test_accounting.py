@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import dp_accounting
 import numpy as np
@@ -104,10 +105,10 @@ def test_unsampled_gaussian_has_closed_form_rdp(sigma: float, steps: int) -> Non
 
 # --- independent oracles ------------------------------------------------------------------
 
-INTEGER_ORDERS = tuple(float(a) for a in (*range(2, 65), 128, 256, 512))
+INTEGER_ORDERS = tuple(float(a) for a in (*range(2, 65), 128, 256))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     sigma=st.floats(0.3, 100.0),
     q=st.floats(1e-4, 1.0),
@@ -118,35 +119,36 @@ def test_matches_dp_accounting_on_integer_orders(
     sigma: float, q: float, steps: int, delta: float
 ) -> None:
     # At integer orders both libraries sum the same all-positive series (Mironov, Talwar &
-    # Zhang 2019, Sec. 3.3), so they must agree: ours is never below the oracle by more than
-    # 1e-12 relative and never above it by more than our documented 1e-6 pad (+ slack).
+    # Zhang 2019, Sec. 3) and convert with the same theorem, so ours is never below the
+    # oracle by more than 1e-12 relative, nor above it by more than our documented pad.
     events = [DpSgdEvent(sigma, q, steps)]
     ours = epsilon_spent(events, delta, INTEGER_ORDERS)
     oracle = _oracle(events, delta, INTEGER_ORDERS)
     assert ours >= oracle * (1 - 1e-12)
-    assert ours <= oracle * (1 + 1e-5) + PAD_PER_STEP * steps
+    if oracle > 0:
+        # (dp-accounting reports 0 when delta^2 > 1 - exp(-RDP), a KL-divergence bound we do
+        # not use; ours is then small but positive.)
+        assert ours <= oracle * (1 + 1e-5) + PAD_PER_STEP * steps
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    sigma=st.floats(0.5, 50.0),
-    q=st.floats(1e-4, 0.1),
-    steps=st.integers(1, 20_000),
-    delta=st.floats(1e-8, 1e-4),
-)
-def test_close_to_dp_accounting_on_default_orders(
-    sigma: float, q: float, steps: int, delta: float
-) -> None:
-    # The DP-SGD regime. At fractional orders dp-accounting 0.6 sums the absolute values of
-    # the alternating series - an upper bound - and drops orders where that fails to
-    # converge, while Opacus (ours) sums the signed series, which the quadrature test below
-    # shows is exact. So on the same grid we are never looser than the oracle (beyond our
-    # pad) and may be tighter, by at most 1% here.
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("steps", [100, 5000])
+@pytest.mark.parametrize("q", [0.001, 0.01, 0.05])
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0, 8.0])
+def test_close_to_dp_accounting_on_default_orders(sigma: float, q: float, steps: int) -> None:
+    # At fractional orders dp-accounting 0.6 sums the absolute values of the alternating
+    # series - an upper bound - and drops orders where that fails to converge, while Opacus
+    # (ours) sums the signed series, which test_rdp_matches_numerical_integration shows is
+    # exact. So on the same grid we are never looser than the oracle (beyond our pad) and may
+    # be tighter: by at most 0.5% for epsilons up to 20, the range budgets live in (far more
+    # for huge epsilons, e.g. 10% at sigma 0.7, q 0.05, 5000 steps, epsilon ~ 80).
+    delta = 1e-5
     events = [DpSgdEvent(sigma, q, steps)]
     ours = epsilon_spent(events, delta)
     oracle = _oracle(events, delta, DEFAULT_ORDERS)
     assert ours <= oracle * (1 + 1e-5) + PAD_PER_STEP * steps
-    assert ours >= oracle * 0.99
+    if oracle <= 20:
+        assert ours >= oracle * (1 - 0.005)
 
 
 def _rdp_by_quadrature(q: float, sigma: float, alpha: float) -> float:
@@ -159,16 +161,14 @@ def _rdp_by_quadrature(q: float, sigma: float, alpha: float) -> float:
     with mp.workdps(30):
         qq, s, a = mp.mpf(q), mp.mpf(sigma), mp.mpf(alpha)
 
-        def integrand(z: object) -> object:
+        def integrand(z: Any) -> Any:
             return mp.npdf(z, 0, s) * ((1 - qq) + qq * mp.exp((2 * z - 1) / (2 * s * s))) ** a
 
         cuts = [-mp.inf, -10 * s, 0, 0.5, 1, 10 * s + 1, 50 * s + 5, mp.inf]
         return float(mp.log(mp.quad(integrand, cuts)) / (a - 1))
 
 
-@pytest.mark.parametrize(
-    ("q", "sigma"), [(0.43, 0.35), (0.008, 0.45), (0.26, 15.0), (0.01, 1.0)]
-)
+@pytest.mark.parametrize(("q", "sigma"), [(0.43, 0.35), (0.008, 0.45), (0.26, 15.0), (0.01, 1.0)])
 def test_rdp_matches_numerical_integration(q: float, sigma: float) -> None:
     orders = (1.1, 1.75, 2.5, 6.0)
     ours = rdp_of(DpSgdEvent(sigma, q, 1), orders)
@@ -212,8 +212,6 @@ def test_composition_is_never_cheaper_than_its_parts(
     alone = (epsilon_spent([first], delta), epsilon_spent([second], delta))
     assert both >= max(alone)
     assert both == epsilon_spent([second, first], delta)
-    # RDP composition is at least as tight as adding epsilons (basic composition).
-    assert both <= sum(alone)
 
 
 def test_split_release_costs_the_same_as_one() -> None:
@@ -226,6 +224,8 @@ def test_two_jobs_compose_tighter_than_the_sum_but_above_the_max() -> None:
     a, b = DpSgdEvent(1.0, 0.01, 500), DpSgdEvent(2.0, 0.05, 200)
     joint = epsilon_spent([a, b], 1e-5)
     ea, eb = epsilon_spent([a], 1e-5), epsilon_spent([b], 1e-5)
+    # Adding epsilons would be basic composition (and at delta 2e-5, not 1e-5); composing
+    # RDP curves is tighter for typical DP-SGD releases like these.
     assert max(ea, eb) < joint < ea + eb
 
 

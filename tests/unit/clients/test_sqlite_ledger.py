@@ -1,0 +1,281 @@
+"""The node privacy ledger: check, reserve, release, commit - and refuse, never warn."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import sqlite3
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.ledger import DuplicateRelease, EntryStatus, Ledger
+from clients.sqlite_ledger import SqliteLedger
+from vocab.accounting import epsilon_spent
+from vocab.errors import BudgetExceeded, ConfigError, InternalError, JobSpecError, RefusalCode
+from vocab.privacy import Budget, DpSgdEvent
+
+DELTA = 1e-5
+ROUND_EVENT = DpSgdEvent(noise_multiplier=1.0, sample_rate=0.01, steps=200)
+OTHER_EVENT = DpSgdEvent(noise_multiplier=2.0, sample_rate=0.05, steps=300)
+
+
+class LedgerContract:
+    """Behaviour every Ledger must have; subclass per implementation with `make`."""
+
+    def make(self, tmp_path: Path, budget: Budget, dataset: str = "lending") -> Ledger:
+        raise NotImplementedError
+
+    def test_fresh_ledger_has_spent_nothing(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(3.0, DELTA))
+        assert ledger.spent() == 0.0
+        assert ledger.remaining() == 3.0
+        assert ledger.budget() == Budget(3.0, DELTA)
+        assert ledger.history() == []
+
+    def test_reserve_then_commit(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(3.0, DELTA))
+        reservation = ledger.reserve("job-1", 0, ROUND_EVENT)
+        assert (reservation.job_id, reservation.round, reservation.event) == (
+            "job-1",
+            0,
+            ROUND_EVENT,
+        )
+        ledger.commit(reservation)
+        (entry,) = ledger.history()
+        assert entry.entry_id == reservation.entry_id
+        assert entry.status is EntryStatus.COMMITTED
+        assert (entry.dataset, entry.job_id, entry.round) == ("lending", "job-1", 0)
+        assert entry.event == ROUND_EVENT
+        assert entry.created_at.tzinfo == UTC
+        assert entry.updated_at >= entry.created_at
+        expected = epsilon_spent([ROUND_EVENT], DELTA)
+        assert ledger.spent() == expected
+        assert ledger.job_epsilon("job-1") == expected
+        assert ledger.remaining() == pytest.approx(3.0 - expected)
+
+    def test_cancelled_entries_do_not_count(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(3.0, DELTA))
+        ledger.cancel(ledger.reserve("job-1", 0, ROUND_EVENT))
+        assert ledger.spent() == 0.0
+        assert ledger.job_epsilon("job-1") == 0.0
+        assert [e.status for e in ledger.history()] == [EntryStatus.CANCELLED]
+        # Nothing was released, so the round may be answered after all.
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT))
+        assert ledger.spent() == epsilon_spent([ROUND_EVENT], DELTA)
+
+    def test_unresolved_reservation_counts_as_spent(self, tmp_path: Path) -> None:
+        # A node that crashes between reserve and commit may have released: it stays charged.
+        ledger = self.make(tmp_path, Budget(3.0, DELTA))
+        ledger.reserve("job-1", 0, ROUND_EVENT)
+        assert ledger.spent() == epsilon_spent([ROUND_EVENT], DELTA)
+        assert self.make(tmp_path, Budget(3.0, DELTA)).spent() == ledger.spent()
+
+    @pytest.mark.parametrize("first", ["commit", "cancel"])
+    @pytest.mark.parametrize("second", ["commit", "cancel"])
+    def test_resolving_twice_is_a_bug(self, tmp_path: Path, first: str, second: str) -> None:
+        ledger = self.make(tmp_path, Budget(3.0, DELTA))
+        reservation = ledger.reserve("job-1", 0, ROUND_EVENT)
+        getattr(ledger, first)(reservation)
+        with pytest.raises(InternalError, match="bug: cannot mark reservation"):
+            getattr(ledger, second)(reservation)
+
+    def test_over_budget_is_refused_with_the_amounts(self, tmp_path: Path) -> None:
+        cost = epsilon_spent([ROUND_EVENT], DELTA)
+        ledger = self.make(tmp_path, Budget(cost * 0.9, DELTA))
+        with pytest.raises(BudgetExceeded) as refused:
+            ledger.reserve("job-1", 3, ROUND_EVENT)
+        err = refused.value
+        assert err.code is RefusalCode.BUDGET_EXCEEDED
+        assert err.requested == cost
+        assert err.spent == 0.0
+        assert err.remaining == pytest.approx(cost * 0.9)
+        assert err.budget == pytest.approx(cost * 0.9)
+        assert "job 'job-1' round 3" in str(err)
+        assert ledger.history() == []
+
+    def test_refusal_counts_what_was_already_spent(self, tmp_path: Path) -> None:
+        one = epsilon_spent([ROUND_EVENT], DELTA)
+        two = epsilon_spent([ROUND_EVENT, ROUND_EVENT], DELTA)
+        ledger = self.make(tmp_path, Budget((one + two) / 2, DELTA))
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT))
+        with pytest.raises(BudgetExceeded) as refused:
+            ledger.reserve("job-1", 1, ROUND_EVENT)
+        err = refused.value
+        assert (err.requested, err.spent) == (one, one)
+        assert err.remaining == pytest.approx((one + two) / 2 - one)
+        assert err.requested < err.remaining + err.spent  # alone it fits; composed it does not
+        assert len(ledger.history()) == 1
+
+    def test_quote_changes_nothing(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(2.0, DELTA))
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT))
+        before = ledger.history()
+        quote = ledger.quote([OTHER_EVENT, OTHER_EVENT])
+        assert quote.requested == epsilon_spent([OTHER_EVENT, OTHER_EVENT], DELTA)
+        assert quote.spent == epsilon_spent([ROUND_EVENT], DELTA)
+        assert quote.spent_after == epsilon_spent([ROUND_EVENT, OTHER_EVENT, OTHER_EVENT], DELTA)
+        assert quote.remaining == pytest.approx(2.0 - quote.spent)
+        assert quote.budget == Budget(2.0, DELTA)
+        assert quote.fits is (quote.spent_after <= 2.0)
+        assert ledger.history() == before
+
+    def test_quote_says_when_it_does_not_fit(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(0.5, DELTA))
+        quote = ledger.quote([ROUND_EVENT] * 5)
+        assert not quote.fits
+        assert quote.spent_after > 0.5
+        assert ledger.quote([]).spent_after == 0.0
+
+    def test_two_jobs_compose_by_rdp(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(10.0, DELTA))
+        for rnd in range(3):
+            ledger.commit(ledger.reserve("job-a", rnd, ROUND_EVENT))
+        for rnd in range(2):
+            ledger.commit(ledger.reserve("job-b", rnd, OTHER_EVENT))
+        a, b = ledger.job_epsilon("job-a"), ledger.job_epsilon("job-b")
+        assert a == epsilon_spent([ROUND_EVENT] * 3, DELTA)
+        assert b == epsilon_spent([OTHER_EVENT] * 2, DELTA)
+        spent = ledger.spent()
+        assert spent == epsilon_spent([ROUND_EVENT] * 3 + [OTHER_EVENT] * 2, DELTA)
+        assert max(a, b) <= spent < a + b
+
+    def test_duplicate_round_is_refused(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(10.0, DELTA))
+        reservation = ledger.reserve("job-1", 4, ROUND_EVENT)
+        for resolve in (None, ledger.commit):
+            if resolve is not None:
+                resolve(reservation)
+            with pytest.raises(DuplicateRelease) as refused:
+                ledger.reserve("job-1", 4, ROUND_EVENT)
+            assert refused.value.code is RefusalCode.POLICY
+            assert "already answered" in str(refused.value)
+            assert "no second release" in str(refused.value)
+        assert len(ledger.history()) == 1
+        ledger.reserve("job-2", 4, ROUND_EVENT)  # another job's round 4 is its own
+
+    def test_duplicate_is_reported_even_without_budget(self, tmp_path: Path) -> None:
+        cost = epsilon_spent([ROUND_EVENT], DELTA)
+        ledger = self.make(tmp_path, Budget(cost * 1.01, DELTA))
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT))
+        with pytest.raises(DuplicateRelease):
+            ledger.reserve("job-1", 0, ROUND_EVENT)
+
+    @pytest.mark.parametrize(("job_id", "rnd"), [("", 0), ("job", -1), ("job", True)])
+    def test_malformed_job_or_round_is_refused(self, tmp_path: Path, job_id: str, rnd: int) -> None:
+        ledger = self.make(tmp_path, Budget(3.0, DELTA))
+        with pytest.raises(JobSpecError):
+            ledger.reserve(job_id, rnd, ROUND_EVENT)
+
+    def test_spent_is_recomputed_at_the_budget_delta(self, tmp_path: Path) -> None:
+        ledger = self.make(tmp_path, Budget(5.0, 1e-8))
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT))
+        assert ledger.spent() == epsilon_spent([ROUND_EVENT], 1e-8)
+        assert ledger.spent() > epsilon_spent([ROUND_EVENT], DELTA)
+
+
+class TestSqliteLedger(LedgerContract):
+    def make(self, tmp_path: Path, budget: Budget, dataset: str = "lending") -> Ledger:
+        return SqliteLedger(tmp_path / "node" / "ledger.sqlite", dataset, budget)
+
+    def test_creates_parent_directories_and_uses_wal(self, tmp_path: Path) -> None:
+        path = tmp_path / "a" / "b" / "ledger.sqlite"
+        SqliteLedger(path, "lending", Budget(1.0, DELTA))
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    def test_state_survives_a_restart(self, tmp_path: Path) -> None:
+        first = self.make(tmp_path, Budget(5.0, DELTA))
+        first.commit(first.reserve("job-1", 0, ROUND_EVENT))
+        first.reserve("job-1", 1, OTHER_EVENT)
+        del first
+        again = self.make(tmp_path, Budget(5.0, DELTA))
+        assert again.spent() == epsilon_spent([ROUND_EVENT, OTHER_EVENT], DELTA)
+        assert [e.status for e in again.history()] == [
+            EntryStatus.COMMITTED,
+            EntryStatus.RESERVED,
+        ]
+        with pytest.raises(DuplicateRelease):
+            again.reserve("job-1", 1, OTHER_EVENT)
+
+    def test_budget_change_is_recorded(self, tmp_path: Path) -> None:
+        self.make(tmp_path, Budget(1.0, DELTA))
+        ledger = self.make(tmp_path, Budget(2.0, 1e-6))
+        assert ledger.budget() == Budget(2.0, 1e-6)
+        self.make(tmp_path, Budget(2.0, 1e-6))  # same budget again: no new change
+        (change,) = ledger.budget_changes()
+        assert (change.dataset, change.old, change.new) == (
+            "lending",
+            Budget(1.0, DELTA),
+            Budget(2.0, 1e-6),
+        )
+        assert change.changed_at.tzinfo == UTC
+
+    def test_datasets_in_one_file_are_separate(self, tmp_path: Path) -> None:
+        lending = self.make(tmp_path, Budget(3.0, DELTA), dataset="lending")
+        housing = self.make(tmp_path, Budget(2.0, 1e-6), dataset="housing")
+        lending.commit(lending.reserve("job-1", 0, ROUND_EVENT))
+        assert housing.spent() == 0.0
+        assert housing.history() == []
+        assert housing.budget() == Budget(2.0, 1e-6)
+        housing.reserve("job-1", 0, ROUND_EVENT)  # same job and round, other dataset
+        assert lending.budget_changes() == housing.budget_changes() == []
+
+    def test_empty_dataset_name_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="dataset"):
+            self.make(tmp_path, Budget(1.0, DELTA), dataset=" ")
+
+    def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "node" / "ledger.sqlite"
+        self.make(tmp_path, Budget(1.0, DELTA))
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA user_version = 99")
+        with pytest.raises(ConfigError, match="schema version 99"):
+            self.make(tmp_path, Budget(1.0, DELTA))
+
+    def test_processes_racing_for_the_last_budget_exactly_one_wins(self, tmp_path: Path) -> None:
+        one = epsilon_spent([ROUND_EVENT], DELTA)
+        two = epsilon_spent([ROUND_EVENT, ROUND_EVENT], DELTA)
+        budget = Budget((one + two) / 2, DELTA)  # room for one release, not two
+        path = tmp_path / "node" / "ledger.sqlite"
+        SqliteLedger(path, "lending", budget)
+
+        ctx = multiprocessing.get_context("spawn")
+        racers = 4
+        barrier = ctx.Barrier(racers)
+        results: Any = ctx.Queue()
+        procs = [
+            ctx.Process(target=_race, args=(path, budget, f"job-{i}", barrier, results))
+            for i in range(racers)
+        ]
+        for p in procs:
+            p.start()
+        outcomes = []
+        try:
+            for _ in range(racers):
+                outcomes.append(results.get(timeout=240))
+        except queue.Empty:
+            pytest.fail(f"racers reported only {outcomes}")
+        finally:
+            for p in procs:
+                p.join(timeout=60)
+        assert sorted(o for o, _ in outcomes) == ["refused"] * (racers - 1) + ["reserved"]
+        (entry,) = SqliteLedger(path, "lending", budget).history()
+        winner = next(job for o, job in outcomes if o == "reserved")
+        assert entry.job_id == winner
+
+
+def _race(path: Path, budget: Budget, job_id: str, barrier: Any, results: Any) -> None:
+    """One node process trying to reserve a round; runs in a spawned child."""
+    ledger = SqliteLedger(path, "lending", budget)
+    barrier.wait(timeout=200)
+    try:
+        ledger.reserve(job_id, 0, ROUND_EVENT)
+    except BudgetExceeded:
+        results.put(("refused", job_id))
+    except Exception as exc:  # reported to the parent, which fails the test
+        results.put((f"error: {exc!r}", job_id))
+    else:
+        results.put(("reserved", job_id))
