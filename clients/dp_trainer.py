@@ -88,10 +88,11 @@ def train_round(
     dataset = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     loader = DataLoader(dataset, batch_size=spec.batch_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
-    engine = PrivacyEngine(accountant="rdp")
     with warnings.catch_warnings():
-        # Opacus warns about secure RNG; the noise seed already comes from the OS.
-        warnings.simplefilter("ignore")
+        # Opacus warns that its secure RNG is off; noise seeding is handled above (and
+        # the CSPRNG limitation is stated in the README).
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = PrivacyEngine(accountant="rdp")
         dp_model, dp_optimizer, dp_loader = engine.make_private(
             module=model,
             optimizer=optimizer,
@@ -104,19 +105,22 @@ def train_round(
     loss_fn = nn.BCEWithLogitsLoss()
     steps, rows = 0, 0
     dp_model.train()
-    while steps < plan.steps_per_round:
-        for xb, yb in dp_loader:
-            dp_optimizer.zero_grad(set_to_none=True)
-            if len(xb) > 0:
-                loss = loss_fn(dp_model(xb).squeeze(-1), yb)
+    with warnings.catch_warnings():
+        # Opacus' hooks fire on inputs that need no gradient; expected, not a problem.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        while steps < plan.steps_per_round:
+            for xb, yb in dp_loader:
+                dp_optimizer.zero_grad(set_to_none=True)
+                logits = dp_model(xb).squeeze(-1)
+                # An empty Poisson batch still takes a (pure-noise) step, as the accounting
+                # assumes; its zero loss gives Opacus empty per-sample gradients instead of NaN.
+                loss = loss_fn(logits, yb) if len(xb) > 0 else logits.sum() * 0.0
                 loss.backward()
-            rows += len(xb)
-            # An empty Poisson batch still takes a (pure-noise) step: the accounting
-            # assumes every planned step happens.
-            dp_optimizer.step()
-            steps += 1
-            if steps == plan.steps_per_round:
-                break
+                rows += len(xb)
+                dp_optimizer.step()
+                steps += 1
+                if steps == plan.steps_per_round:
+                    break
     trained: nn.Module = dp_model._module
     # Drop Opacus hooks and per-sample buffers so the module is a plain model again.
     dp_model.remove_hooks()

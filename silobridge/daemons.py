@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from silobridge.processes import flower_executable
 
-__all__ = ["CoordinatorAddresses", "superlink_argv", "supernode_argv", "toml_str"]
+__all__ = [
+    "CoordinatorAddresses",
+    "superlink_argv",
+    "supernode_argv",
+    "toml_str",
+    "warm_superexec_argv",
+]
 
 
 def toml_str(value: str) -> str:
@@ -71,10 +78,14 @@ def supernode_argv(
     coordinator: str,
     port: int,
     root_certificates: Path | None = None,
+    *,
+    warm: bool = True,
 ) -> list[str]:
     """`flower-supernode` carrying the node config path in Flower's node config.
 
     Runtime dependency installation stays off (the flag to allow it is never passed).
+    With `warm`, the SuperNode runs in `--isolation process` mode and the process from
+    `warm_superexec_argv` launches its ClientApps.
     """
     node_config = (
         f"silobridge-config={toml_str(str(config_path))} department={toml_str(department)}"
@@ -90,6 +101,23 @@ def supernode_argv(
         "--node-config",
         node_config,
     ]
+    if warm:
+        argv += ["--isolation", "process"]
     if root_certificates is None:
         return [*argv, "--insecure"]
     return [*argv, "--root-certificates", str(root_certificates)]
+
+
+def warm_superexec_argv(runtime_port: int, parent_pid: int) -> list[str]:
+    """The node's warm SuperExec, attached to its SuperNode's local runtime API."""
+    return [
+        sys.executable,
+        "-m",
+        "clients.warm_superexec",
+        "--runtime-api-address",
+        f"127.0.0.1:{runtime_port}",
+        # The runtime API is a loopback link between two local processes.
+        "--insecure",
+        "--parent-pid",
+        str(parent_pid),
+    ]

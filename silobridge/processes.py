@@ -24,7 +24,6 @@ __all__ = [
     "child_env",
     "flower_executable",
     "free_port",
-    "run_foreground",
     "wait_for_port",
 ]
 
@@ -87,7 +86,7 @@ class Daemon:
 
     name: str
     proc: subprocess.Popen[bytes]
-    log_path: Path
+    log_path: Path | None
 
 
 @dataclass
@@ -98,25 +97,38 @@ class ProcessGroup:
     processes) can be signalled at once.
     """
 
-    log_dir: Path
+    log_dir: Path | None
     daemons: list[Daemon] = field(default_factory=list)
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Daemon:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as fh:
-            proc = subprocess.Popen(
-                list(argv),
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=child_env(env),
-                start_new_session=True,
-            )
-        daemon = Daemon(name, proc, log_path)
+        """Start `argv`; output goes to `log_dir/name.log`, or this terminal if no log_dir."""
+        if self.log_dir is None:
+            proc = subprocess.Popen(list(argv), env=child_env(env), start_new_session=True)
+            daemon = Daemon(name, proc, None)
+        else:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"{name}.log"
+            with open(log_path, "ab") as fh:
+                proc = subprocess.Popen(
+                    list(argv),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=child_env(env),
+                    start_new_session=True,
+                )
+            daemon = Daemon(name, proc, log_path)
         self.daemons.append(daemon)
         log.debug("started %s (pid %d): %s", name, proc.pid, " ".join(argv))
         return daemon
+
+    def wait_any(self) -> Daemon:
+        """Block until one daemon exits; returns it (the others keep running)."""
+        while True:
+            for daemon in self.daemons:
+                if daemon.proc.poll() is not None:
+                    return daemon
+            time.sleep(0.5)
 
     def stop_all(self, grace_s: float = 8.0) -> None:
         """SIGTERM every process tree, then SIGKILL what is left after `grace_s`."""
@@ -151,15 +163,3 @@ class ProcessGroup:
                 self.stop_all()
             finally:
                 signal.signal(signal.SIGTERM, previous)
-
-
-def run_foreground(argv: Sequence[str], env: dict[str, str]) -> int:
-    """Run a daemon attached to this terminal until it exits; SIGINT/SIGTERM stop it cleanly."""
-    group = ProcessGroup(log_dir=Path("."))
-    proc = subprocess.Popen(list(argv), env=child_env(env), start_new_session=True)
-    group.daemons.append(Daemon(Path(argv[0]).name, proc, Path(os.devnull)))
-    try:
-        with group.running():
-            return proc.wait()
-    except KeyboardInterrupt:
-        return 0

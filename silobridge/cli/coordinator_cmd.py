@@ -9,7 +9,7 @@ import typer
 
 from silobridge.cli.errors import console, handle_errors
 from silobridge.daemons import CoordinatorAddresses, superlink_argv
-from silobridge.processes import run_foreground
+from silobridge.processes import ProcessGroup
 from vocab.errors import ConfigError
 
 __all__ = ["app"]
@@ -49,4 +49,8 @@ def start(
         f"coordinator: nodes connect to {fleet_address}, analysts to "
         f"{control_address}{'' if tls else ' (no TLS)'}; Ctrl-C stops it"
     )
-    raise typer.Exit(run_foreground(argv, {"FLWR_HOME": str(state_dir.resolve() / "flwr")}))
+    group = ProcessGroup(log_dir=None)
+    with group.running():
+        link = group.start("superlink", argv, {"FLWR_HOME": str(state_dir.resolve() / "flwr")})
+        group.wait_any()
+    raise typer.Exit(link.proc.returncode or 0)

@@ -12,9 +12,10 @@ import typer
 
 from silobridge.cli.errors import console, handle_errors
 from silobridge.cli.job_cmd import run_and_report
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, supernode_argv
+from silobridge.daemons import CoordinatorAddresses, superlink_argv
 from silobridge.demo_data import write_departments
 from silobridge.flower_runner import Federation, app_root
+from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from vocab.jobspec import load_job_spec
 from vocab.privacy import Budget
@@ -73,10 +74,13 @@ def demo(
             f"  coordinator (SuperLink) up: fleet {addresses.fleet}, control {addresses.control}"
         )
         for dept in departments:
-            group.start(
-                f"node-{dept.name}",
-                supernode_argv(dept.config_path, dept.name, addresses.fleet, free_port()),
-                {"FLWR_HOME": str(dept.folder / ".flwr")},
+            start_node(
+                group,
+                config_path=dept.config_path,
+                department=dept.name,
+                coordinator=addresses.fleet,
+                port=free_port(),
+                flwr_home=dept.folder / ".flwr",
             )
         console.print(
             f"  {len(departments)} department nodes (SuperNodes) started; logs in {group.log_dir}"

@@ -25,9 +25,9 @@ err_console = Console(stderr=True)
 
 
 def fail(err: SilobridgeError, code: int = EXIT_USER_ERROR) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, soft_wrap=True)
     if err.hint:
-        err_console.print(f"[bold]fix:[/] {err.hint}", highlight=False)
+        err_console.print(f"[bold]fix:[/] {err.hint}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

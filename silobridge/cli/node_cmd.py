@@ -9,8 +9,8 @@ import typer
 
 from clients.node_config import load_node_config
 from silobridge.cli.errors import console, handle_errors
-from silobridge.daemons import supernode_argv
-from silobridge.processes import run_foreground
+from silobridge.node_runner import start_node
+from silobridge.processes import ProcessGroup
 
 __all__ = ["app"]
 
@@ -29,15 +29,33 @@ def start(
     flwr_home: Annotated[
         Path | None, typer.Option(help="Flower state folder (default: beside the config).")
     ] = None,
+    warm: Annotated[
+        bool,
+        typer.Option(
+            help="Launch ClientApps from a warm process that already imported torch "
+            "(--no-warm: Flower's plain subprocess per message)."
+        ),
+    ] = True,
 ) -> None:
     """Start this department's node (a Flower SuperNode) and keep it running."""
     cfg = load_node_config(config)
     path = cfg.config_path.resolve()
-    home = flwr_home or path.parent / ".flwr"
     console.print(
         f"node [bold]{cfg.department}[/]: dataset {cfg.dataset!r}, budget "
         f"epsilon={cfg.budget.epsilon} delta={cfg.budget.delta}, ledger {cfg.ledger_path}"
     )
     console.print(f"connecting to {coordinator}; Ctrl-C stops the node")
-    argv = supernode_argv(path, cfg.department, coordinator, port, root_certificates)
-    raise typer.Exit(run_foreground(argv, {"FLWR_HOME": str(home)}))
+    group = ProcessGroup(log_dir=None)
+    with group.running():
+        start_node(
+            group,
+            config_path=path,
+            department=cfg.department,
+            coordinator=coordinator,
+            port=port,
+            flwr_home=flwr_home or path.parent / ".flwr",
+            root_certificates=root_certificates,
+            warm=warm,
+        )
+        stopped = group.wait_any()
+    raise typer.Exit(stopped.proc.returncode or 0)

@@ -19,8 +19,9 @@ from clients.node_config import (
     SourceKind,
     render_node_config,
 )
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, supernode_argv
+from silobridge.daemons import CoordinatorAddresses, superlink_argv
 from silobridge.flower_runner import Federation, submit_job
+from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from vocab.columns import ColumnClass, ColumnType
 from vocab.jobspec import RiskJobSpec, parse_job_spec
@@ -149,15 +150,19 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
         )
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, link)
-        daemons = [
-            group.start(
-                f"node-{name}",
-                supernode_argv(cfg.config_path, name, addresses.fleet, free_port()),
-                {"FLWR_HOME": str(cfg.config_path.parent / ".flwr")},
-            )
+        supernodes = [
+            start_node(
+                group,
+                config_path=cfg.config_path,
+                department=name,
+                coordinator=addresses.fleet,
+                port=free_port(),
+                flwr_home=cfg.config_path.parent / ".flwr",
+            )[0]
             for name, cfg in live.nodes.items()
         ]
-        for daemon in daemons:
+        for daemon in supernodes:
+            assert daemon.log_path is not None
             _wait_for_log(daemon.log_path, "SuperNode ID", 90)
         yield live
 

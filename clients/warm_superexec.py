@@ -1,0 +1,136 @@
+"""The node's SuperExec: starts each ClientApp by forking a process that already holds torch.
+
+Stock Flower spawns a fresh `flwr-clientapp` interpreter for every message, and a ClientApp
+that imports torch, opacus and pandas pays seconds of imports each time. This SuperExec keeps
+Flower's design (a SuperNode in `--isolation process` mode, one app process per message,
+talking to the SuperNode's runtime API) but launches those processes from a multiprocessing
+fork server that imported the heavy third-party libraries once. silobridge's own modules are
+*not* preloaded, so each ClientApp still imports the app code Flower installed for the run.
+
+Run as: python -m clients.warm_superexec --runtime-api-address HOST:PORT [--insecure]
+[--root-certificates PATH] [--parent-pid PID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import multiprocessing.context
+import sys
+from collections.abc import Sequence
+
+from flwr.supercore.runtime import RuntimeHttpClient
+from flwr.supercore.superexec.executor import ExecutionSpec, LaunchResult
+from flwr.supercore.superexec.plugin import ClientAppExecPlugin
+from flwr.supercore.superexec.run_superexec import run_superexec
+
+__all__ = ["PRELOAD", "ForkServerExecutor", "main"]
+
+# Third-party modules every ClientApp needs; importing them once is the whole point.
+PRELOAD = [
+    "numpy",
+    "pandas",
+    "pyarrow.csv",
+    "torch",
+    "opacus",
+    "flwr.clientapp",
+    "flwr.supernode.cli",
+]
+
+
+def _run_clientapp(argv: list[str]) -> None:
+    """Body of a forked app process: run Flower's own `flwr-clientapp` entry point."""
+    from flwr.supernode.cli import flwr_clientapp
+
+    sys.argv = argv
+    flwr_clientapp()
+
+
+class ForkServerExecutor:
+    """A Flower SuperExec executor whose app processes fork from a warm fork server."""
+
+    def __init__(self) -> None:
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(PRELOAD)
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        # Start the fork server now, so the first message does not pay for the imports.
+        warmup = self._ctx.Process(target=_noop)
+        warmup.start()
+        warmup.join()
+
+    def wait_for_capacity(self) -> None:
+        """No capacity gate: like Flower's subprocess executor."""
+
+    def launch(self, spec: ExecutionSpec) -> LaunchResult:
+        """Fork a `flwr-clientapp` process for the claimed task."""
+        argv = [
+            "flwr-clientapp",
+            "--runtime-api-address",
+            spec.runtime_api_address,
+            "--token",
+            spec.token,
+        ]
+        if spec.insecure:
+            argv.append("--insecure")
+        elif spec.root_certificates_path is not None:
+            argv += ["--root-certificates", spec.root_certificates_path]
+        if spec.parent_pid is not None:
+            argv += ["--parent-pid", str(spec.parent_pid)]
+        # Runtime dependency installation is never passed on: nodes install nothing.
+        self._procs = [p for p in self._procs if p.is_alive()]
+        try:
+            proc = self._ctx.Process(target=_run_clientapp, args=(argv,), daemon=False)
+            proc.start()
+        except OSError as err:
+            return LaunchResult.failed(f"could not fork a ClientApp process: {err}")
+        self._procs.append(proc)
+        return LaunchResult.accepted()
+
+
+def _noop() -> None:
+    """Warm-up target: proves the fork server is up."""
+
+
+class WarmClientAppPlugin(ClientAppExecPlugin):
+    """Flower's ClientApp plugin with the fork-server executor in place of subprocesses."""
+
+    def __init__(
+        self,
+        runtime_api_address: str,
+        insecure: bool,
+        root_certificates_path: str | None,
+        runtime_dependency_install: bool = False,
+        *,
+        executor: object = None,
+    ) -> None:
+        # Flower's executor is replaced, and runtime installs stay off whatever is asked.
+        del runtime_dependency_install, executor
+        super().__init__(
+            runtime_api_address,
+            insecure,
+            root_certificates_path,
+            False,
+            executor=ForkServerExecutor(),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime-api-address", required=True)
+    parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--root-certificates", default=None)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+    run_superexec(
+        plugin_class=WarmClientAppPlugin,
+        client_class=RuntimeHttpClient,
+        runtime_api_address=args.runtime_api_address,
+        insecure=args.insecure,
+        root_certificates_path=args.root_certificates,
+        parent_pid=args.parent_pid,
+        runtime_dependency_install=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
