@@ -55,7 +55,7 @@ _REGIONS: dict[str, tuple[str, ...]] = {
 _INT, _FLOAT, _STR = ColumnType.INT, ColumnType.FLOAT, ColumnType.STRING
 _OPEN, _COND, _RESTR = ColumnClass.OPEN, ColumnClass.CONDITIONAL, ColumnClass.RESTRICTED
 _SCHEMA: tuple[tuple[str, ColumnType, ColumnClass], ...] = (
-    ("loan_id", _INT, _OPEN),
+    ("loan_id", _INT, _RESTR),  # person id: read only to bound contributions and split
     ("funded_amnt", _INT, _OPEN),
     ("term", _STR, _OPEN),
     ("int_rate", _FLOAT, _OPEN),

@@ -30,6 +30,42 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _signal_pid(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _descendants(root: int) -> set[int]:
+    """All live descendants of `root`, from /proc (empty where /proc does not exist)."""
+    children: dict[int, list[int]] = {}
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return set()
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Field 4 of /proc/PID/stat is the parent pid; the name (field 2) may hold spaces.
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     """This process's environment plus `extra`, with this interpreter's scripts on PATH.
 
@@ -131,21 +167,28 @@ class ProcessGroup:
             time.sleep(0.5)
 
     def stop_all(self, grace_s: float = 8.0) -> None:
-        """SIGTERM every process tree, then SIGKILL what is left after `grace_s`."""
+        """SIGTERM every process tree, then SIGKILL what is left after `grace_s`.
+
+        Flower starts some app processes in sessions of their own (the ServerApp), so
+        signalling each daemon's process group is not enough: every descendant found
+        before the first signal is signalled too.
+        """
+        tree = {pid for d in self.daemons for pid in _descendants(d.proc.pid)}
         for daemon in reversed(self.daemons):
             if daemon.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(daemon.proc.pid, signal.SIGTERM)
+                _signal_group(daemon.proc.pid, signal.SIGTERM)
+        for pid in tree:
+            _signal_pid(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for daemon in self.daemons:
             remaining = max(0.1, deadline - time.monotonic())
             with contextlib.suppress(subprocess.TimeoutExpired):
                 daemon.proc.wait(timeout=remaining)
-            # Kill the whole group: app subprocesses may outlive their parent.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(daemon.proc.pid, signal.SIGKILL)
+            _signal_group(daemon.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 daemon.proc.wait(timeout=5)
+        for pid in tree:
+            _signal_pid(pid, signal.SIGKILL)
         self.daemons.clear()
 
     @contextlib.contextmanager

@@ -21,39 +21,28 @@ _AGG_TO_PB = {
 _MODEL_FROM_PB = {v: k for k, v in _MODEL_TO_PB.items()}
 _AGG_FROM_PB = {v: k for k, v in _AGG_TO_PB.items()}
 
+# Fields carried unchanged: same name and meaning in the dataclass and the message.
+_SCALARS = (
+    "name", "purpose", "target", "positive", "hidden", "rounds", "local_epochs",
+    "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes",
+    "server_learning_rate", "seed", "round_timeout_s", "node_wait_s",
+)  # fmt: skip
+_FEATURE_SCALARS = ("column", "lower", "upper", "log")
+
 
 def job_to_bytes(spec: RiskJobSpec) -> bytes:
     """Serialize a validated spec to `silobridge.v1.RiskJobSpec` bytes."""
     msg = job_pb2.RiskJobSpec(
-        name=spec.name,
-        purpose=spec.purpose,
-        target=spec.target,
-        positive=spec.positive,
+        **{name: getattr(spec, name) for name in _SCALARS},
         model=_MODEL_TO_PB[spec.model],
-        hidden=spec.hidden,
+        aggregator=_AGG_TO_PB[spec.aggregator],
         features=[
             job_pb2.FeatureSpec(
-                column=f.column,
-                lower=f.lower,
-                upper=f.upper,
-                log=f.log,
+                **{name: getattr(f, name) for name in _FEATURE_SCALARS},
                 categories=list(f.categories),
             )
             for f in spec.features
         ],
-        rounds=spec.rounds,
-        local_epochs=spec.local_epochs,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        max_grad_norm=spec.max_grad_norm,
-        epsilon=spec.epsilon,
-        delta=spec.delta,
-        min_nodes=spec.min_nodes,
-        aggregator=_AGG_TO_PB[spec.aggregator],
-        server_learning_rate=spec.server_learning_rate,
-        seed=spec.seed,
-        round_timeout_s=spec.round_timeout_s,
-        node_wait_s=spec.node_wait_s,
     )
     return bytes(msg.SerializeToString(deterministic=True))
 
@@ -75,33 +64,14 @@ def job_from_bytes(data: bytes) -> RiskJobSpec:
             "coordinator and node run different silobridge versions?",
         )
     return RiskJobSpec(
-        name=msg.name,
-        purpose=msg.purpose,
-        target=msg.target,
-        positive=msg.positive,
+        **{name: getattr(msg, name) for name in _SCALARS},
         model=_MODEL_FROM_PB[msg.model],
-        hidden=msg.hidden,
+        aggregator=_AGG_FROM_PB[msg.aggregator],
         features=tuple(
             FeatureSpec(
-                column=f.column,
-                lower=f.lower,
-                upper=f.upper,
-                log=f.log,
+                **{name: getattr(f, name) for name in _FEATURE_SCALARS},
                 categories=tuple(f.categories),
             )
             for f in msg.features
         ),
-        rounds=msg.rounds,
-        local_epochs=msg.local_epochs,
-        batch_size=msg.batch_size,
-        learning_rate=msg.learning_rate,
-        max_grad_norm=msg.max_grad_norm,
-        epsilon=msg.epsilon,
-        delta=msg.delta,
-        min_nodes=msg.min_nodes,
-        aggregator=_AGG_FROM_PB[msg.aggregator],
-        server_learning_rate=msg.server_learning_rate,
-        seed=msg.seed,
-        round_timeout_s=msg.round_timeout_s,
-        node_wait_s=msg.node_wait_s,
     )
