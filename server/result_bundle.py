@@ -39,7 +39,13 @@ def _nodes(outcome: JobOutcome) -> dict[str, Any]:
     nodes: dict[str, Any] = {}
     for tally in outcome.nodes.values():
         report = tally.last_report
-        nodes[tally.department] = {
+        # Two nodes claiming one department (or two silent ones) must not overwrite.
+        key = (
+            tally.department
+            if tally.department not in nodes
+            else f"{tally.department}#{tally.node_id}"
+        )
+        nodes[key] = {
             "node_id": str(tally.node_id),
             "rounds": tally.rounds,
             "epsilon_spent": report.epsilon_job if report else 0.0,

@@ -36,6 +36,9 @@ def demo(
         float, typer.Option(help="Each department's dataset budget (epsilon).")
     ] = 4.0,
     reset: Annotated[bool, typer.Option(help="Delete OUT first (ledgers too).")] = False,
+    warm: Annotated[
+        bool, typer.Option(help="Warm ClientApp launches (--no-warm: Flower's subprocesses).")
+    ] = True,
 ) -> None:
     """Start a SuperLink and four department SuperNodes, train the demo risk model."""
     started = time.monotonic()
@@ -81,6 +84,7 @@ def demo(
                 coordinator=addresses.fleet,
                 port=free_port(),
                 flwr_home=dept.folder / ".flwr",
+                warm=warm,
             )
         console.print(
             f"  {len(departments)} department nodes (SuperNodes) started; logs in {group.log_dir}"

@@ -1,0 +1,56 @@
+"""The result bundle carries the fields analysts and officers read, and never NaN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from server.result_bundle import write_bundle
+from server.risk_job import JobOutcome, NodeTally, RoundRecord
+from vocab.jobspec import parse_job_spec
+from vocab.models import build_model, get_weights
+from vocab.wire import NodeReport, ReplyStatus
+
+
+def test_bundle_has_required_fields_and_a_card(tmp_path: Path) -> None:
+    spec = parse_job_spec(
+        {
+            "job": {"name": "j", "target": "y", "positive": "1"},
+            "features": {"x": {"lower": 0.0, "upper": 1.0}},
+        }
+    )
+    ok = NodeReport(
+        "tax",
+        ReplyStatus.OK,
+        epsilon_job=0.9,
+        epsilon_spent=1.4,
+        epsilon_budget=3.0,
+        delta=1e-5,
+        noise_multiplier=2.0,
+    )
+    outcome = JobOutcome(
+        spec=spec, job_id="j#1", status="succeeded", weights=get_weights(build_model(spec))
+    )
+    outcome.nodes = {
+        1: NodeTally(1, "tax", ok, rounds=[1, 2, 3]),
+        2: NodeTally(2, "?", refusals=[{"round": 1, "code": "no_reply", "reason": "x"}]),
+        3: NodeTally(3, "?", refusals=[{"round": 1, "code": "no_reply", "reason": "y"}]),
+    }
+    outcome.rounds = [RoundRecord(1, ("tax",), ("?",), {"auc": float("nan")}, 1.0)]
+    outcome.final_metrics = {"auc": 0.8, "accuracy": 0.9, "loss": 0.3, "n_holdout": 10.0}
+    path = write_bundle(tmp_path / "risk", outcome)
+    result = json.loads(path.read_text())
+    assert set(result) >= {"job", "rounds", "metrics", "nodes"}
+    assert (
+        result["metrics"]["auc"] == 0.8
+        and result["rounds"][0]["metrics_of_incoming_model"]["auc"] is None
+    )
+    assert result["nodes"]["tax"]["epsilon_spent"] == 0.9
+    assert result["nodes"]["tax"]["epsilon_remaining"] == 3.0 - 1.4
+    assert len(result["nodes"]) == 3  # two silent nodes do not collide
+    card = (tmp_path / "risk" / "MODEL_CARD.md").read_text()
+    assert "NOT covered by differential privacy" in card and "tax" in card
+    weights = np.load(tmp_path / "risk" / "model.npz")
+    assert len(weights.files) == 2
