@@ -123,4 +123,3 @@ def pool(nodes: list[NodeData]) -> Pooled:
         x_holdout=np.concatenate([n.x_holdout for n in nodes]),
         y_holdout=np.concatenate([n.y_holdout for n in nodes]),
     )
-

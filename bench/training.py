@@ -199,6 +199,18 @@ class NaiveConfig:
     momentum: float = 0.9
     max_grad_norm: float = 1.0
 
+    @classmethod
+    def of(cls, spec: RiskJobSpec) -> NaiveConfig:
+        """The pattern with a job spec's own training values (plain SGD, no momentum)."""
+        return cls(
+            rounds=spec.rounds,
+            local_epochs=spec.local_epochs,
+            batch_size=spec.batch_size,
+            learning_rate=spec.learning_rate,
+            momentum=0.0,
+            max_grad_norm=spec.max_grad_norm,
+        )
+
 
 class NaiveCalibration(enum.Enum):
     """What the naive pattern's fixed noise multiplier is chosen to cost."""

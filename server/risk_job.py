@@ -39,6 +39,7 @@ Emit = Callable[..., None]
 # A SuperNode polls every 3 s; waiting this long after quorum lets nodes that are
 # still connecting join the first round.
 _JOIN_GRACE_S = 4.0
+_PULL_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -112,7 +113,13 @@ def _send(
     kind: str,
     weights: Weights,
     node_ids: list[int],
-) -> list[Message]:
+) -> list[tuple[int, Message]]:
+    """Push one message per node and pull replies until all answered or the round times out.
+
+    Replies are matched to nodes by the message they answer, not by their sender: the
+    SuperLink itself answers for a node it cannot reach. Polling every
+    `_PULL_INTERVAL_S` (Flower's own loop sleeps 3 s) keeps the round overhead low.
+    """
     spec_bytes = job_to_bytes(spec)
     messages = [
         Message(
@@ -128,27 +135,57 @@ def _send(
         )
         for node_id in node_ids
     ]
-    return list(grid.send_and_receive(messages, timeout=spec.round_timeout_s))
+    message_ids = list(grid.push_messages(messages))
+    pending = {mid: nid for mid, nid in zip(message_ids, node_ids, strict=False) if mid}
+    replies: list[tuple[int, Message]] = []
+    deadline = time.monotonic() + spec.round_timeout_s
+    while pending and time.monotonic() < deadline:
+        for reply in grid.pull_messages(list(pending)):
+            node_id = pending.pop(reply.metadata.reply_to_message_id, None)
+            if node_id is not None:
+                replies.append((node_id, reply))
+        if pending:
+            time.sleep(_PULL_INTERVAL_S)
+    return replies
 
 
 def _collect(
-    replies: list[Message], outcome: JobOutcome, rnd: int, asked: list[int]
+    replies: list[tuple[int, Message]],
+    outcome: JobOutcome,
+    rnd: int,
+    asked: list[int],
+    *,
+    need_weights: bool,
 ) -> tuple[list[tuple[NodeTally, Message]], list[NodeTally], HoldoutSummary | None]:
     """Sort replies into accepted and refused; drop refusing or silent nodes from the job."""
     accepted: list[tuple[NodeTally, Message]] = []
     refused: list[NodeTally] = []
     pooled: HoldoutSummary | None = None
     answered: set[int] = set()
-    for reply in replies:
-        tally = outcome.nodes[reply.metadata.src_node_id]
-        answered.add(tally.node_id)
+    for node_id, reply in replies:
+        tally = outcome.nodes[node_id]
+        answered.add(node_id)
         if reply.has_error():
             reason = f"node error {reply.error.code}: {reply.error.reason}"
             tally.refusals.append({"round": rnd, "code": "node_error", "reason": reason})
             tally.active = False
             refused.append(tally)
             continue
-        report = NodeReport.from_record(dict(reply.content[REPORT]))
+        try:
+            report = NodeReport.from_record(dict(reply.content[REPORT]))
+            accepted_without_weights = (
+                report.status is ReplyStatus.OK
+                and need_weights
+                and ARRAYS not in reply.content.array_records
+            )
+            if accepted_without_weights:
+                raise KeyError(ARRAYS)
+        except (KeyError, TypeError, ValueError) as err:
+            reason = f"malformed reply ({type(err).__name__}: {err}); node runs another version?"
+            tally.refusals.append({"round": rnd, "code": "bad_reply", "reason": reason})
+            tally.active = False
+            refused.append(tally)
+            continue
         tally.department, tally.last_report = report.department, report
         if report.status is ReplyStatus.REFUSED:
             tally.refusals.append({"round": rnd, "code": report.code, "reason": report.reason})
@@ -196,7 +233,7 @@ def run_risk_job(
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
         replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked)
-        accepted, refused, pooled = _collect(replies, outcome, rnd, asked)
+        accepted, refused, pooled = _collect(replies, outcome, rnd, asked, need_weights=True)
         for tally in refused:
             emit("refusal", department=tally.department, **tally.refusals[-1])
         metrics = _metrics(pooled)
@@ -248,7 +285,7 @@ def _final_evaluation(
     emit("evaluate_start", nodes=len(asked))
     rnd = spec.rounds + 1
     replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked)
-    accepted, refused, pooled = _collect(replies, outcome, rnd, asked)
+    accepted, refused, pooled = _collect(replies, outcome, rnd, asked, need_weights=False)
     for tally in refused:
         emit("refusal", department=tally.department, **tally.refusals[-1])
     outcome.final_metrics = _metrics(pooled)

@@ -22,6 +22,7 @@ __all__ = [
     "Daemon",
     "ProcessGroup",
     "child_env",
+    "descendants",
     "flower_executable",
     "free_port",
     "wait_for_port",
@@ -40,7 +41,7 @@ def _signal_pid(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def _descendants(root: int) -> set[int]:
+def descendants(root: int) -> set[int]:
     """All live descendants of `root`, from /proc (empty where /proc does not exist)."""
     children: dict[int, list[int]] = {}
     proc_dir = Path("/proc")
@@ -173,7 +174,7 @@ class ProcessGroup:
         signalling each daemon's process group is not enough: every descendant found
         before the first signal is signalled too.
         """
-        tree = {pid for d in self.daemons for pid in _descendants(d.proc.pid)}
+        tree = {pid for d in self.daemons for pid in descendants(d.proc.pid)}
         for daemon in reversed(self.daemons):
             if daemon.proc.poll() is None:
                 _signal_group(daemon.proc.pid, signal.SIGTERM)

@@ -34,7 +34,7 @@ def demo(
     rounds: Annotated[int | None, typer.Option(help="Override the spec's rounds.")] = None,
     budget: Annotated[
         float, typer.Option(help="Each department's dataset budget (epsilon).")
-    ] = 4.0,
+    ] = 2.0,
     reset: Annotated[bool, typer.Option(help="Delete OUT first (ledgers too).")] = False,
     warm: Annotated[
         bool, typer.Option(help="Warm ClientApp launches (--no-warm: Flower's subprocesses).")
@@ -63,6 +63,10 @@ def demo(
         control=f"127.0.0.1:{free_port()}",
         runtime_port=free_port(),
     )
+    # The SuperLink's own state is per run: nodes of an earlier demo must not linger in
+    # it. Privacy state lives in each department's ledger, which is kept.
+    shutil.rmtree(out / "coordinator", ignore_errors=True)
+    (out / "coordinator").mkdir(parents=True)
     group = ProcessGroup(out / "logs")
     with group.running():
         superlink = group.start(
@@ -70,7 +74,6 @@ def demo(
             superlink_argv(addresses, out / "coordinator" / "superlink.db"),
             {"FLWR_HOME": str(out / "coordinator" / "flwr")},
         )
-        (out / "coordinator").mkdir(exist_ok=True)
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, superlink)
         console.print(

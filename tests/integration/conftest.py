@@ -8,102 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from clients.node_config import (
-    ColumnSpec,
-    DataSourceSpec,
-    NodeConfig,
-    SourceKind,
-    render_node_config,
-)
+from clients.node_config import NodeConfig
 from silobridge.daemons import CoordinatorAddresses, superlink_argv
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
-from vocab.columns import ColumnClass, ColumnType
-from vocab.jobspec import RiskJobSpec, parse_job_spec
-from vocab.privacy import Budget
+from silobridge.synthetic import make_rows, write_node
+from vocab.jobspec import RiskJobSpec
 
-COLUMNS = (
-    ColumnSpec("pid", ColumnType.INT, ColumnClass.OPEN),
-    ColumnSpec("x1", ColumnType.FLOAT, ColumnClass.OPEN),
-    ColumnSpec("x2", ColumnType.FLOAT, ColumnClass.OPEN),
-    ColumnSpec("grp", ColumnType.STRING, ColumnClass.OPEN),
-    ColumnSpec("secret", ColumnType.STRING, ColumnClass.RESTRICTED),
-    ColumnSpec("y", ColumnType.INT, ColumnClass.OPEN),
-)
-
-
-def make_rows(n: int, seed: int) -> pd.DataFrame:
-    """Rows whose label follows a known logistic model, so a trained model beats its start."""
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    grp = rng.choice(["a", "b"], size=n)
-    logit = 1.8 * x1 - 1.2 * x2 + 0.8 * (grp == "a") - 0.5
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame(
-        {
-            "pid": np.arange(n) + seed * 100_000,
-            "x1": x1,
-            "x2": x2,
-            "grp": grp,
-            "secret": [f"s{i}" for i in range(n)],
-            "y": y,
-        }
-    )
-
-
-def job_spec(name: str, **overrides: Any) -> RiskJobSpec:
-    job = {
-        "name": name,
-        "target": "y",
-        "positive": "1",
-        "rounds": 2,
-        "local_epochs": 2,
-        "batch_size": 64,
-        "learning_rate": 0.5,
-        "epsilon": 1.0,
-        "delta": 1e-5,
-        "min_nodes": 2,
-        "node_wait_s": 60.0,
-        "round_timeout_s": 240.0,
-    }
-    job.update(overrides)
-    return parse_job_spec(
-        {
-            "job": job,
-            "features": {
-                "x1": {"lower": -4.0, "upper": 4.0},
-                "x2": {"lower": -4.0, "upper": 4.0},
-                "grp": {"categories": ["a", "b"]},
-            },
-        }
-    )
-
-
-def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None) -> NodeConfig:
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / "data.csv"
-    if rows is not None:
-        rows.to_csv(data, index=False)
-    cfg = NodeConfig(
-        department=name,
-        dataset="people",
-        source=DataSourceSpec(SourceKind.CSV, data, None, None),
-        columns=COLUMNS,
-        person_id="pid",
-        budget=Budget(budget, 1e-5),
-        ledger_path=folder / "ledger.sqlite",
-        holdout_fraction=0.25,
-        split_seed=1,
-        approvals=(),
-        config_path=folder / "node.toml",
-    )
-    cfg.config_path.write_text(render_node_config(cfg))
-    return cfg
+__all__ = ["LiveFederation"]
 
 
 @dataclass

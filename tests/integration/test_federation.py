@@ -12,7 +12,9 @@ import pytest
 
 from clients.ledger import EntryStatus
 from clients.sqlite_ledger import SqliteLedger
-from tests.integration.conftest import LiveFederation, job_spec, make_rows
+from silobridge.synthetic import make_rows
+from silobridge.synthetic import synthetic_spec as job_spec
+from tests.integration.conftest import LiveFederation
 
 pytestmark = pytest.mark.integration
 

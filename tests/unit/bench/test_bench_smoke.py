@@ -28,10 +28,11 @@ def test_quick_utility_writes_expected_rows(tmp_path: Path) -> None:
             utility.RowKind.LOCAL_BEST,
             utility.RowKind.SILOBRIDGE,
         )
-        for variant in ("demo", "tuned")
+        for variant in (utility.DEMO, utility.TUNED)
     } | {
-        (utility.RowKind.NAIVE_REPORTED.value, "naive"),
-        (utility.RowKind.NAIVE_TRUE.value, "naive"),
+        (kind.value, variant)
+        for kind in (utility.RowKind.NAIVE_REPORTED, utility.RowKind.NAIVE_TRUE)
+        for variant in (utility.NAIVE_FLOWER, utility.NAIVE_DEMO)
     }
     assert rows == expected
 
@@ -41,8 +42,8 @@ def test_quick_utility_writes_expected_rows(tmp_path: Path) -> None:
         assert 0.0 <= record["auc"] <= 1.0, record
         assert 0.0 <= record["accuracy"] <= 1.0, record
 
-    rounds = result["naive_pattern"]["rounds"]
-    assert rounds > 1
+    hyper = result["naive_pattern"]["hyperparameters"]
+    assert all(h["rounds"] > 1 for h in hyper.values())
     for summary in result["summary"]:
         if summary["row"] == utility.RowKind.NAIVE_REPORTED.value:
             # One round costs the nominal epsilon; composing `rounds` of them costs more.

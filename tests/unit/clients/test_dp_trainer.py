@@ -12,11 +12,22 @@ from vocab.models import build_model, get_weights
 
 
 def _spec(**job: object) -> RiskJobSpec:
-    base: dict[str, object] = {"name": "t", "target": "y", "positive": "1", "rounds": 3,
-                               "local_epochs": 1, "batch_size": 32, "epsilon": 1.0}
+    base: dict[str, object] = {
+        "name": "t",
+        "target": "y",
+        "positive": "1",
+        "rounds": 3,
+        "local_epochs": 1,
+        "batch_size": 32,
+        "epsilon": 1.0,
+    }
     base.update(job)
-    return parse_job_spec({"job": base, "features": {"a": {"lower": -3.0, "upper": 3.0},
-                                                     "b": {"lower": -3.0, "upper": 3.0}}})
+    return parse_job_spec(
+        {
+            "job": base,
+            "features": {"a": {"lower": -3.0, "upper": 3.0}, "b": {"lower": -3.0, "upper": 3.0}},
+        }
+    )
 
 
 def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -36,8 +47,11 @@ def test_planned_rounds_compose_to_at_most_the_job_epsilon(
     spent = epsilon_spent(plan.events_for(rounds), spec.delta)
     assert spent <= epsilon
     # Calibration is tight: 2% less noise would overshoot.
-    looser = [type(plan.round_event())(plan.noise_multiplier * 0.98, plan.sample_rate,
-                                      plan.steps_per_round)] * rounds
+    looser = [
+        type(plan.round_event())(
+            plan.noise_multiplier * 0.98, plan.sample_rate, plan.steps_per_round
+        )
+    ] * rounds
     assert epsilon_spent(looser, spec.delta) > epsilon
 
 

@@ -1,0 +1,49 @@
+"""Runs every benchmark in turn: ``python -m bench.run_all [--quick] [--out results]``.
+
+The benchmarks run one after another, never side by side: each one's timings and ratios
+assume nothing else of ours competes for the two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import deployment, dp_overhead, utility
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run utility, DP overhead, then the real deployment, with the same `--quick` and `--out`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke-sized runs")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    args = parser.parse_args(argv)
+    flags = [*(["--quick"] if args.quick else []), "--out", str(args.out)]
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    started = time.monotonic()
+    via = "python -m bench.run_all " + " ".join(sys.argv[1:] if argv is None else argv)
+    entries: tuple[tuple[str, Callable[..., int]], ...] = (
+        ("utility", utility.main),
+        ("dp_overhead", dp_overhead.main),
+        ("deployment", deployment.main),
+    )
+    for name, entry in entries:
+        console.rule(f"bench.{name}")
+        t0 = time.monotonic()
+        code = entry(flags, via=via.strip())
+        console.print(f"bench.{name}: {time.monotonic() - t0:.0f} s")
+        if code != 0:
+            return code
+    console.print(f"all benchmarks: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
