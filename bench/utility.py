@@ -143,7 +143,7 @@ class UtilitySettings:
     conditional_margin: float = 0.01
     """AUC a set with conditional (approval-only) columns must gain to be recommended."""
     features: bool = True
-    feature_seeds: tuple[int, ...] = (300, 301, 302, 303, 304)
+    feature_seeds: tuple[int, ...] = (300, 301, 302, 303)
     max_train_rows: int | None = None
     no_privacy: NoPrivacyConfig = field(default_factory=NoPrivacyConfig)
     naive: NaiveConfig = field(default_factory=NaiveConfig)
@@ -613,6 +613,52 @@ def _goals(summary: list[dict[str, Any]], records: list[Record], eps: float) -> 
     }
 
 
+def _print_search(console: Console, payload: dict[str, Any]) -> None:
+    """The sweep's fresh-seed decisions and the feature study, when they ran."""
+    sweep = payload.get("sweep", {})
+    if "confirm" in sweep:
+        table = Table(title=f"Sweep at ε = {sweep['epsilon']:g}: configs re-run on fresh seeds")
+        for col in ("stage", "config", "AUC mean ± std", "mean - SE"):
+            table.add_column(col, justify="right")
+        for point in sweep["confirm"]:
+            hyper = Hyper(
+                **{
+                    **point["hyper"],
+                    "model": ModelKind(point["hyper"]["model"]),
+                    "aggregator": Aggregator(point["hyper"]["aggregator"]),
+                }
+            )
+            table.add_row(
+                point["stage"],
+                _short(hyper),
+                f"{point['mean']:.4f} ± {point['std']:.4f}",
+                f"{point['mean_minus_se']:.4f}",
+            )
+        console.print(table)
+        console.print(escape(f"sweep chose: {sweep['chosen']}"))
+    features = payload.get("features", {})
+    if "sets" in features:
+        table = Table(title=f"Feature sets at ε = {features['epsilon']:g}: mean ± std AUC")
+        for col in (
+            "set",
+            "inputs",
+            "central, no privacy",
+            "silobridge, demo hyper",
+            "silobridge, tuned hyper",
+        ):
+            table.add_column(col, justify="right")
+        for name, entry in features["sets"].items():
+            table.add_row(
+                escape(name) + (" *" if name == features["recommended"] else ""),
+                str(entry["inputs"]),
+                pm(entry["ceiling"]),
+                pm(entry["silobridge_demo_hyper"]),
+                pm(entry["silobridge_tuned_hyper"]),
+            )
+        console.print(table)
+        console.print(f"* recommended: {features['rule']}")
+
+
 def _print_tables(
     console: Console,
     summary: list[dict[str, Any]],
@@ -779,6 +825,7 @@ def run(settings: UtilitySettings, out_dir: Path, command: str, console: Console
     )
     payload["plot"] = _plot(summary, settings.epsilons, out_dir / f"{NAME}.png")
     path = write_result(out_dir, NAME, payload)
+    _print_search(console, payload)
     _print_tables(console, summary, settings.epsilons, per_node, eps_node)
     console.print(escape(f"goals at ε = {eps_node:g}: {payload['goals']}"))
     console.print(escape(f"recommended spec: {payload['specs'][TUNED]}"))
