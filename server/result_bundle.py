@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from server.risk_job import JobOutcome
+from vocab.bundle import CARD_FILE, RESULT_FILE, TORCH_FILE, WEIGHTS_FILE
 from vocab.jobspec import RiskJobSpec
 
-__all__ = ["RESULT_FILE", "write_bundle"]
-
-RESULT_FILE = "result.json"
-CARD_FILE = "MODEL_CARD.md"
-WEIGHTS_FILE = "model.npz"
-TORCH_FILE = "model.pt"
+__all__ = ["render_bundle"]
 
 
 def _finite(value: float) -> float | None:
@@ -151,27 +145,23 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
-def write_bundle(out_dir: Path, outcome: JobOutcome) -> Path:
-    """Write the bundle into `out_dir` (created if needed); returns the result.json path."""
+def render_bundle(outcome: JobOutcome) -> dict[str, bytes]:
+    """The bundle's files: result.json, the model card and (if trained) the weights."""
     import torch
 
     from vocab.models import build_model, set_weights
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {}
     if outcome.weights:
-        np.savez(out_dir / WEIGHTS_FILE, *outcome.weights)
+        buffer = io.BytesIO()
+        np.savez(buffer, *outcome.weights)
+        files[WEIGHTS_FILE] = buffer.getvalue()
         model = build_model(outcome.spec)
         set_weights(model, outcome.weights)
-        torch.save(model.state_dict(), out_dir / TORCH_FILE)
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        files[TORCH_FILE] = buffer.getvalue()
     result = _result(outcome)
-    _atomic_write(out_dir / CARD_FILE, _card(outcome, result).encode())
-    path = out_dir / RESULT_FILE
-    _atomic_write(path, json.dumps(result, indent=2, sort_keys=False).encode())
-    return path
+    files[CARD_FILE] = _card(outcome, result).encode()
+    files[RESULT_FILE] = json.dumps(result, indent=2).encode()
+    return files

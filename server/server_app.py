@@ -11,8 +11,9 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from server.result_bundle import write_bundle
+from server.result_bundle import render_bundle
 from server.risk_job import run_risk_job
+from vocab.bundle import files_to_event, write_files
 from vocab.errors import JobSpecError, SilobridgeError
 from vocab.progress import encode_event
 from vocab.serde import job_from_bytes
@@ -66,19 +67,23 @@ def main(grid: Grid, context: Context) -> None:
     try:
         initial = get_weights(build_model(spec))
         outcome = run_risk_job(grid, spec, job_id, initial, _emit)
-        result_path = write_bundle(out_dir, outcome)
-    except OSError as err:
-        _emit("failed", reason=f"cannot write the result bundle to {out_dir}: {err}")
-        return
+        files = render_bundle(outcome)
     except Exception as err:  # the analyst gets a reason, not a silent stream end
         log.exception("job %s failed", job_id)
         _emit("failed", reason=f"bug in the coordinator: {type(err).__name__}: {err}")
         return
+    # A copy stays on the coordinator host; the analyst's CLI writes the inlined one.
+    try:
+        result_path = str(write_files(out_dir, files))
+    except OSError as err:
+        log.warning("cannot write the bundle to %s on the coordinator host: %s", out_dir, err)
+        result_path = ""
     _emit(
         "job_end",
         status=outcome.status,
         failure=outcome.failure,
-        result=str(result_path),
+        result=result_path,
+        files=files_to_event(files),
         metrics=outcome.final_metrics,
         seconds=round(outcome.seconds, 2),
     )

@@ -10,6 +10,7 @@ import typer
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, handle_errors
 from silobridge.cli.progress_view import ProgressView, print_summary
 from silobridge.flower_runner import Federation, submit_job
+from vocab.bundle import files_from_event, write_files
 from vocab.errors import SilobridgeError
 from vocab.jobspec import RiskJobSpec, load_job_spec
 
@@ -23,7 +24,20 @@ def run_and_report(spec: RiskJobSpec, out: Path, federation: Federation) -> int:
     final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console))
     if final["event"] == "failed":
         raise SilobridgeError(f"the coordinator rejected the job: {final['reason']}")
-    result_path = Path(final["result"])
+    files = files_from_event(final.get("files"))
+    if files:
+        result_path = write_files(out.resolve(), files)
+    elif final.get("result"):
+        # Too large to inline: the bundle is only on the coordinator host.
+        result_path = Path(final["result"])
+        if not result_path.is_file():
+            raise SilobridgeError(
+                f"the bundle is too large to send and stays on the coordinator host at "
+                f"{result_path}",
+                "copy it from the coordinator host",
+            )
+    else:
+        raise SilobridgeError("the coordinator sent no result bundle", "see its ServerApp log")
     print_summary(console, result_path)
     console.print(
         f"result bundle: [bold]{result_path.parent}[/] (result.json, MODEL_CARD.md, "

@@ -15,13 +15,20 @@ from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows
 from silobridge.synthetic import synthetic_spec as job_spec
 from tests.integration.conftest import LiveFederation
+from vocab.bundle import files_from_event
 
 pytestmark = pytest.mark.integration
 
 
 def _result(final: dict[str, Any]) -> dict[str, Any]:
     assert final["event"] == "job_end", final
-    return json.loads(Path(final["result"]).read_text())
+    on_disk = Path(final["result"]).read_bytes()
+    # The bundle also reaches the analyst inside the final event, byte for byte.
+    inline = files_from_event(final["files"])
+    assert inline["result.json"] == on_disk
+    assert {"MODEL_CARD.md", "model.npz", "model.pt"} <= set(inline)
+    result: dict[str, Any] = json.loads(on_disk)
+    return result
 
 
 def _ledger(fed: LiveFederation, name: str) -> SqliteLedger:

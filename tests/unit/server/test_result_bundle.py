@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from server.result_bundle import write_bundle
+from server.result_bundle import render_bundle
 from server.risk_job import JobOutcome, NodeTally, RoundRecord
+from vocab.bundle import files_from_event, files_to_event, write_files
 from vocab.jobspec import parse_job_spec
 from vocab.models import build_model, get_weights
 from vocab.wire import NodeReport, ReplyStatus
@@ -40,7 +41,10 @@ def test_bundle_has_required_fields_and_a_card(tmp_path: Path) -> None:
     }
     outcome.rounds = [RoundRecord(1, ("tax",), ("?",), {"auc": float("nan")}, 1.0)]
     outcome.final_metrics = {"auc": 0.8, "accuracy": 0.9, "loss": 0.3, "n_holdout": 10.0}
-    path = write_bundle(tmp_path / "risk", outcome)
+    files = render_bundle(outcome)
+    # The bundle survives the trip through a progress event byte for byte.
+    assert files_from_event(files_to_event(files)) == files
+    path = write_files(tmp_path / "risk", files)
     result = json.loads(path.read_text())
     assert set(result) >= {"job", "rounds", "metrics", "nodes"}
     assert (
@@ -54,3 +58,10 @@ def test_bundle_has_required_fields_and_a_card(tmp_path: Path) -> None:
     assert "NOT covered by differential privacy" in card and "tax" in card
     weights = np.load(tmp_path / "risk" / "model.npz")
     assert len(weights.files) == 2
+
+
+def test_event_files_cannot_name_paths_outside_the_bundle() -> None:
+    assert files_from_event({"../../etc/passwd": "eA==", "result.json": "e30="}) == {
+        "result.json": b"{}"
+    }
+    assert files_from_event("not a dict") == {}
