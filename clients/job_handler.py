@@ -5,6 +5,7 @@ Flower-free so it can be tested directly; `client_app.py` adapts it to Flower me
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from clients.audit_log import AuditLog, audit_path_for
 from clients.column_policy import check_job_columns
 from clients.ledger import Ledger
 from clients.node_config import NodeConfig, load_node_config
@@ -85,7 +87,7 @@ def _refused(
     )
 
 
-def _serve(cfg: NodeConfig, ledger: Ledger, req: JobRequest) -> JobOutcome:
+def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
     # Imports torch/opacus only once policy and config checks have passed.
     from clients.dp_trainer import evaluate, plan_dp, train_round
     from vocab.features import encode_features, encode_target
@@ -117,7 +119,18 @@ def _serve(cfg: NodeConfig, ledger: Ledger, req: JobRequest) -> JobOutcome:
             budget=quote.budget.epsilon,
             scope=f"the remaining {rounds_left} round(s) of job {spec.name!r}",
         )
-    reservation = ledger.reserve(req.job_id, req.round, plan.round_event())
+    event = plan.round_event()
+    reservation = ledger.reserve(req.job_id, req.round, event)
+    audit.append(
+        "reservation",
+        {
+            **_where(req),
+            "ledger_entry": reservation.entry_id,
+            "noise_multiplier": event.noise_multiplier,
+            "sample_rate": event.sample_rate,
+            "steps": event.steps,
+        },
+    )
     try:
         result = train_round(
             model, encode_features(train_df, spec), encode_target(train_df, spec), spec, plan
@@ -130,8 +143,13 @@ def _serve(cfg: NodeConfig, ledger: Ledger, req: JobRequest) -> JobOutcome:
     except BaseException:
         # Nothing left the node: the reservation is released, not charged.
         ledger.cancel(reservation)
+        audit.append("cancel", {**_where(req), "ledger_entry": reservation.entry_id})
         raise
     ledger.commit(reservation)
+    audit.append(
+        "charge",
+        {**_where(req), "ledger_entry": reservation.entry_id, "epsilon_spent": ledger.spent()},
+    )
     log.info("job %s round %d: charged %d DP-SGD steps", req.job_id, req.round, result.steps)
     report = NodeReport(
         cfg.department,
@@ -144,20 +162,66 @@ def _serve(cfg: NodeConfig, ledger: Ledger, req: JobRequest) -> JobOutcome:
     return JobOutcome(report, holdout, weights)
 
 
+def _where(req: JobRequest) -> dict[str, Any]:
+    return {"job_id": req.job_id, "round": req.round}
+
+
+def _record_outcome(audit: AuditLog, req: JobRequest, outcome: JobOutcome) -> JobOutcome:
+    """Log what is about to leave the node, then stamp the chain head on the report."""
+    report = outcome.report
+    if report.status is ReplyStatus.OK:
+        released = ["holdout_statistics"] + (["model_update"] if outcome.weights else [])
+        audit.append("release", {**_where(req), "released": released})
+    else:
+        audit.append("refusal", {**_where(req), "code": report.code, "reason": report.reason})
+    head = audit.head()
+    if head is None:
+        return outcome
+    return dataclasses.replace(
+        outcome, report=dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash)
+    )
+
+
 def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> JobOutcome:
-    """Answer one job message. Never raises: every failure becomes a refusal report."""
+    """Answer one job message. Never raises: every failure becomes a refusal report.
+
+    Every step is appended to the node's hash-chained audit log; a reply carries the log's
+    head so the coordinator can anchor it (truncation becomes detectable).
+    """
     department = department_hint
     ledger: Ledger | None = None
+    audit: AuditLog | None = None
     try:
         cfg = load_node_config(config_path)
         department = cfg.department
+        audit = AuditLog(audit_path_for(cfg.ledger_path))
+        audit.append(
+            "job_received",
+            {**_where(req), "job": req.spec.name, "purpose": req.spec.purpose,
+             "kind": "train" if req.train else "evaluate", "columns": list(req.spec.columns),
+             "epsilon": req.spec.epsilon, "delta": req.spec.delta},
+        )  # fmt: skip
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-        return _serve(cfg, ledger, req)
+        outcome = _serve(cfg, ledger, audit, req)
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
-        return _refused(department, err.code, str(err), ledger, req.job_id, requested)
+        outcome = _refused(department, err.code, str(err), ledger, req.job_id, requested)
     except Exception as err:  # a daemon answers, it does not crash
         log.exception("job %s round %d failed", req.job_id, req.round)
         reason = str(err) if isinstance(err, InternalError) else f"bug: {type(err).__name__}: {err}"
-        return _refused(department, RefusalCode.INTERNAL, reason, ledger, req.job_id)
+        outcome = _refused(department, RefusalCode.INTERNAL, reason, ledger, req.job_id)
+    if audit is None:
+        return outcome
+    try:
+        return _record_outcome(audit, req, outcome)
+    except Exception as err:
+        # Nothing leaves the node unlogged: an update that cannot be recorded is withheld.
+        log.exception("audit log %s cannot be written", audit.path)
+        return _refused(
+            department,
+            RefusalCode.INTERNAL,
+            f"the node's audit log cannot be written: {err}",
+            ledger,
+            req.job_id,
+        )

@@ -53,6 +53,12 @@ def _nodes(outcome: JobOutcome) -> dict[str, Any]:
             "sample_rate": report.sample_rate if report else None,
             "steps_per_round": report.steps if report else None,
             "refusals": tally.refusals,
+            # The node's audit-log head as of its last reply: an anchor against truncation.
+            "audit_head": (
+                {"seq": report.audit_seq, "hash": report.audit_head}
+                if report and report.audit_seq
+                else None
+            ),
         }
     return nodes
 

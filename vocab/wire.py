@@ -60,6 +60,8 @@ class NodeReport:
     noise_multiplier: float = 0.0
     sample_rate: float = 0.0
     steps: int = 0
+    audit_seq: int = 0  # head of the node's audit log after this reply was logged
+    audit_head: str = ""
 
     def to_record(self) -> dict[str, Any]:
         data = asdict(self)

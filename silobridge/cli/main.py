@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from silobridge.cli import coordinator_cmd, demo_cmd, job_cmd, node_cmd
+from silobridge.cli import audit_cmd, coordinator_cmd, demo_cmd, job_cmd, node_cmd
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(coordinator_cmd.app, name="coordinator")
 app.add_typer(job_cmd.app, name="job")
+app.add_typer(audit_cmd.app, name="audit")
 app.command("demo")(demo_cmd.demo)
 
 

@@ -131,3 +131,23 @@ def test_restricted_column_is_refused_and_cli_exits_non_zero(
     codes = {n: [r["code"] for r in v["refusals"]] for n, v in result["nodes"].items()}
     assert codes["alpha"] == ["policy"] and codes["beta"] == ["policy"]
     assert "secret" in result["nodes"]["alpha"]["refusals"][0]["reason"]
+
+
+def test_node_audit_logs_record_the_job_and_verify_against_the_result(
+    federation: LiveFederation, first_job: dict[str, Any]
+) -> None:
+    from clients.audit_log import audit_path_for, read_entries
+
+    alpha = federation.nodes["alpha"]
+    kinds = [e.kind for e in read_entries(audit_path_for(alpha.ledger_path))
+             if e.data.get("job_id") == first_job["job_id"]]  # fmt: skip
+    assert kinds[:4] == ["job_received", "reservation", "charge", "release"]
+    poor = federation.nodes["poor"]
+    assert "refusal" in [e.kind for e in read_entries(audit_path_for(poor.ledger_path))]
+    result_json = Path(federation.root / "first" / "result.json")
+    assert first_job["nodes"]["alpha"]["audit_head"]["seq"] >= 5
+    verify = [sys.executable, "-m", "silobridge.cli.main", "audit", "verify"]
+    ok = subprocess.run([*verify, "--node-config", str(alpha.config_path),
+                         "--result", str(result_json)], capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "audit log OK" in ok.stdout

@@ -1,0 +1,81 @@
+"""The node audit log: appends chain; every tamper case is found at the first bad entry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clients.audit_log import AuditLog, read_entries
+from vocab.audit_chain import ChainHead, verify_chain
+from vocab.errors import DataError
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    log = AuditLog(tmp_path / "ledger.audit.jsonl")
+    for i in range(5):
+        log.append("charge", {"job_id": "j#1", "round": i + 1})
+    return log.path
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_intact_log_verifies_with_its_anchor(log_path: Path) -> None:
+    entries = read_entries(log_path)
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    head = AuditLog(log_path).head()
+    assert head == ChainHead(5, entries[-1].hash)
+    assert verify_chain(entries, head).ok
+
+
+def test_edited_entry_is_found(log_path: Path) -> None:
+    lines = log_path.read_text().splitlines()
+    raw = json.loads(lines[2])
+    raw["data"]["round"] = 99
+    lines[2] = json.dumps(raw)
+    _rewrite(log_path, lines)
+    result = verify_chain(read_entries(log_path))
+    assert (result.ok, result.first_bad) == (False, 3) and "edited" in result.reason
+
+
+def test_deleted_entry_is_found(log_path: Path) -> None:
+    lines = log_path.read_text().splitlines()
+    _rewrite(log_path, lines[:1] + lines[2:])
+    result = verify_chain(read_entries(log_path))
+    assert (result.ok, result.first_bad) == (False, 2)
+
+
+def test_reordered_entries_are_found(log_path: Path) -> None:
+    lines = log_path.read_text().splitlines()
+    lines[1], lines[2] = lines[2], lines[1]
+    _rewrite(log_path, lines)
+    assert verify_chain(read_entries(log_path)).first_bad == 2
+
+
+def test_truncation_is_found_only_against_an_anchor(log_path: Path) -> None:
+    head = AuditLog(log_path).head()
+    lines = log_path.read_text().splitlines()
+    _rewrite(log_path, lines[:3])
+    assert verify_chain(read_entries(log_path)).ok  # a clean prefix looks fine alone...
+    result = verify_chain(read_entries(log_path), head)
+    assert (result.ok, result.first_bad) == (False, 4) and "cut off" in result.reason
+
+
+def test_rewritten_history_differs_from_the_anchor(log_path: Path, tmp_path: Path) -> None:
+    head = AuditLog(log_path).head()
+    forged = AuditLog(tmp_path / "forged.jsonl")
+    for i in range(5):
+        forged.append("charge", {"job_id": "j#1", "round": i + 1, "forged": True})
+    result = verify_chain(read_entries(forged.path), head)
+    assert (result.ok, result.first_bad) == (False, 5)
+
+
+def test_garbage_line_is_a_clear_error(log_path: Path) -> None:
+    with log_path.open("a") as fh:
+        fh.write("not json\n")
+    with pytest.raises(DataError, match="line 6"):
+        read_entries(log_path)
