@@ -1,3 +1,14 @@
 """Benchmarks (BENCHMARKS.md): each module prints a table and writes results/<name>.json."""
 
-__all__ = ["dp_overhead", "run_all", "utility"]
+__all__ = [
+    "baseline",
+    "departments",
+    "deployment",
+    "dp_overhead",
+    "feature_sets",
+    "report",
+    "run_all",
+    "sweep",
+    "training",
+    "utility",
+]

@@ -44,7 +44,7 @@ EXTRA_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("emp_length", categories=_EMP_LENGTHS),
     FeatureSpec("delinq_2yrs", lower=0.0, upper=10.0),
 )
-"""Open columns of the demo data the demo job does not use, with public levels/bounds."""
+"""Open columns of the demo data the baseline job does not use, with public levels/bounds."""
 
 CONDITIONAL = frozenset({"annual_inc"})
 """Columns the demo departments release only to approved jobs (income)."""
@@ -144,17 +144,21 @@ def forward_select(
 
 
 def candidate_sets(
-    demo: Sequence[FeatureSpec], selected: Sequence[FeatureSpec]
+    baseline: Sequence[FeatureSpec], selected: Sequence[FeatureSpec]
 ) -> dict[str, tuple[FeatureSpec, ...]]:
-    """The feature sets the benchmark compares, by name."""
+    """The feature sets the benchmark compares, by name (duplicates dropped)."""
     extra = {f.column: f for f in EXTRA_FEATURES}
-    base = tuple(demo)
+    base = tuple(baseline)
     sets = {
-        "demo": base,
-        "demo - annual_inc": tuple(f for f in base if f.column != "annual_inc"),
-        "demo + sub_grade": (*base, extra["sub_grade"]),
-        "demo + emp_length + delinq_2yrs": (*base, extra["emp_length"], extra["delinq_2yrs"]),
-        "demo + all three": (*base, *EXTRA_FEATURES),
+        "baseline": base,
+        "baseline - annual_inc": tuple(f for f in base if f.column != "annual_inc"),
+        "baseline + sub_grade": (*base, extra["sub_grade"]),
+        "baseline + emp_length + delinq_2yrs": (
+            *base,
+            extra["emp_length"],
+            extra["delinq_2yrs"],
+        ),
+        "baseline + all three": (*base, *EXTRA_FEATURES),
         "selected (forward CV)": tuple(selected),
         "selected - conditional": tuple(f for f in selected if f.column not in CONDITIONAL),
     }

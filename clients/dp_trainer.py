@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 import warnings
 from dataclasses import dataclass
@@ -137,5 +136,6 @@ def evaluate(
     with torch.no_grad():
         logits = model(torch.from_numpy(x)).squeeze(-1).numpy()
     if not np.all(np.isfinite(logits)):
-        logits = np.nan_to_num(logits, nan=0.0, posinf=math.inf, neginf=-math.inf)
+        # A diverged model must still give finite loss sums (inf - inf would be NaN).
+        logits = np.nan_to_num(logits, nan=0.0, posinf=1e6, neginf=-1e6)
     return summarize(logits, y)

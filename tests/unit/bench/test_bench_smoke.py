@@ -20,20 +20,24 @@ def test_quick_utility_writes_expected_rows(tmp_path: Path) -> None:
     assert result["settings"]["epsilons"] == [1.0]
 
     rows = {(s["row"], s["variant"]) for s in result["summary"]}
-    expected = {
-        (kind.value, variant)
-        for kind in (
-            utility.RowKind.CENTRAL_NO_PRIVACY,
-            utility.RowKind.CENTRAL_DP,
-            utility.RowKind.LOCAL_BEST,
-            utility.RowKind.SILOBRIDGE,
-        )
-        for variant in (utility.DEMO, utility.TUNED)
-    } | {
-        (kind.value, variant)
-        for kind in (utility.RowKind.NAIVE_REPORTED, utility.RowKind.NAIVE_TRUE)
-        for variant in (utility.NAIVE_FLOWER, utility.NAIVE_DEMO)
-    }
+    expected = (
+        {
+            (kind.value, variant)
+            for kind in (
+                utility.RowKind.CENTRAL_NO_PRIVACY,
+                utility.RowKind.CENTRAL_DP,
+                utility.RowKind.LOCAL_BEST,
+                utility.RowKind.SILOBRIDGE,
+            )
+            for variant in (utility.BASELINE, utility.TUNED)
+        }
+        | {
+            (kind.value, variant)
+            for kind in (utility.RowKind.NAIVE_REPORTED, utility.RowKind.NAIVE_TRUE)
+            for variant in (utility.NAIVE_FLOWER, utility.NAIVE_BASELINE)
+        }
+        | {(utility.RowKind.SILOBRIDGE.value, utility.SHIPPED)}
+    )
     assert rows == expected
 
     local = [r for r in result["records"] if r["row"] == utility.RowKind.LOCAL_DP.value]
