@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 
 from clients.audit_log import AuditLog, audit_path_for
-from clients.column_policy import check_job_columns
 from clients.ledger import Ledger
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
@@ -94,7 +93,7 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
     from vocab.models import build_model, get_weights, set_weights
 
     spec = req.spec
-    check_job_columns(spec.name, spec.columns, cfg)
+    # load_job_frames checks the column policy before it touches any data.
     train_df, holdout_df = load_job_frames(cfg, spec.columns, spec.name)
     model = build_model(spec)
     try:
