@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from clients.audit_log import AuditLog, audit_path_for
+from clients.audit_paths import audit_path_for
 from clients.ledger import Ledger
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
 from clients.sqlite_ledger import SqliteLedger
+from vocab.audit_log import AuditLog
 from vocab.errors import BudgetExceeded, InternalError, RefusalCode, SilobridgeError
 from vocab.jobspec import RiskJobSpec
 from vocab.metrics import HoldoutSummary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vocab.errors import ConfigError
@@ -43,6 +44,23 @@ class Mechanism(enum.Enum):
     """Mechanisms the node ledger knows how to account for."""
 
     SUBSAMPLED_GAUSSIAN = "subsampled_gaussian"
+    """DP-SGD: Poisson-subsampled Gaussian steps (Opacus)."""
+    GAUSSIAN = "gaussian"
+    """A noisy statistic with Gaussian noise calibrated to its L2 sensitivity."""
+    LAPLACE = "laplace"
+    """A noisy statistic with Laplace noise calibrated to its L1 sensitivity."""
+
+
+def _positive_finite(kind: str, name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{kind} {name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{kind} {name} must be positive and finite, got {value!r}")
+
+
+def _positive_count(kind: str, name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{kind} {name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -57,15 +75,99 @@ class DpSgdEvent:
     steps: int
 
     def __post_init__(self) -> None:
-        if not (self.noise_multiplier > 0 and math.isfinite(self.noise_multiplier)):
-            raise ConfigError(
-                f"noise multiplier must be positive and finite, got {self.noise_multiplier!r}"
-            )
+        _positive_finite("DP-SGD", "noise multiplier", self.noise_multiplier)
         if not (0 < self.sample_rate <= 1):
             raise ConfigError(f"sample rate must be in (0, 1], got {self.sample_rate!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
+        _positive_count("DP-SGD", "steps", self.steps)
 
     @property
     def mechanism(self) -> Mechanism:
         return Mechanism.SUBSAMPLED_GAUSSIAN
+
+    def params(self) -> dict[str, float | int]:
+        """The parameters the ledger stores; `event_from_params` rebuilds the event."""
+        return {
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "steps": self.steps,
+        }
+
+
+@dataclass(frozen=True)
+class GaussianEvent:
+    """`count` releases of the Gaussian mechanism (a noisy sum, count, mean...).
+
+    `noise_multiplier` is the noise std divided by the statistic's L2 sensitivity.
+    """
+
+    noise_multiplier: float
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        _positive_finite("Gaussian", "noise multiplier", self.noise_multiplier)
+        _positive_count("Gaussian", "count", self.count)
+
+    @property
+    def mechanism(self) -> Mechanism:
+        return Mechanism.GAUSSIAN
+
+    def params(self) -> dict[str, float | int]:
+        return {"noise_multiplier": self.noise_multiplier, "count": self.count}
+
+
+@dataclass(frozen=True)
+class LaplaceEvent:
+    """`count` releases of the Laplace mechanism.
+
+    `scale` is the Laplace scale b divided by the statistic's L1 sensitivity; one release
+    is (1 / scale)-DP.
+    """
+
+    scale: float
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        _positive_finite("Laplace", "scale", self.scale)
+        _positive_count("Laplace", "count", self.count)
+
+    @property
+    def mechanism(self) -> Mechanism:
+        return Mechanism.LAPLACE
+
+    def params(self) -> dict[str, float | int]:
+        return {"scale": self.scale, "count": self.count}
+
+
+PrivacyEvent = DpSgdEvent | GaussianEvent | LaplaceEvent
+"""Every release the ledger can charge."""
+
+
+def event_from_params(mechanism: str, params: Mapping[str, float | int]) -> PrivacyEvent:
+    """Rebuilds an event from what the ledger stored (`event.mechanism.value`, `params()`).
+
+    Raises:
+        ConfigError: The mechanism is unknown or the parameters do not fit it.
+    """
+    try:
+        kind = Mechanism(mechanism)
+    except ValueError:
+        known = ", ".join(m.value for m in Mechanism)
+        raise ConfigError(f"unknown mechanism {mechanism!r}; known: {known}") from None
+    try:
+        if kind is Mechanism.SUBSAMPLED_GAUSSIAN:
+            return DpSgdEvent(
+                float(params["noise_multiplier"]),
+                float(params["sample_rate"]),
+                _as_int(params["steps"]),
+            )
+        if kind is Mechanism.GAUSSIAN:
+            return GaussianEvent(float(params["noise_multiplier"]), _as_int(params["count"]))
+        return LaplaceEvent(float(params["scale"]), _as_int(params["count"]))
+    except KeyError as missing:
+        raise ConfigError(f"{kind.value} event lacks parameter {missing}") from None
+
+
+def _as_int(value: float | int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value  # type: ignore[return-value]  # validated by the event's __post_init__

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clients.audit_log import audit_path_for, read_entries
+from clients.audit_paths import audit_path_for
 from clients.node_config import load_node_config
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
 from vocab.audit_chain import ChainHead, verify_chain
+from vocab.audit_log import read_entries
 from vocab.errors import ConfigError
 
 __all__ = ["app"]

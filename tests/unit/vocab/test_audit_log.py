@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.audit_log import AuditLog, read_entries
 from vocab.audit_chain import ChainHead, verify_chain
+from vocab.audit_log import AuditLog, read_entries
 from vocab.errors import DataError
 
 

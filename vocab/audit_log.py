@@ -1,4 +1,4 @@
-"""The node's append-only audit log: one hash-chained JSON line per event (JSONL file)."""
+"""An append-only audit log file (node or coordinator): one hash-chained JSON line per event."""
 
 from __future__ import annotations
 
@@ -12,12 +12,7 @@ from typing import Any
 from vocab.audit_chain import AuditEntry, ChainHead, make_entry
 from vocab.errors import DataError
 
-__all__ = ["AuditLog", "audit_path_for", "read_entries"]
-
-
-def audit_path_for(ledger_path: Path) -> Path:
-    """Where a node keeps its audit log: beside its ledger."""
-    return ledger_path.with_name(ledger_path.stem + ".audit.jsonl")
+__all__ = ["AuditLog", "read_entries"]
 
 
 def _parse(line: str, number: int, path: Path) -> AuditEntry:
@@ -43,7 +38,12 @@ def read_entries(path: Path) -> list[AuditEntry]:
 
 
 class AuditLog:
-    """Appends events under an exclusive file lock, so concurrent ClientApps chain safely."""
+    """Appends events under an exclusive file lock, so concurrent writers chain safely.
+
+    Several ClientApp processes of one node (or ServerApps of one coordinator) may append
+    at once; the lock makes each read-tail-then-append atomic, and fsync makes an entry
+    durable before the caller releases anything that depends on it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
