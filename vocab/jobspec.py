@@ -68,6 +68,8 @@ class RiskJobSpec:
     positive: str
     features: tuple[FeatureSpec, ...]
     purpose: str = ""
+    analyst: str = ""
+    project: str = ""
     model: ModelKind = ModelKind.LOGISTIC
     hidden: int = 16
     rounds: int = 3
@@ -155,6 +157,15 @@ def _validate(spec: RiskJobSpec) -> None:
             f"job name {spec.name!r} is not allowed",
             "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
+    for key in ("analyst", "project"):
+        value = getattr(spec, key)
+        if not isinstance(value, str) or (value and not _NAME_RE.match(value)):
+            raise JobSpecError(
+                f"job `{key}` {value!r} is not allowed",
+                "use 1-64 letters, digits, '.', '_' or '-', or leave it out",
+            )
+    if not isinstance(spec.purpose, str) or len(spec.purpose) > 200:
+        raise JobSpecError("job `purpose` must be a string of at most 200 characters")
     if spec.delta <= 0:
         raise JobSpecError(
             "job `delta` must be > 0: DP-SGD's Gaussian noise gives (epsilon, delta)-DP",
@@ -197,6 +208,8 @@ _JOB_KEYS = {
     "name",
     "kind",
     "purpose",
+    "analyst",
+    "project",
     "target",
     "positive",
     "model",

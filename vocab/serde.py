@@ -25,7 +25,7 @@ _AGG_FROM_PB = {v: k for k, v in _AGG_TO_PB.items()}
 _SCALARS = (
     "name", "purpose", "target", "positive", "hidden", "rounds", "local_epochs",
     "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes",
-    "server_learning_rate", "seed", "round_timeout_s", "node_wait_s",
+    "server_learning_rate", "seed", "round_timeout_s", "node_wait_s", "analyst", "project",
 )  # fmt: skip
 _FEATURE_SCALARS = ("column", "lower", "upper", "log")
 

@@ -40,7 +40,7 @@ class FeatureSpec(_message.Message):
     def __init__(self, column: _Optional[str] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ..., log: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RiskJobSpec(_message.Message):
-    __slots__ = ("name", "purpose", "target", "positive", "model", "hidden", "features", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes", "aggregator", "server_learning_rate", "seed", "round_timeout_s", "node_wait_s")
+    __slots__ = ("name", "purpose", "target", "positive", "model", "hidden", "features", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes", "aggregator", "server_learning_rate", "seed", "round_timeout_s", "node_wait_s", "analyst", "project")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,8 @@ class RiskJobSpec(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     ROUND_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     NODE_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    ANALYST_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
     name: str
     purpose: str
     target: str
@@ -81,4 +83,6 @@ class RiskJobSpec(_message.Message):
     seed: int
     round_timeout_s: float
     node_wait_s: float
-    def __init__(self, name: _Optional[str] = ..., purpose: _Optional[str] = ..., target: _Optional[str] = ..., positive: _Optional[str] = ..., model: _Optional[_Union[ModelKind, str]] = ..., hidden: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., rounds: _Optional[int] = ..., local_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., min_nodes: _Optional[int] = ..., aggregator: _Optional[_Union[Aggregator, str]] = ..., server_learning_rate: _Optional[float] = ..., seed: _Optional[int] = ..., round_timeout_s: _Optional[float] = ..., node_wait_s: _Optional[float] = ...) -> None: ...
+    analyst: str
+    project: str
+    def __init__(self, name: _Optional[str] = ..., purpose: _Optional[str] = ..., target: _Optional[str] = ..., positive: _Optional[str] = ..., model: _Optional[_Union[ModelKind, str]] = ..., hidden: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., rounds: _Optional[int] = ..., local_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., min_nodes: _Optional[int] = ..., aggregator: _Optional[_Union[Aggregator, str]] = ..., server_learning_rate: _Optional[float] = ..., seed: _Optional[int] = ..., round_timeout_s: _Optional[float] = ..., node_wait_s: _Optional[float] = ..., analyst: _Optional[str] = ..., project: _Optional[str] = ...) -> None: ...
