@@ -7,6 +7,7 @@ record names and the fields of a node's report so both sides agree on one vocabu
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -17,7 +18,9 @@ __all__ = [
     "HOLDOUT",
     "JOB",
     "REPORT",
+    "NodeQuote",
     "NodeReport",
+    "ScopeQuote",
     "ReplyStatus",
     "summary_from_record",
     "summary_to_record",
@@ -32,6 +35,7 @@ HOLDOUT = "holdout"  # MetricRecord: HoldoutSummary of the incoming model
 # Message types beyond Flower's train/evaluate.
 TRAIN = "train"
 EVALUATE = "evaluate"
+QUOTE = "query"  # a dry run: the node prices the whole job, charges and reads nothing
 
 
 class ReplyStatus(enum.Enum):
@@ -94,3 +98,59 @@ def summary_from_record(record: dict[str, Any]) -> HoldoutSummary:
         pos_hist=tuple(int(v) for v in record["pos_hist"]),
         neg_hist=tuple(int(v) for v in record["neg_hist"]),
     )
+
+
+@dataclass(frozen=True)
+class ScopeQuote:
+    """One budget the job would draw on, e.g. the dataset's period total or a purpose's.
+
+    Epsilons are at the scope's own delta, recomputed from the ledger's stored mechanisms.
+    """
+
+    scope: str  # "period 2026", "purpose fraud-screening", "analyst r.ahmed", ...
+    epsilon: float  # the cap
+    delta: float
+    spent: float
+    spent_after: float  # spent and the whole job composed
+    fits: bool
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.epsilon - self.spent)
+
+    @property
+    def remaining_after(self) -> float:
+        return max(0.0, self.epsilon - self.spent_after)
+
+
+@dataclass(frozen=True)
+class NodeQuote:
+    """A node's dry-run answer: what the whole job would cost it, and whether it would run.
+
+    `status` OK means the node would take the job as things stand; REFUSED gives the code
+    and reason it would refuse with. Nothing is read from the data beyond the row count
+    the sampling rate needs, and nothing is charged.
+    """
+
+    department: str
+    status: ReplyStatus
+    code: str = ""
+    reason: str = ""
+    requested: float = 0.0  # epsilon of the whole job on its own, at the job's delta
+    scopes: tuple[ScopeQuote, ...] = ()
+    audit_seq: int = 0
+    audit_head: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["scopes"] = json.dumps([asdict(s) for s in self.scopes])
+        return data
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> NodeQuote:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in record.items() if k in known}
+        data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
+        data["scopes"] = tuple(ScopeQuote(**s) for s in json.loads(data.get("scopes", "[]")))
+        return cls(**data)
