@@ -1,4 +1,9 @@
-"""The node's privacy ledger interface: every release is checked, reserved, then committed."""
+"""The node's privacy ledger interface: every release is checked, reserved, then committed.
+
+One ledger per dataset. It keeps the officer's budgets - a total per period, optional
+per-purpose sub-budgets and per-analyst caps - and every release's mechanism parameters, and
+recomputes each scope's epsilon from those parameters for every decision.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from vocab.errors import RefusalCode, SilobridgeError
-from vocab.privacy import Budget, DpSgdEvent
+from vocab.errors import BudgetExceeded, RefusalCode, SilobridgeError
+from vocab.privacy import Budget, PrivacyEvent
+from vocab.wire import ScopeQuote
 
 __all__ = [
     "BudgetChange",
@@ -18,7 +24,11 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "Quote",
+    "Requester",
     "Reservation",
+    "Scope",
+    "ScopeBudget",
+    "ScopeKind",
 ]
 
 
@@ -33,18 +43,60 @@ class EntryStatus(enum.Enum):
     """Nothing was released; does not count."""
 
 
+class ScopeKind(enum.Enum):
+    """What a budget bounds, within the current period of one dataset."""
+
+    PERIOD = "period"
+    """Everything released on the dataset in the period (the officer's total)."""
+    PURPOSE = "purpose"
+    """Releases for jobs that declare this purpose."""
+    ANALYST = "analyst"
+    """Releases for jobs submitted by this analyst."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One budget's reach; for a PERIOD scope the key is the period's name."""
+
+    kind: ScopeKind
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.value} {self.key}"
+
+
+@dataclass(frozen=True)
+class ScopeBudget:
+    """A budget the officer set on a scope of the current period."""
+
+    scope: Scope
+    budget: Budget
+    set_at: datetime
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who a release is for: the job's declared purpose, analyst and project."""
+
+    purpose: str = ""
+    analyst: str = ""
+    project: str = ""
+
+
 class DuplicateRelease(SilobridgeError):
     """A job asked for a round the node has already answered (or is answering)."""
 
     code = RefusalCode.POLICY
 
-    def __init__(self, *, dataset: str, job_id: str, round: int) -> None:
+    def __init__(self, *, dataset: str, job_id: str, round: int, why: str = "") -> None:
         self.dataset = dataset
         self.job_id = job_id
         self.round = round
         super().__init__(
-            f"job {job_id!r} round {round} on dataset {dataset!r} was already answered; "
-            "the node makes no second release for the same round",
+            f"job {job_id!r} round {round} on dataset {dataset!r} was already answered"
+            + (f" ({why})" if why else "")
+            + "; the node makes no second release for the same round",
             "start a new round or a new job; a retried round is never released twice",
         )
 
@@ -53,66 +105,76 @@ class DuplicateRelease(SilobridgeError):
 class Quote:
     """What a set of releases would cost, computed without changing the ledger.
 
-    All amounts are epsilons at the budget's delta.
-
     Attributes:
-        requested: The releases on their own.
-        spent: The ledger's reserved and committed releases.
-        spent_after: The ledger's releases and the requested ones composed; less than
-            `spent + requested` because RDP composes more tightly than adding epsilons.
-        remaining: Budget epsilon minus `spent`, floored at 0.
-        budget: The dataset's budget.
-        fits: Whether `spent_after` is within the budget's epsilon.
+        requested: The releases on their own, as epsilon at the period budget's delta.
+        scopes: Every budget the releases would draw on, period total first.
     """
 
     requested: float
-    spent: float
-    spent_after: float
-    remaining: float
-    budget: Budget
-    fits: bool
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A release charged to the ledger but not yet committed or cancelled."""
-
-    entry_id: int
-    job_id: str
-    round: int
-    event: DpSgdEvent
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One stored row: the mechanism parameters of a release and where it stands."""
-
-    entry_id: int
-    dataset: str
-    job_id: str
-    round: int
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
-    status: EntryStatus
-    created_at: datetime
-    updated_at: datetime
+    scopes: tuple[ScopeQuote, ...]
 
     @property
-    def event(self) -> DpSgdEvent:
-        """The release this entry charges."""
-        return DpSgdEvent(
-            noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate, steps=self.steps
+    def fits(self) -> bool:
+        """Whether every scope stays within its budget."""
+        return all(s.fits for s in self.scopes)
+
+    @property
+    def binding(self) -> ScopeQuote:
+        """The first scope that does not fit, else the period total."""
+        return next((s for s in self.scopes if not s.fits), self.scopes[0])
+
+    def refusal(self, what: str) -> BudgetExceeded:
+        """The refusal for the binding scope; `what` names the releases asked for."""
+        scope = self.binding
+        return BudgetExceeded(
+            requested=scope.requested,
+            spent=scope.spent,
+            remaining=scope.remaining,
+            budget=scope.epsilon,
+            scope=f"{what} (budget: {scope.scope})",
         )
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A release charged to the ledger but not yet committed or cancelled.
+
+    `resumed` is True when the reservation was left by an attempt whose process died
+    before committing (so nothing was released) and this attempt carries it on.
+    """
+
+    entry_id: int
+    job_id: str
+    round: int
+    event: PrivacyEvent
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One stored release: its mechanism, who asked, and where it stands."""
+
+    entry_id: int
+    dataset: str
+    period: str
+    job_id: str
+    round: int
+    requester: Requester
+    event: PrivacyEvent
+    status: EntryStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class BudgetChange:
-    """The node config set a dataset's budget to a value other than the recorded one."""
+    """A budget set on a scope: by the node config (`config`) or the officer (`officer`)."""
 
     dataset: str
-    old: Budget
+    scope: Scope
+    old: Budget | None
     new: Budget
+    source: str
     changed_at: datetime
 
 
@@ -120,8 +182,8 @@ class Ledger(abc.ABC):
     """One dataset's privacy ledger at a node.
 
     Epsilon is always recomputed from the stored mechanism parameters of every reserved
-    and committed release - all rounds of all jobs - at the budget's delta; the ledger never
-    trusts an epsilon someone claims.
+    and committed release at the scope's delta; the ledger never trusts an epsilon someone
+    claims.
     """
 
     @property
@@ -130,33 +192,62 @@ class Ledger(abc.ABC):
         """The dataset this ledger charges."""
 
     @abc.abstractmethod
-    def budget(self) -> Budget:
-        """The dataset's budget as currently recorded."""
+    def period(self) -> str:
+        """The name of the current budget period."""
 
     @abc.abstractmethod
-    def spent(self) -> float:
-        """Epsilon of all reserved and committed releases composed."""
+    def budget(self) -> Budget:
+        """The current period's total budget."""
+
+    @abc.abstractmethod
+    def budgets(self) -> list[ScopeBudget]:
+        """Every budget of the current period, period total first."""
+
+    @abc.abstractmethod
+    def spent(self, scope: Scope | None = None) -> float:
+        """Epsilon of the scope's reserved and committed releases (default: period total)."""
+
+    @abc.abstractmethod
+    def lifetime_spent(self) -> float:
+        """Epsilon of every live release of every period, at the current total's delta.
+
+        Periods reset what the officer allows; they do not reset what a person in the
+        data has lost. This is the figure that bounds that loss.
+        """
 
     def remaining(self) -> float:
-        """Budget epsilon minus `spent()`, floored at 0."""
+        """The period total minus `spent()`, floored at 0."""
         return max(0.0, self.budget().epsilon - self.spent())
 
     @abc.abstractmethod
-    def quote(self, events: Sequence[DpSgdEvent]) -> Quote:
-        """What `events` would cost on top of the ledger; changes nothing."""
+    def quote(self, events: Sequence[PrivacyEvent], requester: Requester | None = None) -> Quote:
+        """What `events` would cost on top of the ledger, per scope; changes nothing."""
 
     @abc.abstractmethod
-    def reserve(self, job_id: str, round: int, event: DpSgdEvent) -> Reservation:
-        """Charges `event` for a job's round, atomically with the budget check.
+    def reserve(
+        self,
+        job_id: str,
+        round: int,
+        event: PrivacyEvent,
+        requester: Requester | None = None,
+    ) -> Reservation:
+        """Charges `event` for a job's round, atomically with the check of every scope.
+
+        A round whose earlier attempt died between reserve and commit (its process is
+        gone, so it released nothing) is resumed under the same charge, never charged
+        again.
 
         Raises:
-            BudgetExceeded: If the ledger's releases and `event` composed exceed the budget.
-            DuplicateRelease: If the round already has a reserved or committed entry.
+            BudgetExceeded: If some scope's releases and `event` composed exceed its budget.
+            DuplicateRelease: If the round was committed, or is being answered right now.
         """
 
     @abc.abstractmethod
-    def commit(self, reservation: Reservation) -> None:
-        """Marks a reserved release as released.
+    def commit(self, reservation: Reservation, reply: bytes | None = None) -> None:
+        """Marks a reserved release as released, storing the reply that carries it.
+
+        The stored reply makes the round idempotent: a retry gets these bytes again
+        (`stored_reply`), with no new release and no new charge.
 
         Raises:
             InternalError: If the entry is not in the reserved state.
@@ -171,6 +262,10 @@ class Ledger(abc.ABC):
         """
 
     @abc.abstractmethod
+    def stored_reply(self, job_id: str, round: int) -> bytes | None:
+        """The reply committed for a job's round, if any."""
+
+    @abc.abstractmethod
     def history(self) -> list[LedgerEntry]:
         """All entries of the dataset, cancelled ones included, oldest first."""
 
@@ -180,4 +275,21 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def budget_changes(self) -> list[BudgetChange]:
-        """Every change of the dataset's recorded budget, oldest first."""
+        """Every budget set on the dataset, oldest first."""
+
+    @abc.abstractmethod
+    def set_budget(self, scope: Scope, budget: Budget, source: str = "officer") -> None:
+        """Sets a budget of the current period (its total, a purpose's, an analyst's).
+
+        Raises:
+            ConfigError: If a PERIOD scope names a period other than the current one.
+        """
+
+    @abc.abstractmethod
+    def open_period(self, name: str, total: Budget) -> None:
+        """Starts a new period with its total; earlier periods' releases stop counting
+        against the new period's budgets (they still count in `lifetime_spent`).
+
+        Raises:
+            ConfigError: If a period of that name already exists.
+        """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,103 +16,193 @@ from clients.ledger import (
     Ledger,
     LedgerEntry,
     Quote,
+    Requester,
     Reservation,
+    Scope,
+    ScopeBudget,
+    ScopeKind,
 )
+from clients.process_token import current_token, token_alive
 from vocab.accounting import epsilon_spent
-from vocab.errors import BudgetExceeded, ConfigError, InternalError, JobSpecError
-from vocab.privacy import Budget, DpSgdEvent
+from vocab.errors import ConfigError, InternalError, JobSpecError
+from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
+from vocab.privacy import event_from_params as _event_from_params
+from vocab.wire import ScopeQuote
 
 __all__ = ["SqliteLedger"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS budgets (
-        dataset    TEXT PRIMARY KEY,
+    """CREATE TABLE IF NOT EXISTS periods (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        dataset   TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        UNIQUE (dataset, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS scope_budgets (
+        dataset    TEXT NOT NULL,
+        period     TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('period', 'purpose', 'analyst')),
+        key        TEXT NOT NULL,
         epsilon    REAL NOT NULL CHECK (epsilon > 0),
         delta      REAL NOT NULL CHECK (delta >= 0 AND delta < 1),
-        updated_at TEXT NOT NULL
+        set_at     TEXT NOT NULL,
+        PRIMARY KEY (dataset, period, kind, key)
     )""",
-    """CREATE TABLE IF NOT EXISTS budget_changes (
+    """CREATE TABLE IF NOT EXISTS budget_log (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         dataset     TEXT NOT NULL,
-        old_epsilon REAL NOT NULL,
-        old_delta   REAL NOT NULL,
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        old_epsilon REAL,
+        old_delta   REAL,
         new_epsilon REAL NOT NULL,
         new_delta   REAL NOT NULL,
+        source      TEXT NOT NULL,
         changed_at  TEXT NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS entries (
-        id               INTEGER PRIMARY KEY AUTOINCREMENT,
-        dataset          TEXT NOT NULL,
-        job_id           TEXT NOT NULL,
-        round            INTEGER NOT NULL CHECK (round >= 0),
-        noise_multiplier REAL NOT NULL CHECK (noise_multiplier > 0),
-        sample_rate      REAL NOT NULL CHECK (sample_rate > 0 AND sample_rate <= 1),
-        steps            INTEGER NOT NULL CHECK (steps >= 1),
-        status           TEXT NOT NULL CHECK (status IN ('reserved', 'committed', 'cancelled')),
-        created_at       TEXT NOT NULL,
-        updated_at       TEXT NOT NULL
+    # The node config's [budget] as last applied: an edit of the file is applied once,
+    # and does not undo budgets the officer set since with `silobridge budget set`.
+    """CREATE TABLE IF NOT EXISTS config_budget (
+        dataset TEXT PRIMARY KEY,
+        epsilon REAL NOT NULL,
+        delta   REAL NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS entries_by_job ON entries (dataset, job_id, round)",
+    """CREATE TABLE IF NOT EXISTS releases (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        dataset    TEXT NOT NULL,
+        period     TEXT NOT NULL,
+        job_id     TEXT NOT NULL,
+        round      INTEGER NOT NULL CHECK (round >= 0),
+        purpose    TEXT NOT NULL,
+        analyst    TEXT NOT NULL,
+        project    TEXT NOT NULL,
+        mechanism  TEXT NOT NULL,
+        params     TEXT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('reserved', 'committed', 'cancelled')),
+        owner      TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS releases_by_job ON releases (dataset, job_id, round)",
     # Second line of defence behind the check in reserve(): one live release per round.
-    """CREATE UNIQUE INDEX IF NOT EXISTS entries_one_live_release
-        ON entries (dataset, job_id, round) WHERE status != 'cancelled'""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS releases_one_live_per_round
+        ON releases (dataset, job_id, round) WHERE status != 'cancelled'""",
+    """CREATE TABLE IF NOT EXISTS replies (
+        release_id INTEGER PRIMARY KEY REFERENCES releases (id),
+        payload    BLOB NOT NULL
+    )""",
 )
 
-_ENTRY_COLUMNS = (
-    "id, dataset, job_id, round, noise_multiplier, sample_rate, steps, status, "
-    "created_at, updated_at"
+_RELEASE_COLUMNS = (
+    "id, dataset, period, job_id, round, purpose, analyst, project, mechanism, params, "
+    "status, owner, created_at, updated_at"
 )
 
 _LIVE = (EntryStatus.RESERVED.value, EntryStatus.COMMITTED.value)
+_FIRST_PERIOD_FROM_V1 = "initial"
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _event(row: sqlite3.Row) -> PrivacyEvent:
+    try:
+        return _event_from_params(str(row["mechanism"]), json.loads(str(row["params"])))
+    except (ConfigError, ValueError) as err:
+        raise InternalError(f"ledger row {row['id']} holds an unreadable release: {err}") from err
+
+
 def _entry(row: sqlite3.Row) -> LedgerEntry:
     return LedgerEntry(
         entry_id=int(row["id"]),
         dataset=str(row["dataset"]),
+        period=str(row["period"]),
         job_id=str(row["job_id"]),
         round=int(row["round"]),
-        noise_multiplier=float(row["noise_multiplier"]),
-        sample_rate=float(row["sample_rate"]),
-        steps=int(row["steps"]),
+        requester=Requester(str(row["purpose"]), str(row["analyst"]), str(row["project"])),
+        event=_event(row),
         status=EntryStatus(row["status"]),
         created_at=datetime.fromisoformat(str(row["created_at"])),
         updated_at=datetime.fromisoformat(str(row["updated_at"])),
     )
 
 
-def _event(row: sqlite3.Row) -> DpSgdEvent:
-    return DpSgdEvent(
-        noise_multiplier=float(row["noise_multiplier"]),
-        sample_rate=float(row["sample_rate"]),
-        steps=int(row["steps"]),
-    )
+def _check_name(what: str, value: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ConfigError(
+            f"{what} must be a non-empty string of at most 200 characters, got {value!r}",
+            f"give the {what}",
+        )
+    return value
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Moves a schema-1 ledger (one budget per dataset, DP-SGD only) into schema 2.
+
+    Every release keeps its parameters and status; they land in a period named "initial"
+    whose total is the old budget, and old budget changes become period-total changes.
+    """
+    now = _now()
+    for row in conn.execute("SELECT dataset, epsilon, delta, updated_at FROM budgets"):
+        ds = row["dataset"]
+        conn.execute(
+            "INSERT INTO periods (dataset, name, opened_at) VALUES (?, ?, ?)",
+            (ds, _FIRST_PERIOD_FROM_V1, row["updated_at"]),
+        )
+        conn.execute(
+            "INSERT INTO scope_budgets VALUES (?, ?, 'period', ?, ?, ?, ?)",
+            (ds, _FIRST_PERIOD_FROM_V1, _FIRST_PERIOD_FROM_V1, row["epsilon"], row["delta"], now),
+        )
+        conn.execute(
+            "INSERT INTO config_budget VALUES (?, ?, ?)", (ds, row["epsilon"], row["delta"])
+        )
+    for row in conn.execute("SELECT * FROM budget_changes ORDER BY id"):
+        conn.execute(
+            "INSERT INTO budget_log (dataset, kind, key, old_epsilon, old_delta, new_epsilon, "
+            "new_delta, source, changed_at) VALUES (?, 'period', ?, ?, ?, ?, ?, 'config', ?)",
+            (row["dataset"], _FIRST_PERIOD_FROM_V1, row["old_epsilon"], row["old_delta"],
+             row["new_epsilon"], row["new_delta"], row["changed_at"]),
+        )  # fmt: skip
+    for row in conn.execute("SELECT * FROM entries ORDER BY id"):
+        params = DpSgdEvent(
+            float(row["noise_multiplier"]), float(row["sample_rate"]), int(row["steps"])
+        ).params()
+        conn.execute(
+            f"INSERT INTO releases ({_RELEASE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, '', '', '', 'subsampled_gaussian', ?, ?, '', ?, ?)",
+            (row["id"], row["dataset"], _FIRST_PERIOD_FROM_V1, row["job_id"], row["round"],
+             json.dumps(params), row["status"], row["created_at"], row["updated_at"]),
+        )  # fmt: skip
+    for table in ("entries", "budget_changes", "budgets"):
+        conn.execute(f"DROP TABLE {table}")
 
 
 class SqliteLedger(Ledger):
     """A dataset's privacy ledger in a SQLite file shared by all datasets of a node.
 
     Each call opens its own connection (the ClientApp is a short-lived process and several
-    may run at once); a reservation's check and insert happen in one `BEGIN IMMEDIATE`
+    may run at once); a reservation's checks and insert happen in one `BEGIN IMMEDIATE`
     transaction, so of two processes racing for the last budget exactly one wins.
 
     Args:
         path: The node's ledger file; it and its parent directories are created if needed.
         dataset: The dataset this ledger charges.
-        budget: The dataset's budget from the node config. When the file holds a different
-            one, it is replaced and the change recorded in `budget_changes`.
+        budget: The node config's [budget]. It becomes the first period's total on a new
+            dataset; later, a changed value is applied to the current period's total (and
+            recorded); an unchanged one leaves budgets set with `set_budget` alone.
+        first_period: The name of the first period, when the dataset is new.
 
     Raises:
-        ConfigError: If `dataset` is empty.
+        ConfigError: If `dataset` is empty or the file is from a newer silobridge.
     """
 
-    def __init__(self, path: Path, dataset: str, budget: Budget) -> None:
+    def __init__(
+        self, path: Path, dataset: str, budget: Budget, first_period: str | None = None
+    ) -> None:
         if not isinstance(dataset, str) or not dataset.strip():
             raise ConfigError(
                 f"dataset name must be a non-empty string, got {dataset!r}",
@@ -134,8 +225,10 @@ class SqliteLedger(Ledger):
                     )
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                if version == 1:
+                    _migrate_v1(conn)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                self._record_budget(conn, budget)
+                self._apply_config_budget(conn, budget, first_period)
 
     @property
     def dataset(self) -> str:
@@ -146,109 +239,164 @@ class SqliteLedger(Ledger):
         """The ledger file."""
         return self._path
 
-    def budget(self) -> Budget:
+    def period(self) -> str:
         with self._connect() as conn:
-            return self._load_budget(conn)
+            return self._period(conn)
 
-    def spent(self) -> float:
+    def budget(self) -> Budget:
         with self._connect() as conn, self._read(conn):
-            budget = self._load_budget(conn)
-            return epsilon_spent(self._live_events(conn), budget.delta)
+            period = self._period(conn)
+            return self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)]
 
-    def quote(self, events: Sequence[DpSgdEvent]) -> Quote:
+    def budgets(self) -> list[ScopeBudget]:
         with self._connect() as conn, self._read(conn):
-            budget = self._load_budget(conn)
-            history = self._live_events(conn)
-        return self._quote(budget, history, list(events))
+            period = self._period(conn)
+            rows = conn.execute(
+                "SELECT kind, key, epsilon, delta, set_at FROM scope_budgets "
+                "WHERE dataset = ? AND period = ? ORDER BY kind != 'period', kind, key",
+                (self._dataset, period),
+            ).fetchall()
+        return [
+            ScopeBudget(
+                Scope(ScopeKind(row["kind"]), str(row["key"])),
+                Budget(float(row["epsilon"]), float(row["delta"])),
+                datetime.fromisoformat(str(row["set_at"])),
+            )
+            for row in rows
+        ]
 
-    def reserve(self, job_id: str, round: int, event: DpSgdEvent) -> Reservation:
+    def spent(self, scope: Scope | None = None) -> float:
+        with self._connect() as conn, self._read(conn):
+            period = self._period(conn)
+            target = scope or Scope(ScopeKind.PERIOD, period)
+            budgets = self._budgets(conn, period)
+            delta = budgets.get(target, budgets[Scope(ScopeKind.PERIOD, period)]).delta
+            return epsilon_spent(self._live_events(conn, period, target), delta)
+
+    def lifetime_spent(self) -> float:
+        with self._connect() as conn, self._read(conn):
+            period = self._period(conn)
+            delta = self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)].delta
+            rows = conn.execute(
+                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? "
+                "AND status IN (?, ?) ORDER BY id",
+                (self._dataset, *_LIVE),
+            ).fetchall()
+        return epsilon_spent([_event(row) for row in rows], delta)
+
+    def quote(self, events: Sequence[PrivacyEvent], requester: Requester | None = None) -> Quote:
+        with self._connect() as conn, self._read(conn):
+            return self._quote(conn, list(events), requester or Requester())
+
+    def reserve(
+        self,
+        job_id: str,
+        round: int,
+        event: PrivacyEvent,
+        requester: Requester | None = None,
+    ) -> Reservation:
         if not isinstance(job_id, str) or not job_id:
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
         if isinstance(round, bool) or not isinstance(round, int) or round < 0:
             raise JobSpecError(f"round must be a non-negative integer, got {round!r}")
-        if not isinstance(event, DpSgdEvent):
-            raise InternalError(f"reserve() got {type(event).__name__}, not a DpSgdEvent")
+        if not isinstance(event, DpSgdEvent | GaussianEvent | LaplaceEvent):
+            raise InternalError(f"reserve() got {type(event).__name__}, not a privacy event")
+        who = requester or Requester()
         with self._connect() as conn, self._write(conn):
-            # A retried round is refused as a duplicate even when budget remains, and is
-            # reported as such rather than as a budget refusal when none does.
-            duplicate = conn.execute(
-                "SELECT 1 FROM entries WHERE dataset = ? AND job_id = ? AND round = ? "
-                "AND status IN (?, ?)",
+            live = conn.execute(
+                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND job_id = ? "
+                "AND round = ? AND status IN (?, ?)",
                 (self._dataset, job_id, round, *_LIVE),
             ).fetchone()
-            if duplicate is not None:
-                raise DuplicateRelease(dataset=self._dataset, job_id=job_id, round=round)
-            budget = self._load_budget(conn)
-            quote = self._quote(budget, self._live_events(conn), [event])
+            if live is not None:
+                # Checked before the budget: a retry is reported as what it is.
+                return self._resume(conn, live, event)
+            quote = self._quote(conn, [event], who)
             if not quote.fits:
-                raise BudgetExceeded(
-                    requested=quote.requested,
-                    spent=quote.spent,
-                    remaining=quote.remaining,
-                    budget=budget.epsilon,
-                    scope=f"job {job_id!r} round {round}",
-                )
+                raise quote.refusal(f"job {job_id!r} round {round}")
             now = _now()
             cursor = conn.execute(
-                "INSERT INTO entries (dataset, job_id, round, noise_multiplier, sample_rate, "
-                "steps, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self._dataset,
-                    job_id,
-                    round,
-                    event.noise_multiplier,
-                    event.sample_rate,
-                    event.steps,
-                    EntryStatus.RESERVED.value,
-                    now,
-                    now,
-                ),
-            )
+                f"INSERT INTO releases ({_RELEASE_COLUMNS}) "
+                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._dataset, self._period(conn), job_id, round, who.purpose, who.analyst,
+                 who.project, event.mechanism.value, json.dumps(event.params()),
+                 EntryStatus.RESERVED.value, current_token(), now, now),
+            )  # fmt: skip
             entry_id = cursor.lastrowid
         if entry_id is None:
             raise InternalError("SQLite returned no row id for a ledger insert")
         return Reservation(entry_id=entry_id, job_id=job_id, round=round, event=event)
 
-    def commit(self, reservation: Reservation) -> None:
-        self._resolve(reservation, EntryStatus.COMMITTED)
+    def commit(self, reservation: Reservation, reply: bytes | None = None) -> None:
+        self._resolve(reservation, EntryStatus.COMMITTED, reply)
 
     def cancel(self, reservation: Reservation) -> None:
-        self._resolve(reservation, EntryStatus.CANCELLED)
+        self._resolve(reservation, EntryStatus.CANCELLED, None)
+
+    def stored_reply(self, job_id: str, round: int) -> bytes | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT payload FROM replies JOIN releases ON releases.id = replies.release_id "
+                "WHERE dataset = ? AND job_id = ? AND round = ? AND status = ?",
+                (self._dataset, job_id, round, EntryStatus.COMMITTED.value),
+            ).fetchone()
+        return None if row is None else bytes(row["payload"])
 
     def history(self) -> list[LedgerEntry]:
         with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE dataset = ? ORDER BY id",
+                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? ORDER BY id",
                 (self._dataset,),
             ).fetchall()
         return [_entry(row) for row in rows]
 
     def job_epsilon(self, job_id: str) -> float:
         with self._connect() as conn, self._read(conn):
-            budget = self._load_budget(conn)
+            period = self._period(conn)
+            delta = self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)].delta
             rows = conn.execute(
-                "SELECT noise_multiplier, sample_rate, steps FROM entries "
+                f"SELECT {_RELEASE_COLUMNS} FROM releases "
                 "WHERE dataset = ? AND job_id = ? AND status IN (?, ?) ORDER BY id",
                 (self._dataset, job_id, *_LIVE),
             ).fetchall()
-        return epsilon_spent([_event(row) for row in rows], budget.delta)
+        return epsilon_spent([_event(row) for row in rows], delta)
 
     def budget_changes(self) -> list[BudgetChange]:
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT dataset, old_epsilon, old_delta, new_epsilon, new_delta, changed_at "
-                "FROM budget_changes WHERE dataset = ? ORDER BY id",
-                (self._dataset,),
+                "SELECT * FROM budget_log WHERE dataset = ? ORDER BY id", (self._dataset,)
             ).fetchall()
         return [
             BudgetChange(
                 dataset=str(row["dataset"]),
-                old=Budget(epsilon=float(row["old_epsilon"]), delta=float(row["old_delta"])),
-                new=Budget(epsilon=float(row["new_epsilon"]), delta=float(row["new_delta"])),
+                scope=Scope(ScopeKind(row["kind"]), str(row["key"])),
+                old=None
+                if row["old_epsilon"] is None
+                else Budget(float(row["old_epsilon"]), float(row["old_delta"])),
+                new=Budget(float(row["new_epsilon"]), float(row["new_delta"])),
+                source=str(row["source"]),
                 changed_at=datetime.fromisoformat(str(row["changed_at"])),
             )
             for row in rows
         ]
+
+    def set_budget(self, scope: Scope, budget: Budget, source: str = "officer") -> None:
+        if not isinstance(budget, Budget):
+            raise InternalError(f"set_budget() got {type(budget).__name__}, not a Budget")
+        _check_name(f"{scope.kind.value} name", scope.key)
+        with self._connect() as conn, self._write(conn):
+            period = self._period(conn)
+            if scope.kind is ScopeKind.PERIOD and scope.key != period:
+                raise ConfigError(
+                    f"period {scope.key!r} is not the current period ({period!r})",
+                    "set the current period's total, or open a new period",
+                )
+            self._set(conn, period, scope, budget, source)
+
+    def open_period(self, name: str, total: Budget) -> None:
+        _check_name("period name", name)
+        with self._connect() as conn, self._write(conn):
+            self._open_period(conn, name, total, "officer")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -276,89 +424,183 @@ class SqliteLedger(Ledger):
     @staticmethod
     @contextmanager
     def _read(conn: sqlite3.Connection) -> Iterator[None]:
-        # One snapshot for the budget and the entries read together.
+        # One snapshot for the budgets and the releases read together.
         conn.execute("BEGIN")
         try:
             yield
         finally:
             conn.execute("COMMIT")
 
-    def _record_budget(self, conn: sqlite3.Connection, budget: Budget) -> None:
+    def _period(self, conn: sqlite3.Connection) -> str:
         row = conn.execute(
-            "SELECT epsilon, delta FROM budgets WHERE dataset = ?", (self._dataset,)
+            "SELECT name FROM periods WHERE dataset = ? ORDER BY id DESC LIMIT 1",
+            (self._dataset,),
         ).fetchone()
-        now = _now()
         if row is None:
-            conn.execute(
-                "INSERT INTO budgets (dataset, epsilon, delta, updated_at) VALUES (?, ?, ?, ?)",
-                (self._dataset, budget.epsilon, budget.delta, now),
+            raise InternalError(f"ledger {self._path} has no period for {self._dataset!r}")
+        return str(row["name"])
+
+    def _budgets(self, conn: sqlite3.Connection, period: str) -> dict[Scope, Budget]:
+        rows = conn.execute(
+            "SELECT kind, key, epsilon, delta FROM scope_budgets WHERE dataset = ? AND period = ?",
+            (self._dataset, period),
+        ).fetchall()
+        budgets = {
+            Scope(ScopeKind(row["kind"]), str(row["key"])): Budget(
+                float(row["epsilon"]), float(row["delta"])
             )
-            return
-        old = Budget(epsilon=float(row["epsilon"]), delta=float(row["delta"]))
+            for row in rows
+        }
+        if Scope(ScopeKind.PERIOD, period) not in budgets:
+            raise InternalError(f"ledger {self._path}: period {period!r} has no total budget")
+        return budgets
+
+    def _set(
+        self, conn: sqlite3.Connection, period: str, scope: Scope, budget: Budget, source: str
+    ) -> None:
+        old = self._budgets_or_empty(conn, period).get(scope)
         if old == budget:
             return
+        now = _now()
         conn.execute(
-            "UPDATE budgets SET epsilon = ?, delta = ?, updated_at = ? WHERE dataset = ?",
-            (budget.epsilon, budget.delta, now, self._dataset),
-        )
+            "INSERT OR REPLACE INTO scope_budgets VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self._dataset, period, scope.kind.value, scope.key, budget.epsilon, budget.delta,
+             now),
+        )  # fmt: skip
         conn.execute(
-            "INSERT INTO budget_changes (dataset, old_epsilon, old_delta, new_epsilon, "
-            "new_delta, changed_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (self._dataset, old.epsilon, old.delta, budget.epsilon, budget.delta, now),
-        )
+            "INSERT INTO budget_log (dataset, kind, key, old_epsilon, old_delta, new_epsilon, "
+            "new_delta, source, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._dataset, scope.kind.value, scope.key,
+             None if old is None else old.epsilon, None if old is None else old.delta,
+             budget.epsilon, budget.delta, source, now),
+        )  # fmt: skip
 
-    def _load_budget(self, conn: sqlite3.Connection) -> Budget:
-        row = conn.execute(
-            "SELECT epsilon, delta FROM budgets WHERE dataset = ?", (self._dataset,)
+    def _budgets_or_empty(self, conn: sqlite3.Connection, period: str) -> dict[Scope, Budget]:
+        try:
+            return self._budgets(conn, period)
+        except InternalError:
+            return {}
+
+    def _open_period(self, conn: sqlite3.Connection, name: str, total: Budget, source: str) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM periods WHERE dataset = ? AND name = ?", (self._dataset, name)
         ).fetchone()
-        if row is None:
-            raise InternalError(f"ledger {self._path} has no budget for {self._dataset!r}")
-        return Budget(epsilon=float(row["epsilon"]), delta=float(row["delta"]))
+        if exists is not None:
+            raise ConfigError(
+                f"dataset {self._dataset!r} already had a period named {name!r}",
+                "periods only move forward: give the new period a new name, e.g. the year",
+            )
+        conn.execute(
+            "INSERT INTO periods (dataset, name, opened_at) VALUES (?, ?, ?)",
+            (self._dataset, name, _now()),
+        )
+        self._set(conn, name, Scope(ScopeKind.PERIOD, name), total, source)
 
-    def _live_events(self, conn: sqlite3.Connection) -> list[DpSgdEvent]:
+    def _apply_config_budget(
+        self, conn: sqlite3.Connection, budget: Budget, first_period: str | None
+    ) -> None:
+        seen = conn.execute(
+            "SELECT epsilon, delta FROM config_budget WHERE dataset = ?", (self._dataset,)
+        ).fetchone()
+        if seen is not None and Budget(float(seen["epsilon"]), float(seen["delta"])) == budget:
+            return
+        conn.execute(
+            "INSERT OR REPLACE INTO config_budget VALUES (?, ?, ?)",
+            (self._dataset, budget.epsilon, budget.delta),
+        )
+        has_period = conn.execute(
+            "SELECT 1 FROM periods WHERE dataset = ?", (self._dataset,)
+        ).fetchone()
+        if has_period is None:
+            name = first_period or str(datetime.now(UTC).year)
+            self._open_period(conn, _check_name("period name", name), budget, "config")
+            return
+        period = self._period(conn)
+        self._set(conn, period, Scope(ScopeKind.PERIOD, period), budget, "config")
+
+    def _live_events(
+        self, conn: sqlite3.Connection, period: str, scope: Scope
+    ) -> list[PrivacyEvent]:
+        where = {ScopeKind.PERIOD: "", ScopeKind.PURPOSE: " AND purpose = ?",
+                 ScopeKind.ANALYST: " AND analyst = ?"}[scope.kind]  # fmt: skip
+        args: tuple[str, ...] = () if scope.kind is ScopeKind.PERIOD else (scope.key,)
         rows = conn.execute(
-            "SELECT noise_multiplier, sample_rate, steps FROM entries "
-            "WHERE dataset = ? AND status IN (?, ?) ORDER BY id",
-            (self._dataset, *_LIVE),
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND period = ? "
+            f"AND status IN (?, ?){where} ORDER BY id",
+            (self._dataset, period, *_LIVE, *args),
         ).fetchall()
         return [_event(row) for row in rows]
 
-    @staticmethod
-    def _quote(budget: Budget, history: list[DpSgdEvent], events: list[DpSgdEvent]) -> Quote:
-        spent = epsilon_spent(history, budget.delta)
-        spent_after = epsilon_spent(history + events, budget.delta)
-        return Quote(
-            requested=epsilon_spent(events, budget.delta),
-            spent=spent,
-            spent_after=spent_after,
-            remaining=max(0.0, budget.epsilon - spent),
-            budget=budget,
-            fits=spent_after <= budget.epsilon,
-        )
+    def _quote(self, conn: sqlite3.Connection, events: list[PrivacyEvent], who: Requester) -> Quote:
+        period = self._period(conn)
+        budgets = self._budgets(conn, period)
+        total = Scope(ScopeKind.PERIOD, period)
+        applicable = [total]
+        for scope in (Scope(ScopeKind.PURPOSE, who.purpose), Scope(ScopeKind.ANALYST, who.analyst)):
+            if scope.key and scope in budgets:
+                applicable.append(scope)
+        quotes = []
+        for scope in applicable:
+            budget = budgets[scope]
+            history = self._live_events(conn, period, scope)
+            after = epsilon_spent(history + events, budget.delta)
+            quotes.append(
+                ScopeQuote(
+                    scope=scope.label,
+                    epsilon=budget.epsilon,
+                    delta=budget.delta,
+                    spent=epsilon_spent(history, budget.delta),
+                    spent_after=after,
+                    fits=after <= budget.epsilon,
+                    requested=epsilon_spent(events, budget.delta),
+                )
+            )
+        return Quote(requested=epsilon_spent(events, budgets[total].delta), scopes=tuple(quotes))
 
-    def _resolve(self, reservation: Reservation, status: EntryStatus) -> None:
+    def _resume(
+        self, conn: sqlite3.Connection, live: sqlite3.Row, event: PrivacyEvent
+    ) -> Reservation:
+        entry = _entry(live)
+        if entry.status is EntryStatus.COMMITTED:
+            raise DuplicateRelease(
+                dataset=self._dataset, job_id=entry.job_id, round=entry.round, why="committed"
+            )
+        if token_alive(str(live["owner"])):
+            raise DuplicateRelease(
+                dataset=self._dataset, job_id=entry.job_id, round=entry.round,
+                why="another attempt is answering it now",
+            )  # fmt: skip
+        if entry.event != event:
+            raise DuplicateRelease(
+                dataset=self._dataset, job_id=entry.job_id, round=entry.round,
+                why="a crashed attempt reserved it with other parameters; the reservation "
+                "stays charged",
+            )  # fmt: skip
+        # The owner died before committing, so it released nothing: carry on under its charge.
+        conn.execute(
+            "UPDATE releases SET owner = ?, updated_at = ? WHERE id = ?",
+            (current_token(), _now(), entry.entry_id),
+        )
+        return Reservation(entry.entry_id, entry.job_id, entry.round, entry.event, resumed=True)
+
+    def _resolve(self, reservation: Reservation, status: EntryStatus, reply: bytes | None) -> None:
         with self._connect() as conn, self._write(conn):
             updated = conn.execute(
-                "UPDATE entries SET status = ?, updated_at = ? WHERE id = ? AND dataset = ? "
-                "AND job_id = ? AND round = ? AND noise_multiplier = ? AND sample_rate = ? "
-                "AND steps = ? AND status = ?",
-                (
-                    status.value,
-                    _now(),
-                    reservation.entry_id,
-                    self._dataset,
-                    reservation.job_id,
-                    reservation.round,
-                    reservation.event.noise_multiplier,
-                    reservation.event.sample_rate,
-                    reservation.event.steps,
-                    EntryStatus.RESERVED.value,
-                ),
-            ).rowcount
+                "UPDATE releases SET status = ?, updated_at = ? WHERE id = ? AND dataset = ? "
+                "AND job_id = ? AND round = ? AND mechanism = ? AND params = ? AND status = ?",
+                (status.value, _now(), reservation.entry_id, self._dataset, reservation.job_id,
+                 reservation.round, reservation.event.mechanism.value,
+                 json.dumps(reservation.event.params()), EntryStatus.RESERVED.value),
+            ).rowcount  # fmt: skip
             if updated == 1:
+                if reply is not None:
+                    conn.execute(
+                        "INSERT INTO replies (release_id, payload) VALUES (?, ?)",
+                        (reservation.entry_id, reply),
+                    )
                 return
             row = conn.execute(
-                "SELECT status FROM entries WHERE id = ? AND dataset = ?",
+                "SELECT status FROM releases WHERE id = ? AND dataset = ?",
                 (reservation.entry_id, self._dataset),
             ).fetchone()
         found = "no such entry" if row is None else f"entry is {row['status']}"

@@ -113,6 +113,7 @@ class ScopeQuote:
     spent: float
     spent_after: float  # spent and the whole job composed
     fits: bool
+    requested: float = 0.0  # the job on its own, at this scope's delta
 
     @property
     def remaining(self) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clients.ledger import DuplicateRelease, EntryStatus, Ledger
+from clients.ledger import DuplicateRelease, EntryStatus, Ledger, Requester, Scope, ScopeKind
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import epsilon_spent
 from vocab.errors import BudgetExceeded, ConfigError, InternalError, JobSpecError, RefusalCode
@@ -115,19 +115,21 @@ class LedgerContract:
         before = ledger.history()
         quote = ledger.quote([OTHER_EVENT, OTHER_EVENT])
         assert quote.requested == epsilon_spent([OTHER_EVENT, OTHER_EVENT], DELTA)
-        assert quote.spent == epsilon_spent([ROUND_EVENT], DELTA)
-        assert quote.spent_after == epsilon_spent([ROUND_EVENT, OTHER_EVENT, OTHER_EVENT], DELTA)
-        assert quote.remaining == pytest.approx(2.0 - quote.spent)
-        assert quote.budget == Budget(2.0, DELTA)
-        assert quote.fits is (quote.spent_after <= 2.0)
+        (total,) = quote.scopes
+        assert total.scope == f"period {ledger.period()}"
+        assert total.spent == epsilon_spent([ROUND_EVENT], DELTA)
+        assert total.spent_after == epsilon_spent([ROUND_EVENT, OTHER_EVENT, OTHER_EVENT], DELTA)
+        assert total.remaining == pytest.approx(2.0 - total.spent)
+        assert (total.epsilon, total.delta) == (2.0, DELTA)
+        assert quote.fits is (total.spent_after <= 2.0)
         assert ledger.history() == before
 
     def test_quote_says_when_it_does_not_fit(self, tmp_path: Path) -> None:
         ledger = self.make(tmp_path, Budget(0.5, DELTA))
         quote = ledger.quote([ROUND_EVENT] * 5)
         assert not quote.fits
-        assert quote.spent_after > 0.5
-        assert ledger.quote([]).spent_after == 0.0
+        assert quote.binding.spent_after > 0.5
+        assert ledger.quote([]).binding.spent_after == 0.0
 
     def test_two_jobs_compose_by_rdp(self, tmp_path: Path) -> None:
         ledger = self.make(tmp_path, Budget(10.0, DELTA))
@@ -205,12 +207,15 @@ class TestSqliteLedger(LedgerContract):
         ledger = self.make(tmp_path, Budget(2.0, 1e-6))
         assert ledger.budget() == Budget(2.0, 1e-6)
         self.make(tmp_path, Budget(2.0, 1e-6))  # same budget again: no new change
-        (change,) = ledger.budget_changes()
-        assert (change.dataset, change.old, change.new) == (
+        first, change = ledger.budget_changes()
+        assert (first.old, first.new, first.source) == (None, Budget(1.0, DELTA), "config")
+        assert (change.dataset, change.old, change.new, change.source) == (
             "lending",
             Budget(1.0, DELTA),
             Budget(2.0, 1e-6),
+            "config",
         )
+        assert change.scope == Scope(ScopeKind.PERIOD, ledger.period())
         assert change.changed_at.tzinfo == UTC
 
     def test_datasets_in_one_file_are_separate(self, tmp_path: Path) -> None:
@@ -221,7 +226,8 @@ class TestSqliteLedger(LedgerContract):
         assert housing.history() == []
         assert housing.budget() == Budget(2.0, 1e-6)
         housing.reserve("job-1", 0, ROUND_EVENT)  # same job and round, other dataset
-        assert lending.budget_changes() == housing.budget_changes() == []
+        assert [c.dataset for c in lending.budget_changes()] == ["lending"]
+        assert [c.dataset for c in housing.budget_changes()] == ["housing"]
 
     def test_empty_dataset_name_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="dataset"):
@@ -279,3 +285,165 @@ def _race(path: Path, budget: Budget, job_id: str, barrier: Any, results: Any) -
         results.put((f"error: {exc!r}", job_id))
     else:
         results.put(("reserved", job_id))
+
+
+def _ledger(tmp_path: Path, budget: Budget = Budget(3.0, DELTA)) -> SqliteLedger:
+    return SqliteLedger(tmp_path / "node" / "ledger.sqlite", "lending", budget, "2026")
+
+
+class TestScopes:
+    def test_purpose_sub_budget_refuses_its_purpose_only(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        one = epsilon_spent([ROUND_EVENT], DELTA)
+        ledger.set_budget(Scope(ScopeKind.PURPOSE, "fraud"), Budget(one * 1.05, DELTA))
+        fraud = Requester(purpose="fraud")
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT, fraud))
+        with pytest.raises(BudgetExceeded) as refused:
+            ledger.reserve("job-1", 1, ROUND_EVENT, fraud)
+        assert "budget: purpose fraud" in str(refused.value)
+        assert refused.value.budget == pytest.approx(one * 1.05)
+        # Another purpose draws on the period total only, which still has room.
+        ledger.commit(ledger.reserve("job-2", 0, ROUND_EVENT, Requester(purpose="planning")))
+        assert ledger.spent(Scope(ScopeKind.PURPOSE, "fraud")) == one
+        assert ledger.spent() == epsilon_spent([ROUND_EVENT] * 2, DELTA)
+
+    def test_analyst_cap_and_quote_lists_every_scope(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.set_budget(Scope(ScopeKind.ANALYST, "r.ahmed"), Budget(0.5, DELTA))
+        ledger.set_budget(Scope(ScopeKind.PURPOSE, "fraud"), Budget(2.0, DELTA))
+        quote = ledger.quote([ROUND_EVENT] * 3, Requester("fraud", "r.ahmed"))
+        assert [s.scope for s in quote.scopes] == [
+            "period 2026",
+            "purpose fraud",
+            "analyst r.ahmed",
+        ]
+        assert not quote.fits
+        assert quote.binding.scope == "analyst r.ahmed"
+        assert "budget: analyst r.ahmed" in str(quote.refusal("the job"))
+        assert ledger.quote([ROUND_EVENT], Requester(analyst="someone-else")).fits
+
+    def test_sub_budget_is_accounted_at_its_own_delta(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.set_budget(Scope(ScopeKind.PURPOSE, "fraud"), Budget(2.5, 1e-8))
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT, Requester("fraud")))
+        assert ledger.spent(Scope(ScopeKind.PURPOSE, "fraud")) == epsilon_spent([ROUND_EVENT], 1e-8)
+
+    def test_statistics_and_dp_sgd_compose_in_one_accountant(self, tmp_path: Path) -> None:
+        from vocab.privacy import GaussianEvent, LaplaceEvent
+
+        ledger = _ledger(tmp_path, Budget(10.0, DELTA))
+        events = [ROUND_EVENT, GaussianEvent(5.0, count=4), LaplaceEvent(4.0, count=2)]
+        for rnd, event in enumerate(events):
+            ledger.commit(ledger.reserve("mixed", rnd, event))
+        assert ledger.spent() == epsilon_spent(events, DELTA)
+        assert [e.event for e in ledger.history()] == events
+
+
+class TestPeriods:
+    def test_new_period_starts_fresh_but_lifetime_keeps_counting(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT))
+        assert ledger.period() == "2026"
+        ledger.open_period("2027", Budget(2.0, DELTA))
+        assert ledger.period() == "2027"
+        assert ledger.budget() == Budget(2.0, DELTA)
+        assert ledger.spent() == 0.0
+        ledger.commit(ledger.reserve("job-2", 0, ROUND_EVENT))
+        assert ledger.spent() == epsilon_spent([ROUND_EVENT], DELTA)
+        assert ledger.lifetime_spent() == epsilon_spent([ROUND_EVENT] * 2, DELTA)
+        assert [e.period for e in ledger.history()] == ["2026", "2027"]
+
+    def test_periods_never_reopen(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        with pytest.raises(ConfigError, match="already had a period named '2026'"):
+            ledger.open_period("2026", Budget(9.0, DELTA))
+        with pytest.raises(ConfigError, match="not the current period"):
+            ledger.set_budget(Scope(ScopeKind.PERIOD, "1999"), Budget(9.0, DELTA))
+
+    def test_officer_budget_survives_restart_until_the_config_changes(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.set_budget(Scope(ScopeKind.PERIOD, "2026"), Budget(1.5, DELTA))
+        assert _ledger(tmp_path).budget() == Budget(1.5, DELTA)  # config unchanged: kept
+        assert _ledger(tmp_path, Budget(4.0, DELTA)).budget() == Budget(4.0, DELTA)
+        sources = [(c.source, c.new.epsilon) for c in ledger.budget_changes()]
+        assert sources == [("config", 3.0), ("officer", 1.5), ("config", 4.0)]
+
+
+class TestIdempotentRounds:
+    def test_committed_round_keeps_its_reply(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT), b"reply-bytes")
+        assert ledger.stored_reply("job-1", 0) == b"reply-bytes"
+        assert ledger.stored_reply("job-1", 1) is None
+        with pytest.raises(DuplicateRelease, match="committed"):
+            ledger.reserve("job-1", 0, ROUND_EVENT)
+
+    def test_reservation_of_a_dead_process_is_resumed_not_recharged(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        _reserve_in_a_process_that_dies(ledger.path, ROUND_EVENT)
+        spent = ledger.spent()
+        assert spent == epsilon_spent([ROUND_EVENT], DELTA)  # the crash did not lose it
+        resumed = ledger.reserve("job-1", 0, ROUND_EVENT)
+        assert resumed.resumed
+        ledger.commit(resumed)
+        assert ledger.spent() == spent
+        assert [e.status for e in ledger.history()] == [EntryStatus.COMMITTED]
+
+    def test_dead_reservation_with_other_parameters_stays_charged(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        _reserve_in_a_process_that_dies(ledger.path, ROUND_EVENT)
+        with pytest.raises(DuplicateRelease, match="other parameters"):
+            ledger.reserve("job-1", 0, OTHER_EVENT)
+        assert ledger.spent() == epsilon_spent([ROUND_EVENT], DELTA)
+
+
+def _reserve_and_exit(path: Path, event: DpSgdEvent) -> None:
+    SqliteLedger(path, "lending", Budget(3.0, DELTA), "2026").reserve("job-1", 0, event)
+    import os
+
+    os._exit(0)  # gone without committing or cancelling, as after a kill
+
+
+def _reserve_in_a_process_that_dies(path: Path, event: DpSgdEvent) -> None:
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_reserve_and_exit, args=(path, event)
+    )
+    proc.start()
+    proc.join(timeout=120)
+    assert proc.exitcode == 0
+
+
+def test_schema_1_ledger_is_migrated_with_every_release(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE budgets (dataset TEXT PRIMARY KEY, epsilon REAL, delta REAL,
+                                  updated_at TEXT);
+            CREATE TABLE budget_changes (id INTEGER PRIMARY KEY, dataset TEXT,
+                old_epsilon REAL, old_delta REAL, new_epsilon REAL, new_delta REAL,
+                changed_at TEXT);
+            CREATE TABLE entries (id INTEGER PRIMARY KEY, dataset TEXT, job_id TEXT,
+                round INTEGER, noise_multiplier REAL, sample_rate REAL, steps INTEGER,
+                status TEXT, created_at TEXT, updated_at TEXT);
+            INSERT INTO budgets VALUES ('lending', 2.0, 1e-5, '2026-01-01T00:00:00+00:00');
+            INSERT INTO budget_changes VALUES (1, 'lending', 1.0, 1e-5, 2.0, 1e-5,
+                                               '2026-01-01T00:00:00+00:00');
+            INSERT INTO entries VALUES (7, 'lending', 'job-1', 0, 1.0, 0.01, 200, 'committed',
+                '2026-01-02T00:00:00+00:00', '2026-01-02T00:00:00+00:00');
+            INSERT INTO entries VALUES (8, 'lending', 'job-1', 1, 1.0, 0.01, 200, 'reserved',
+                '2026-01-02T00:00:00+00:00', '2026-01-02T00:00:00+00:00');
+            PRAGMA user_version = 1;
+            """
+        )
+    ledger = SqliteLedger(path, "lending", Budget(2.0, 1e-5))
+    assert ledger.period() == "initial"
+    assert ledger.budget() == Budget(2.0, 1e-5)
+    assert [(e.entry_id, e.status, e.event) for e in ledger.history()] == [
+        (7, EntryStatus.COMMITTED, ROUND_EVENT),
+        (8, EntryStatus.RESERVED, ROUND_EVENT),
+    ]
+    assert ledger.spent() == epsilon_spent([ROUND_EVENT] * 2, 1e-5)
+    assert [(c.old, c.new) for c in ledger.budget_changes()] == [
+        (Budget(1.0, 1e-5), Budget(2.0, 1e-5))
+    ]
