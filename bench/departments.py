@@ -13,6 +13,7 @@ import pandas as pd
 from clients.node_config import load_node_config
 from clients.node_dataset import load_job_frames
 from silobridge.demo_data import load_lending_club, write_departments
+from vocab.approval import JobClaims
 from vocab.features import encode_features, encode_target
 from vocab.jobspec import RiskJobSpec
 from vocab.privacy import Budget
@@ -84,7 +85,7 @@ class DemoDepartments:
         key = (spec.name, spec.columns)
         if key not in self._frames:
             self._frames[key] = [
-                load_job_frames(load_node_config(d.config_path), spec.columns, spec.name)
+                load_job_frames(load_node_config(d.config_path), JobClaims.from_spec(spec))
                 for d in self.departments
             ]
         return self._frames[key]

@@ -9,10 +9,19 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.job_handler import JobOutcome, JobRequest, handle_request
+from clients.job_handler import JobOutcome, JobRequest, handle_quote, handle_request
 from vocab.errors import RefusalCode, SilobridgeError
 from vocab.serde import job_from_bytes
-from vocab.wire import ARRAYS, HOLDOUT, JOB, REPORT, NodeReport, ReplyStatus, summary_to_record
+from vocab.wire import (
+    ARRAYS,
+    HOLDOUT,
+    JOB,
+    REPORT,
+    NodeQuote,
+    NodeReport,
+    ReplyStatus,
+    summary_to_record,
+)
 
 __all__ = ["CONFIG_KEY", "DEPARTMENT_KEY", "app"]
 
@@ -74,3 +83,24 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     """Held-out statistics of the final model; releases no weights and charges nothing."""
     return _answer(msg, context, train=False)
+
+
+@app.query()
+def quote(msg: Message, context: Context) -> Message:
+    """A dry run: what the whole job would cost here, and whether this node would run it."""
+    department = str(context.node_config.get(DEPARTMENT_KEY, "unknown"))
+    config_path = context.node_config.get(CONFIG_KEY)
+    job = msg.content.config_records.get(JOB)
+    if not config_path or job is None:
+        reason = "node has no silobridge config" if not config_path else "message carries no job"
+        answer = NodeQuote(
+            department, ReplyStatus.REFUSED, RefusalCode.CONFIG_INVALID.value, reason
+        )
+    else:
+        try:
+            spec = job_from_bytes(bytes(job["spec"]))  # type: ignore[arg-type]
+        except SilobridgeError as err:
+            answer = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, str(err))
+        else:
+            answer = handle_quote(Path(str(config_path)), department, spec, str(job["job_id"]))
+    return Message(RecordDict({REPORT: ConfigRecord(answer.to_record())}), reply_to=msg)

@@ -4,35 +4,69 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+from clients.approval_check import UsedApproval, approve_conditional_columns
 from clients.node_config import NodeConfig
+from vocab.approval import JobClaims
 from vocab.columns import ColumnClass
 from vocab.errors import PolicyRefusal
 
-__all__ = ["check_job_columns"]
+__all__ = ["PolicyDecision", "check_job_columns"]
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """A job the column policy let through: its columns and the approvals that allowed it."""
+
+    job: str
+    columns: tuple[str, ...]
+    approvals: tuple[UsedApproval, ...]
+    """One entry per signed approval used, naming the conditional columns it unlocked."""
+
+    def audit_record(self) -> dict[str, Any]:
+        """JSON-ready fields for the audit log (key id, digest, job, columns, expiry)."""
+        return {
+            "job": self.job,
+            "columns": list(self.columns),
+            "approvals": [used.audit_record() for used in self.approvals],
+        }
 
 
 def _listed(names: Sequence[str]) -> str:
     return ", ".join(f"`{name}`" for name in names)
 
 
-def check_job_columns(job_name: str, used: Sequence[str], config: NodeConfig) -> None:
+def check_job_columns(
+    config: NodeConfig, claims: JobClaims, now: datetime | None = None
+) -> PolicyDecision:
     """Refuses the job unless every column it uses is declared and allowed at this node.
 
     Allowed means: declared under [columns], not the person-id column, not restricted,
-    and, if conditional, named together with this job in one of the config's approvals.
+    and, if conditional, covered by a signed approval the officer key verifies, for this
+    department, dataset, job name and purpose, at the job's epsilon, valid at `now`
+    (see `clients.approval_check`).
 
     Args:
-        job_name: The job's name, as approvals name it.
-        used: Every column the job reads (features, target, group-by...).
         config: This node's config.
+        claims: The job's name, purpose, every column it reads (features, target,
+            group-by...) and its per-node epsilon.
+        now: When to judge the approvals' validity; the current time by default.
+
+    Returns:
+        The decision: the job's columns and the approvals used, for the audit log.
 
     Raises:
         PolicyRefusal: Some column is unknown, the person id, restricted, or conditional
-            without an approval for this job. The message lists every such column.
+            without a valid approval. The message lists every such column, and for an
+            unapproved one why its closest approval fails.
+        ConfigError: The officer key named by the config cannot be read.
     """
+    job_name = claims.name
     declared = [spec.name for spec in config.columns]
-    wanted = list(dict.fromkeys(used))
+    wanted = list(dict.fromkeys(claims.columns))
     unknown = [name for name in wanted if config.column(name) is None]
     if unknown:
         guesses = []
@@ -65,24 +99,12 @@ def check_job_columns(job_name: str, used: Sequence[str], config: NodeConfig) ->
             f"`{config.department}`; restricted columns are never used",
             "remove them from the job spec (no approval can unlock a restricted column)",
         )
-    approved = {
-        name
-        for approval in config.approvals
-        if approval.job == job_name
-        for name in approval.columns
-    }
-    unapproved = [
+    conditional = [
         name
         for name, spec in by_class.items()
-        if spec is not None
-        and spec.column_class is ColumnClass.CONDITIONAL
-        and name not in approved
+        if spec is not None and spec.column_class is ColumnClass.CONDITIONAL
     ]
-    if unapproved:
-        columns = ", ".join(f'"{name}"' for name in unapproved)
-        raise PolicyRefusal(
-            f"job `{job_name}` uses conditional column(s) {_listed(unapproved)} of department "
-            f"`{config.department}` without an approval for this job",
-            "ask the department's privacy officer to approve them: an [[approvals]] entry "
-            f'with job = "{job_name}" and columns = [{columns}] in {config.config_path}',
-        )
+    used = approve_conditional_columns(
+        config, claims, conditional, datetime.now(UTC) if now is None else now
+    )
+    return PolicyDecision(job=job_name, columns=tuple(wanted), approvals=used)

@@ -15,17 +15,21 @@ import numpy as np
 import numpy.typing as npt
 
 from clients.audit_paths import audit_path_for
-from clients.ledger import Ledger
+from clients.column_policy import PolicyDecision, check_job_columns
+from clients.ledger import Ledger, Requester
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
+from clients.reply_codec import decode_reply, encode_reply
 from clients.sqlite_ledger import SqliteLedger
+from vocab.approval import JobClaims
+from vocab.audit_chain import ChainHead
 from vocab.audit_log import AuditLog
 from vocab.errors import BudgetExceeded, InternalError, RefusalCode, SilobridgeError
 from vocab.jobspec import RiskJobSpec
 from vocab.metrics import HoldoutSummary
-from vocab.wire import NodeReport, ReplyStatus
+from vocab.wire import NodeQuote, NodeReport, ReplyStatus
 
-__all__ = ["JobOutcome", "JobRequest", "handle_request"]
+__all__ = ["JobOutcome", "JobRequest", "handle_quote", "handle_request"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,10 @@ class JobOutcome:
     report: NodeReport
     holdout: HoldoutSummary | None = None
     weights: Weights | None = None
+
+
+def _requester(spec: RiskJobSpec) -> Requester:
+    return Requester(purpose=spec.purpose, analyst=spec.analyst, project=spec.project)
 
 
 def _figures(ledger: Ledger, job_id: str) -> dict[str, Any]:
@@ -87,15 +95,26 @@ def _refused(
     )
 
 
-def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
+def _where(job_id: str, round: int) -> dict[str, Any]:
+    return {"job_id": job_id, "round": round}
+
+
+def _check_policy(cfg: NodeConfig, spec: RiskJobSpec, audit: AuditLog, job_id: str) -> None:
+    """Column classes and signed approvals, before any data is read; logs approvals used."""
+    decision: PolicyDecision = check_job_columns(cfg, JobClaims.from_spec(spec))
+    for used in decision.approvals:
+        audit.append("approval", {"job_id": job_id, **used.audit_record()})
+
+
+def _train(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
     # Imports torch/opacus only once policy and config checks have passed.
     from clients.dp_trainer import evaluate, plan_dp, train_round
     from vocab.features import encode_features, encode_target
     from vocab.models import build_model, get_weights, set_weights
 
     spec = req.spec
-    # load_job_frames checks the column policy before it touches any data.
-    train_df, holdout_df = load_job_frames(cfg, spec.columns, spec.name)
+    _check_policy(cfg, spec, audit, req.job_id)
+    train_df, holdout_df = load_job_frames(cfg, JobClaims.from_spec(spec))
     model = build_model(spec)
     try:
         set_weights(model, req.weights)
@@ -109,28 +128,17 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
 
     plan = plan_dp(spec, len(train_df))
     rounds_left = spec.rounds - req.round + 1
-    quote = ledger.quote(plan.events_for(rounds_left))
+    quote = ledger.quote(plan.events_for(rounds_left), _requester(spec))
     if not quote.fits:
         # Refuse the rest of the job up front rather than spend on rounds it cannot finish.
-        raise BudgetExceeded(
-            requested=quote.requested,
-            spent=quote.spent,
-            remaining=quote.remaining,
-            budget=quote.budget.epsilon,
-            scope=f"the remaining {rounds_left} round(s) of job {spec.name!r}",
-        )
+        raise quote.refusal(f"the remaining {rounds_left} round(s) of job {spec.name!r}")
     event = plan.round_event()
-    reservation = ledger.reserve(req.job_id, req.round, event)
+    reservation = ledger.reserve(req.job_id, req.round, event, _requester(spec))
     audit.append(
         "reservation",
-        {
-            **_where(req),
-            "ledger_entry": reservation.entry_id,
-            "noise_multiplier": event.noise_multiplier,
-            "sample_rate": event.sample_rate,
-            "steps": event.steps,
-        },
-    )
+        {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
+         "mechanism": event.mechanism.value, **event.params(), "resumed": reservation.resumed},
+    )  # fmt: skip
     try:
         result = train_round(
             model, encode_features(train_df, spec), encode_target(train_df, spec), spec, plan
@@ -140,69 +148,93 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
         weights = get_weights(result.model)
         if not all(np.all(np.isfinite(w)) for w in weights):
             raise InternalError("training produced non-finite weights")
+        # A reservation counts as spent, so these figures already hold after the commit.
+        report = NodeReport(
+            cfg.department,
+            ReplyStatus.OK,
+            noise_multiplier=plan.noise_multiplier,
+            sample_rate=plan.sample_rate,
+            steps=result.steps,
+            **_figures(ledger, req.job_id),
+        )
+        payload = encode_reply(report, holdout, weights)
     except BaseException:
         # Nothing left the node: the reservation is released, not charged.
         ledger.cancel(reservation)
-        audit.append("cancel", {**_where(req), "ledger_entry": reservation.entry_id})
+        audit.append(
+            "cancel", {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id}
+        )
         raise
-    ledger.commit(reservation)
+    ledger.commit(reservation, payload)
     audit.append(
         "charge",
-        {**_where(req), "ledger_entry": reservation.entry_id, "epsilon_spent": ledger.spent()},
-    )
+        {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
+         "epsilon_spent": report.epsilon_spent, "period": ledger.period()},
+    )  # fmt: skip
     log.info("job %s round %d: charged %d DP-SGD steps", req.job_id, req.round, result.steps)
-    report = NodeReport(
-        cfg.department,
-        ReplyStatus.OK,
-        noise_multiplier=plan.noise_multiplier,
-        sample_rate=plan.sample_rate,
-        steps=result.steps,
-        **_figures(ledger, req.job_id),
-    )
     return JobOutcome(report, holdout, weights)
 
 
-def _where(req: JobRequest) -> dict[str, Any]:
-    return {"job_id": req.job_id, "round": req.round}
+def _resend(ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome | None:
+    """The reply already committed for this round, if any: same bytes, no new charge."""
+    if not req.train:
+        return None
+    payload = ledger.stored_reply(req.job_id, req.round)
+    if payload is None:
+        return None
+    report, holdout, weights = decode_reply(payload)
+    audit.append("resend", _where(req.job_id, req.round))
+    return JobOutcome(report, holdout, weights)
+
+
+def _stamp_head(report: NodeReport, head: ChainHead | None) -> NodeReport:
+    if head is None:
+        return report
+    return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash)
 
 
 def _record_outcome(audit: AuditLog, req: JobRequest, outcome: JobOutcome) -> JobOutcome:
     """Log what is about to leave the node, then stamp the chain head on the report."""
     report = outcome.report
+    where = _where(req.job_id, req.round)
     if report.status is ReplyStatus.OK:
         released = ["holdout_statistics"] + (["model_update"] if outcome.weights else [])
-        audit.append("release", {**_where(req), "released": released})
+        audit.append("release", {**where, "released": released})
     else:
-        audit.append("refusal", {**_where(req), "code": report.code, "reason": report.reason})
-    head = audit.head()
-    if head is None:
-        return outcome
-    return dataclasses.replace(
-        outcome, report=dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash)
-    )
+        audit.append("refusal", {**where, "code": report.code, "reason": report.reason})
+    return dataclasses.replace(outcome, report=_stamp_head(report, audit.head()))
+
+
+def _open(config_path: Path) -> tuple[NodeConfig, AuditLog]:
+    cfg = load_node_config(config_path)
+    return cfg, AuditLog(audit_path_for(cfg.ledger_path))
+
+
+def _log_received(audit: AuditLog, spec: RiskJobSpec, job_id: str, round: int, kind: str) -> None:
+    audit.append(
+        "job_received",
+        {**_where(job_id, round), "job": spec.name, "purpose": spec.purpose,
+         "analyst": spec.analyst, "project": spec.project, "kind": kind,
+         "columns": list(spec.columns), "epsilon": spec.epsilon, "delta": spec.delta},
+    )  # fmt: skip
 
 
 def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> JobOutcome:
     """Answer one job message. Never raises: every failure becomes a refusal report.
 
     Every step is appended to the node's hash-chained audit log; a reply carries the log's
-    head so the coordinator can anchor it (truncation becomes detectable).
+    head so the coordinator can anchor it (truncation becomes detectable). A round that
+    was already committed is answered with the stored reply (idempotent, never recharged).
     """
     department = department_hint
     ledger: Ledger | None = None
     audit: AuditLog | None = None
     try:
-        cfg = load_node_config(config_path)
+        cfg, audit = _open(config_path)
         department = cfg.department
-        audit = AuditLog(audit_path_for(cfg.ledger_path))
-        audit.append(
-            "job_received",
-            {**_where(req), "job": req.spec.name, "purpose": req.spec.purpose,
-             "kind": "train" if req.train else "evaluate", "columns": list(req.spec.columns),
-             "epsilon": req.spec.epsilon, "delta": req.spec.delta},
-        )  # fmt: skip
+        _log_received(audit, req.spec, req.job_id, req.round, "train" if req.train else "evaluate")
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-        outcome = _serve(cfg, ledger, audit, req)
+        outcome = _resend(ledger, audit, req) or _train(cfg, ledger, audit, req)
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
@@ -225,3 +257,67 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
             ledger,
             req.job_id,
         )
+
+
+def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> NodeQuote:
+    from clients.dp_trainer import plan_dp
+    from clients.row_count import count_train_rows
+
+    _check_policy(cfg, spec, audit, job_id)
+    ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+    plan = plan_dp(spec, max(1, count_train_rows(cfg)))
+    quote = ledger.quote(plan.events_for(spec.rounds), _requester(spec))
+    refusal = None if quote.fits else quote.refusal(f"job {spec.name!r}")
+    return NodeQuote(
+        department=cfg.department,
+        status=ReplyStatus.OK if refusal is None else ReplyStatus.REFUSED,
+        code="" if refusal is None else refusal.code.value,
+        reason="" if refusal is None else str(refusal),
+        requested=quote.requested,
+        scopes=quote.scopes,
+    )
+
+
+def handle_quote(
+    config_path: Path, department_hint: str, spec: RiskJobSpec, job_id: str
+) -> NodeQuote:
+    """Price a whole job without running it. Never raises; charges and releases nothing.
+
+    The node runs every check a real run would - column classes, approvals, every budget
+    scope - but reads only the row count the sampling rate needs. A quote is a snapshot:
+    the real run checks again.
+    """
+    audit: AuditLog | None = None
+    department = department_hint
+    try:
+        cfg, audit = _open(config_path)
+        department = cfg.department
+        _log_received(audit, spec, job_id, 0, "quote")
+        quote = _quote(cfg, audit, spec, job_id)
+    except SilobridgeError as err:
+        quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, str(err))
+    except Exception as err:  # a daemon answers, it does not crash
+        log.exception("quote for job %s failed", job_id)
+        quote = NodeQuote(
+            department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
+            f"bug: {type(err).__name__}: {err}",
+        )  # fmt: skip
+    if audit is None:
+        return quote
+    try:
+        audit.append(
+            "quote",
+            {"job_id": job_id, "would_run": quote.status is ReplyStatus.OK,
+             "requested": quote.requested, "code": quote.code, "reason": quote.reason,
+             "scopes": [s.scope for s in quote.scopes]},
+        )  # fmt: skip
+        head = audit.head()
+    except Exception as err:
+        log.exception("audit log %s cannot be written", audit.path)
+        return NodeQuote(
+            department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
+            f"the node's audit log cannot be written: {err}",
+        )  # fmt: skip
+    if head is None:
+        return quote
+    return dataclasses.replace(quote, audit_seq=head.seq, audit_head=head.hash)

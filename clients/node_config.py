@@ -26,15 +26,22 @@ File format (every key shown; keys marked optional may be left out)::
     int_rate = { type = "float", class = "open" }
     ssn = { type = "string", class = "restricted", required = false }
 
-    [[approvals]]                # optional, repeatable: officer's local approvals
-    job = "lending-risk"
-    columns = ["annual_inc"]     # conditional columns this job may use
+    [officer]                    # optional: the department's privacy officer
+    public_key = "officer.pub"   # optional: PEM ed25519 public key file, or the base64 of
+                                 # the raw 32-byte key (44 characters) written inline
+    approvals = "approvals"      # optional, default "approvals": folder of signed *.json
 
-Relative paths (`path`, `ledger`, the file of a `sqlite:///relative.db` URL) are resolved
-against the folder holding the config file. Unknown keys are errors, so a typo never
-silently falls back to a default. The `person_id` column must be required; the node reads
-it only to keep one row per person and to split, then drops it, so it may (and usually
-should) be classed restricted.
+Conditional columns are usable only under an approval file in the `approvals` folder signed
+by the key in `public_key` (see `clients/approval_check.py`); the folder is read per job, so
+an officer can drop a new approval in without restarting the node. Without `public_key`
+every job that uses a conditional column is refused. The unsigned `[[approvals]]` blocks of
+earlier versions are refused with a message on how to sign them.
+
+Relative paths (`path`, `ledger`, `public_key`, `approvals`, the file of a
+`sqlite:///relative.db` URL) are resolved against the folder holding the config file.
+Unknown keys are errors, so a typo never silently falls back to a default. The
+`person_id` column must be required; the node reads it only to keep one row per person and
+to split, then drops it, so it may (and usually should) be classed restricted.
 """
 
 from __future__ import annotations
@@ -50,14 +57,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vocab.columns import ColumnClass, ColumnType
-from vocab.errors import ConfigError
+from vocab.errors import ConfigError, InternalError
 from vocab.privacy import Budget
 
 __all__ = [
-    "Approval",
     "ColumnSpec",
     "DataSourceSpec",
     "NodeConfig",
+    "OfficerConfig",
     "SourceKind",
     "load_node_config",
     "render_node_config",
@@ -66,6 +73,9 @@ __all__ = [
 _NAME_RE = re.compile(r"[a-z0-9_-]{1,40}")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _SQLITE_FILE_URL_RE = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(.*)", re.DOTALL)
+# The base64 of a raw 32-byte ed25519 key; anything else in `public_key` is a path.
+_INLINE_KEY_RE = re.compile(r"[A-Za-z0-9+/]{43}=")
+_DEFAULT_APPROVALS = "approvals"
 _DEFAULT_HOLDOUT = 0.2
 _DEFAULT_SEED = 0
 _MAX_HOLDOUT = 0.9
@@ -102,11 +112,20 @@ class DataSourceSpec:
 
 
 @dataclass(frozen=True)
-class Approval:
-    """A privacy officer's local approval: `job` may use these conditional `columns`."""
+class OfficerConfig:
+    """[officer]: where the officer's public key and the signed approval files are.
 
-    job: str
-    columns: frozenset[str]
+    The key is a PEM file (`public_key_path`), or the base64 of the raw 32-byte key written
+    inline (`public_key_base64`), or absent: then no conditional column can be approved.
+    """
+
+    approvals_dir: Path
+    public_key_path: Path | None = None
+    public_key_base64: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.public_key_path is not None and self.public_key_base64 is not None:
+            raise InternalError("an officer key is either a file or inline, not both")
 
 
 @dataclass(frozen=True)
@@ -122,8 +141,15 @@ class NodeConfig:
     ledger_path: Path
     holdout_fraction: float
     split_seed: int
-    approvals: tuple[Approval, ...]
     config_path: Path
+    officer: OfficerConfig | None = None
+
+    @property
+    def approvals_dir(self) -> Path:
+        """The folder of signed approval files: [officer] `approvals`, else beside the config."""
+        if self.officer is not None:
+            return self.officer.approvals_dir
+        return self.config_path.parent / _DEFAULT_APPROVALS
 
     def column(self, name: str) -> ColumnSpec | None:
         """Returns the declared column called `name`, or None if the schema lacks it."""
@@ -384,47 +410,65 @@ def _parse_person_id(
     return person_id
 
 
-def _parse_approvals(
-    r: _Reader, doc: Mapping[str, Any], columns: tuple[ColumnSpec, ...]
-) -> tuple[Approval, ...]:
-    entries = doc.get("approvals", [])
-    if not isinstance(entries, list):
+def _shown(table: object, key: str, fallback: str) -> str:
+    """`table[key]` as it would appear on a command line, if it is text; else `fallback`."""
+    found = table.get(key) if isinstance(table, dict) else None
+    if isinstance(found, list) and found and all(isinstance(v, str) for v in found):
+        return ",".join(found)
+    return found if isinstance(found, str) and found else fallback
+
+
+def _refuse_unsigned_approvals(r: _Reader, doc: Mapping[str, Any]) -> None:
+    if "approvals" not in doc:
+        return
+    node = doc.get("node")
+    blocks = doc["approvals"]
+    first = blocks[0] if isinstance(blocks, list) and blocks else None
+    job = _shown(first, "job", "JOB")
+    command = (
+        f"silobridge officer approve --key officer.key --department "
+        f"{_shown(node, 'department', 'DEPARTMENT')} --dataset "
+        f"{_shown(node, 'dataset', 'DATASET')} --job {job} "
+        f'--purpose "<the job spec\'s purpose>" --columns {_shown(first, "columns", "COLUMNS")} '
+        f"--max-epsilon 1.0 --days 90 --out approvals/{job}.json"
+    )
+    raise r.error(
+        "[[approvals]]",
+        "holds unsigned approvals, which are no longer accepted: a conditional column needs "
+        "an approval file signed by the department's privacy officer",
+        'remove the [[approvals]] blocks and add [officer] with public_key = "officer.pub"; '
+        f"the officer signs each approval with `{command}` (keys come from `silobridge "
+        "officer keygen`), and the node reads it from the [officer] `approvals` folder "
+        "(see docs/node-config.md)",
+    )
+
+
+def _parse_officer(r: _Reader, doc: Mapping[str, Any]) -> OfficerConfig | None:
+    if "officer" not in doc:
+        return None
+    table = r.table(doc, "officer", required=False)
+    r.check_keys(table, "[officer]", (), ("public_key", "approvals"))
+    folder = r.path.parent
+    approvals_dir = (
+        r.path_value(table, "approvals", "[officer]")
+        if "approvals" in table
+        else _resolve(folder, Path(_DEFAULT_APPROVALS))
+    )
+    if "public_key" not in table:
+        return OfficerConfig(approvals_dir)
+    key = r.string(table, "public_key", "[officer]")
+    if _INLINE_KEY_RE.fullmatch(key):
+        return OfficerConfig(approvals_dir, public_key_base64=key)
+    key_path = _resolve(folder, Path(key))
+    if not key_path.is_file():
         raise r.error(
-            "[[approvals]]",
-            "must be an array of tables",
-            "write each one as an [[approvals]] block",
+            "[officer] `public_key`",
+            f"names {key_path}, which is not a file",
+            "copy the officer's public key there (officer.pub, made by `silobridge officer "
+            "keygen`), fix the path, or write the key inline as the base64 of its 32 raw "
+            "bytes (44 characters)",
         )
-    declared = {spec.name: spec for spec in columns}
-    approvals = []
-    for number, entry in enumerate(entries, start=1):
-        where = f"[[approvals]] #{number}"
-        if not isinstance(entry, dict):
-            raise r.error(where, "must be a table", "write it as an [[approvals]] block")
-        r.check_keys(entry, where, ("job", "columns"))
-        job = r.string(entry, "job", where)
-        names = entry["columns"]
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise r.error(
-                f"{where} `columns`",
-                f"must be a non-empty list of column names, got {names!r}",
-                'write it as columns = ["annual_inc"]',
-            )
-        for column in names:
-            spec = declared.get(column)
-            if spec is None:
-                raise r.error(
-                    f"{where} `columns`",
-                    f"names `{column}`, which is not declared under [columns]",
-                    "fix the column name or declare the column",
-                )
-            if spec.column_class is ColumnClass.RESTRICTED:
-                raise r.error(
-                    f"{where} `columns`",
-                    f"names restricted column `{column}`; restricted columns cannot be approved",
-                    "remove it, or reclassify the column if the law allows",
-                )
-        approvals.append(Approval(job=job, columns=frozenset(names)))
-    return tuple(approvals)
+    return OfficerConfig(approvals_dir, public_key_path=key_path)
 
 
 def load_node_config(path: Path) -> NodeConfig:
@@ -443,8 +487,9 @@ def load_node_config(path: Path) -> NodeConfig:
     config_path = path.resolve()
     r = _Reader(config_path)
     doc = _read_toml(config_path)
+    _refuse_unsigned_approvals(r, doc)
     # Missing sections are reported by the section readers, which know their shape.
-    r.check_keys(doc, "top level", (), ("node", "data", "budget", "columns", "approvals"))
+    r.check_keys(doc, "top level", (), ("node", "data", "budget", "columns", "officer"))
     department, dataset, ledger_path = _parse_node(r, doc)
     data = r.table(doc, "data", required=True)
     source = _parse_source(r, data)
@@ -461,8 +506,8 @@ def load_node_config(path: Path) -> NodeConfig:
         ledger_path=ledger_path,
         holdout_fraction=holdout_fraction,
         split_seed=split_seed,
-        approvals=_parse_approvals(r, doc, columns),
         config_path=config_path,
+        officer=_parse_officer(r, doc),
     )
 
 
@@ -533,7 +578,12 @@ def render_node_config(cfg: NodeConfig) -> str:
         if not spec.required:
             fields += ", required = false"
         lines.append(f"{_toml_key(spec.name)} = {{ {fields} }}")
-    for approval in cfg.approvals:
-        names = ", ".join(_toml_str(name) for name in sorted(approval.columns))
-        lines += ["", "[[approvals]]", f"job = {_toml_str(approval.job)}", f"columns = [{names}]"]
+    officer = cfg.officer
+    if officer is not None:
+        lines += ["", "[officer]"]
+        if officer.public_key_path is not None:
+            lines.append(f"public_key = {_toml_str(str(officer.public_key_path))}")
+        if officer.public_key_base64 is not None:
+            lines.append(f"public_key = {_toml_str(officer.public_key_base64)}")
+        lines.append(f"approvals = {_toml_str(str(officer.approvals_dir))}")
     return "\n".join(lines) + "\n"

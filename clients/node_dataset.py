@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from clients.column_policy import check_job_columns
 from clients.data_source import open_source
 from clients.node_config import ColumnSpec, NodeConfig
 from clients.schema_check import validate_frame
+from vocab.approval import JobClaims
 from vocab.errors import DataError, InternalError, JobSpecError
 
 __all__ = ["load_job_frames", "split_key_in_holdout"]
@@ -38,12 +40,13 @@ def _spec(config: NodeConfig, name: str) -> ColumnSpec:
 
 
 def load_job_frames(
-    config: NodeConfig, used: Sequence[str], job_name: str
+    config: NodeConfig, claims: JobClaims, now: datetime | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Loads the columns a job uses and splits the rows into train and holdout frames.
 
-    Steps: the column policy check (before any data is touched); a read of only the used
-    columns plus the person id; the schema check; contribution bounding; the split.
+    Steps: the column policy check, signed approvals included (before any data is touched);
+    a read of only the used columns plus the person id; the schema check; contribution
+    bounding; the split.
 
     Contribution bounding: when the config names a `person_id` column, only the first row
     of each person (in source order) is kept, so each person contributes at most one row
@@ -57,23 +60,29 @@ def load_job_frames(
 
     Args:
         config: This node's config.
-        used: The columns the job reads, in the order the frames should have.
-        job_name: The job's name, as approvals name it.
+        claims: The job's name, purpose and epsilon, and the columns it reads, in the
+            order the frames should have (`JobClaims.from_spec(spec)`).
+        now: When to judge approvals' validity; the current time by default.
 
     Returns:
         (train, holdout), each with the used columns only (the person id is dropped),
-        coerced to their declared types, with a fresh 0-based index.
+        coerced to their declared types, with a fresh 0-based index. The approvals used
+        are not returned: a caller that logs them calls `check_job_columns` first.
 
     Raises:
         JobSpecError: The job uses no columns.
-        PolicyRefusal: A column is unknown, restricted or conditional without approval.
+        PolicyRefusal: A column is unknown, restricted, or conditional without a valid
+            signed approval for this job.
+        ConfigError: The officer key named by the config cannot be read.
         DataError: The data cannot be read, does not match the schema, or leaves the
             train or holdout side empty.
     """
-    wanted = list(dict.fromkeys(used))
+    wanted = list(dict.fromkeys(claims.columns))
     if not wanted:
-        raise JobSpecError(f"job `{job_name}` uses no columns", "name its columns in the job spec")
-    check_job_columns(job_name, wanted, config)
+        raise JobSpecError(
+            f"job `{claims.name}` uses no columns", "name its columns in the job spec"
+        )
+    check_job_columns(config, claims, now)
     person_id = config.person_id
     to_read = [*wanted, person_id] if person_id is not None else wanted
     source = open_source(config.source)

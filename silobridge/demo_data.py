@@ -1,29 +1,54 @@
-"""Builds the demo departments: real lending data split by US census region, one folder each."""
+"""Builds the demo departments: real lending data split by US census region, one folder each.
+
+The demo also plays each department's privacy officer: it makes an officer key pair per
+department and signs the approval that lets the demo job use the conditional column.
+"""
 
 from __future__ import annotations
 
 import io
 from contextlib import redirect_stdout
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clients.node_config import (
-    Approval,
     ColumnSpec,
     DataSourceSpec,
     NodeConfig,
+    OfficerConfig,
     SourceKind,
     render_node_config,
 )
+from silobridge.officer_keys import (
+    generate_key_pair,
+    load_private_key,
+    officer_key_of,
+    sign_approval,
+    write_signed_approval,
+)
+from vocab.approval import JobClaims
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError
+from vocab.jobspec import load_job_spec
 from vocab.privacy import Budget
 
-__all__ = ["DEMO_JOB", "Department", "load_lending_club", "write_departments"]
+__all__ = [
+    "APPROVAL_DAYS",
+    "DEMO_JOB",
+    "DEMO_SPEC",
+    "Department",
+    "load_lending_club",
+    "write_departments",
+]
 
 DEMO_JOB = "lending-risk"
+DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "lending_risk.toml"
+APPROVAL_DAYS = 90
+_DATASET = "lending"
 
 # US Census Bureau regions (four), keyed by state abbreviation.
 _REGIONS: dict[str, tuple[str, ...]] = {
@@ -75,12 +100,15 @@ _SCHEMA: tuple[tuple[str, ColumnType, ColumnClass], ...] = (
 
 @dataclass(frozen=True)
 class Department:
-    """One demo department: its folder, node config file and row count."""
+    """One demo department: its folder, node config file, row count and officer's approval."""
 
     name: str
     folder: Path
     config_path: Path
     rows: int
+    officer_key_id: str
+    approval_path: Path | None
+    """The signed approval of the job's conditional columns; None if it uses none."""
 
 
 def load_lending_club() -> pd.DataFrame:
@@ -99,22 +127,67 @@ def load_lending_club() -> pd.DataFrame:
     return renamed.loc[:, [name for name, _, _ in _SCHEMA]]
 
 
+def _officer_key(folder: Path) -> Ed25519PrivateKey:
+    """The demo officer's key in `folder`: the one from an earlier demo run, else a new one."""
+    private_path = folder / "officer.key"
+    if not private_path.exists():
+        generate_key_pair(folder)
+    return load_private_key(private_path)
+
+
 def write_departments(
     out_dir: Path,
     budget: Budget,
     frame: pd.DataFrame | None = None,
+    *,
+    approve: JobClaims | None = None,
 ) -> list[Department]:
-    """Write each region's rows, node config and (empty) ledger location under `out_dir`."""
+    """Write each region's rows, node config, officer key and signed approval under `out_dir`.
+
+    Per department folder: `loans.csv`, `node.toml`, the ledger location, `officer/`
+    (the officer's `officer.key` and `officer.pub`; an existing key is reused) and
+    `approvals/<job>.json`, signed afresh on every call (valid `APPROVAL_DAYS` days).
+
+    Args:
+        out_dir: Where the department folders go.
+        budget: Each department's dataset budget.
+        frame: The lending table; `load_lending_club()` when omitted.
+        approve: The job the officers approve (name, purpose, largest epsilon), for the
+            conditional columns among its columns. By default the shipped demo job
+            (`DEMO_SPEC`) at any epsilon up to the dataset budget.
+    """
     frame = load_lending_club() if frame is None else frame
+    if approve is None:
+        spec = load_job_spec(DEMO_SPEC)
+        approve = JobClaims(spec.name, spec.purpose, spec.columns, budget.epsilon)
+    conditional = [c for c, _, k in _SCHEMA if k is _COND and c in approve.columns]
+    now = datetime.now(UTC).replace(microsecond=0)
     departments = []
     for name, states in _REGIONS.items():
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         rows = frame[frame["addr_state"].isin(states)]
         rows.to_csv(folder / "loans.csv", index=False)
+        officer_key = _officer_key(folder / "officer")
+        approvals_dir = folder / "approvals"
+        approval_path = None
+        if conditional:
+            approval_path = approvals_dir / f"{approve.name}.json"
+            signed = sign_approval(
+                officer_key,
+                department=name,
+                dataset=_DATASET,
+                job=approve.name,
+                purpose=approve.purpose,
+                columns=conditional,
+                max_epsilon=approve.epsilon,
+                issued_at=now,
+                expires_at=now + timedelta(days=APPROVAL_DAYS),
+            )
+            write_signed_approval(signed, approval_path)
         config = NodeConfig(
             department=name,
-            dataset="lending",
+            dataset=_DATASET,
             source=DataSourceSpec(SourceKind.CSV, folder / "loans.csv", None, None),
             columns=tuple(ColumnSpec(c, t, k) for c, t, k in _SCHEMA),
             person_id="loan_id",
@@ -122,9 +195,20 @@ def write_departments(
             ledger_path=folder / "ledger.sqlite",
             holdout_fraction=0.2,
             split_seed=7,
-            approvals=(Approval(DEMO_JOB, frozenset({"annual_inc"})),),
             config_path=folder / "node.toml",
+            officer=OfficerConfig(
+                approvals_dir, public_key_path=folder / "officer" / "officer.pub"
+            ),
         )
         config.config_path.write_text(render_node_config(config))
-        departments.append(Department(name, folder, config.config_path, len(rows)))
+        departments.append(
+            Department(
+                name,
+                folder,
+                config.config_path,
+                len(rows),
+                officer_key_of(officer_key).key_id,
+                approval_path,
+            )
+        )
     return departments

@@ -82,7 +82,6 @@ def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None
         ledger_path=folder / "ledger.sqlite",
         holdout_fraction=0.25,
         split_seed=1,
-        approvals=(),
         config_path=folder / "node.toml",
     )
     cfg.config_path.write_text(render_node_config(cfg))

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.column_policy import check_job_columns
-from clients.node_config import Approval, ColumnSpec, DataSourceSpec, NodeConfig, SourceKind
+from clients.approval_check import OfficerKey
+from clients.column_policy import PolicyDecision, check_job_columns
+from clients.node_config import ColumnSpec, DataSourceSpec, NodeConfig, OfficerConfig, SourceKind
+from vocab.approval import Approval, JobClaims, SignedApproval, serialize_signed_approval
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import PolicyRefusal
 from vocab.privacy import Budget
 
+OFFICER = Ed25519PrivateKey.generate()
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+PURPOSE = "credit risk"
 
-def _config(*approvals: Approval) -> NodeConfig:
+
+def _config(folder: Path) -> NodeConfig:
+    key_path = folder / "officer.pub"
+    key_path.write_bytes(
+        OFFICER.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return NodeConfig(
         department="northeast",
         dataset="lending",
@@ -32,31 +47,90 @@ def _config(*approvals: Approval) -> NodeConfig:
         ledger_path=Path("/data/ledger.sqlite"),
         holdout_fraction=0.2,
         split_seed=0,
-        approvals=approvals,
-        config_path=Path("/etc/silobridge/node.toml"),
+        config_path=folder / "node.toml",
+        officer=OfficerConfig(folder / "approvals", public_key_path=key_path),
     )
+
+
+def _approve(
+    config: NodeConfig,
+    job: str,
+    *columns: str,
+    name: str | None = None,
+    expires_at: datetime = NOW + timedelta(days=90),
+) -> Approval:
+    approval = Approval(
+        department="northeast",
+        dataset="lending",
+        job=job,
+        purpose=PURPOSE,
+        columns=frozenset(columns),
+        max_epsilon=1.0,
+        issued_at=expires_at - timedelta(days=91),
+        expires_at=expires_at,
+        key_id=OfficerKey.from_public_key(OFFICER.public_key()).key_id,
+    )
+    signed = SignedApproval(approval, OFFICER.sign(approval.canonical_bytes()))
+    config.approvals_dir.mkdir(exist_ok=True)
+    path = config.approvals_dir / f"{name or job}.json"
+    path.write_text(serialize_signed_approval(signed), encoding="utf-8")
+    return approval
+
+
+def _claims(job: str, used: list[str]) -> JobClaims:
+    return JobClaims(job, PURPOSE, tuple(used), 1.0)
 
 
 def _refusal(job: str, used: list[str], config: NodeConfig) -> PolicyRefusal:
     with pytest.raises(PolicyRefusal) as info:
-        check_job_columns(job, used, config)
+        check_job_columns(config, _claims(job, used), NOW)
     assert f"`{job}`" in info.value.message
     return info.value
 
 
-def test_open_columns_are_allowed() -> None:
-    check_job_columns("risk", ["int_rate", "grade"], _config())
+def test_open_columns_are_allowed(tmp_path: Path) -> None:
+    decision = check_job_columns(_config(tmp_path), _claims("risk", ["int_rate", "grade"]), NOW)
+    assert decision == PolicyDecision("risk", ("int_rate", "grade"), ())
+    assert decision.audit_record() == {
+        "job": "risk",
+        "columns": ["int_rate", "grade"],
+        "approvals": [],
+    }
 
 
-def test_approved_conditional_columns_are_allowed() -> None:
-    config = _config(
-        Approval("risk", frozenset({"annual_inc"})), Approval("risk", frozenset({"zip3"}))
-    )
-    check_job_columns("risk", ["int_rate", "annual_inc", "zip3"], config)
+def test_open_columns_need_no_officer_key(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config = NodeConfig(**{**config.__dict__, "officer": None})
+    assert check_job_columns(config, _claims("risk", ["int_rate"])).approvals == ()
 
 
-def test_unknown_column_is_named_with_close_matches() -> None:
-    refusal = _refusal("risk", ["int_rate", "anual_inc", "colour"], _config())
+def test_signed_approvals_allow_conditional_columns_and_are_recorded(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    first = _approve(config, "risk", "annual_inc", name="a")
+    second = _approve(config, "risk", "zip3", name="b")
+
+    decision = check_job_columns(config, _claims("risk", ["int_rate", "annual_inc", "zip3"]), NOW)
+
+    assert decision.columns == ("int_rate", "annual_inc", "zip3")
+    assert [(u.path.name, u.columns, u.digest) for u in decision.approvals] == [
+        ("a.json", ("annual_inc",), first.digest()),
+        ("b.json", ("zip3",), second.digest()),
+    ]
+    record = decision.audit_record()
+    assert record["approvals"][0]["digest"] == first.digest()
+    assert record["approvals"][0]["key_id"] == first.key_id
+    assert record["approvals"][0]["expires_at"] == "2026-05-30T00:00:00Z"
+
+
+def test_now_defaults_to_the_current_time(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _approve(config, "risk", "annual_inc", expires_at=datetime(2001, 1, 1, tzinfo=UTC))
+    with pytest.raises(PolicyRefusal, match="expired at 2001-01-01T00:00:00Z"):
+        check_job_columns(config, _claims("risk", ["annual_inc"]))
+
+
+def test_unknown_column_is_named_with_close_matches(tmp_path: Path) -> None:
+    refusal = _refusal("risk", ["int_rate", "anual_inc", "colour"], _config(tmp_path))
 
     assert "`anual_inc`" in refusal.message
     assert "`colour`" in refusal.message
@@ -64,46 +138,52 @@ def test_unknown_column_is_named_with_close_matches() -> None:
     assert "[columns]" in refusal.hint
 
 
-def test_restricted_column_is_refused() -> None:
-    refusal = _refusal("risk", ["int_rate", "ssn", "person_id"], _config())
+def test_restricted_column_is_refused(tmp_path: Path) -> None:
+    refusal = _refusal("risk", ["int_rate", "ssn", "person_id"], _config(tmp_path))
     assert "restricted" in refusal.message
     assert "`ssn`" in refusal.message
     assert "`person_id`" in refusal.message
     assert "`int_rate`" not in refusal.message
 
 
-def test_restricted_column_is_refused_even_with_an_approval() -> None:
-    # The loader rejects such approvals; the policy must not rely on that.
-    refusal = _refusal("risk", ["ssn"], _config(Approval("risk", frozenset({"ssn"}))))
+def test_restricted_column_is_refused_even_with_a_signed_approval(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _approve(config, "risk", "ssn")
+    refusal = _refusal("risk", ["ssn"], config)
     assert "`ssn`" in refusal.message
+    assert "no approval can unlock a restricted column" in refusal.hint
 
 
-def test_person_id_column_is_refused() -> None:
-    refusal = _refusal("risk", ["member_no"], _config())
+def test_person_id_column_is_refused(tmp_path: Path) -> None:
+    refusal = _refusal("risk", ["member_no"], _config(tmp_path))
     assert "`member_no`" in refusal.message
     assert "person-id" in refusal.message
 
 
-def test_conditional_column_without_approval_is_refused() -> None:
-    refusal = _refusal("risk", ["int_rate", "annual_inc", "zip3"], _config())
+def test_conditional_column_without_approval_is_refused(tmp_path: Path) -> None:
+    refusal = _refusal("risk", ["int_rate", "annual_inc", "zip3"], _config(tmp_path))
 
     assert "conditional" in refusal.message
     assert "`annual_inc`" in refusal.message
     assert "`zip3`" in refusal.message
-    assert 'job = "risk"' in refusal.hint
-    assert '"annual_inc", "zip3"' in refusal.hint
+    assert "`int_rate`" not in refusal.message
+    assert "silobridge officer approve" in refusal.hint
+    assert "--job risk" in refusal.hint
+    assert "--columns annual_inc,zip3" in refusal.hint
 
 
-def test_approval_for_another_job_does_not_count() -> None:
-    refusal = _refusal(
-        "risk", ["annual_inc"], _config(Approval("census", frozenset({"annual_inc"})))
-    )
+def test_approval_for_another_job_does_not_count(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _approve(config, "census", "annual_inc")
+    refusal = _refusal("risk", ["annual_inc"], config)
     assert "`annual_inc`" in refusal.message
+    assert "wrong job" in refusal.message
 
 
-def test_approval_covers_only_the_columns_it_names() -> None:
-    refusal = _refusal(
-        "risk", ["annual_inc", "zip3"], _config(Approval("risk", frozenset({"annual_inc"})))
-    )
+def test_approval_covers_only_the_columns_it_names(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _approve(config, "risk", "annual_inc")
+    refusal = _refusal("risk", ["annual_inc", "zip3"], config)
     assert "`zip3`" in refusal.message
-    assert "`annual_inc`" not in refusal.message
+    assert "`annual_inc`:" not in refusal.message
+    assert "column not covered" in refusal.message

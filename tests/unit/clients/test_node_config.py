@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clients.node_config import (
-    Approval,
     ColumnSpec,
     DataSourceSpec,
     NodeConfig,
+    OfficerConfig,
     SourceKind,
     load_node_config,
     render_node_config,
@@ -42,13 +45,23 @@ int_rate = { type = "float", class = "open" }
 annual_inc = { type = "float", class = "conditional", required = false }
 ssn = { type = "string", class = "restricted", required = false }
 
-[[approvals]]
-job = "lending-risk"
-columns = ["annual_inc"]
+[officer]
+public_key = "keys/officer.pub"
+approvals = "signed"
 """
+
+OFFICER_PUBLIC = Ed25519PrivateKey.generate().public_key()
+INLINE_KEY = base64.b64encode(OFFICER_PUBLIC.public_bytes_raw()).decode()
 
 
 def _write(folder: Path, text: str, name: str = "node.toml") -> Path:
+    """Writes the config and, beside it, the officer key file BASE names."""
+    (folder / "keys").mkdir(exist_ok=True)
+    (folder / "keys" / "officer.pub").write_bytes(
+        OFFICER_PUBLIC.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
@@ -75,7 +88,11 @@ def test_loads_every_field_and_resolves_relative_paths(tmp_path: Path) -> None:
     assert cfg.budget == Budget(3.0, 1e-5)
     assert cfg.holdout_fraction == 0.25
     assert cfg.split_seed == 7
-    assert cfg.approvals == (Approval("lending-risk", frozenset({"annual_inc"})),)
+    assert cfg.officer == OfficerConfig(
+        (tmp_path / "signed").resolve(),
+        public_key_path=(tmp_path / "keys" / "officer.pub").resolve(),
+    )
+    assert cfg.approvals_dir == (tmp_path / "signed").resolve()
     assert cfg.config_path == (tmp_path / "node.toml").resolve()
     assert [c.name for c in cfg.columns] == ["person_id", "int_rate", "annual_inc", "ssn"]
     assert cfg.column("annual_inc") == ColumnSpec(
@@ -87,14 +104,15 @@ def test_loads_every_field_and_resolves_relative_paths(tmp_path: Path) -> None:
 def test_optional_keys_take_their_defaults(tmp_path: Path) -> None:
     text = BASE.replace('person_id = "person_id"\n', "", 1)
     text = text.replace("holdout_fraction = 0.25\nsplit_seed = 7\n", "")
-    text = text[: text.index("[[approvals]]")]
+    text = text[: text.index("[officer]")]
 
     cfg = load_node_config(_write(tmp_path, text))
 
     assert cfg.person_id is None
     assert cfg.holdout_fraction == 0.2
     assert cfg.split_seed == 0
-    assert cfg.approvals == ()
+    assert cfg.officer is None
+    assert cfg.approvals_dir == tmp_path.resolve() / "approvals"
 
 
 def test_absolute_paths_are_kept(tmp_path: Path) -> None:
@@ -198,7 +216,7 @@ def test_missing_key_is_named(tmp_path: Path, line: str, key: str) -> None:
         ("split_seed = 7", "split_sed = 7", "split_sed", "split_seed"),
         ('ledger = "state/ledger.sqlite"', 'legder = "l.sqlite"', "legder", "ledger"),
         ('class = "open" }', 'clas = "open" }', "clas", "class"),
-        ("[[approvals]]\njob", "[[approvals]]\njobs", "jobs", "job"),
+        ('approvals = "signed"', 'aprovals = "signed"', "aprovals", "approvals"),
         ("[budget]", "[budgets]", "budgets", "budget"),
     ],
 )
@@ -361,24 +379,60 @@ def test_column_required_must_be_a_boolean(tmp_path: Path) -> None:
     assert "`required`" in error.message
 
 
-def test_approval_of_an_undeclared_column_is_refused(tmp_path: Path) -> None:
-    error = _load_error(
-        tmp_path, BASE.replace('columns = ["annual_inc"]', 'columns = ["annual_income"]')
+def test_officer_keys_are_optional(tmp_path: Path) -> None:
+    text = BASE.replace('public_key = "keys/officer.pub"\n', "")
+    text = text.replace('approvals = "signed"\n', "")
+
+    cfg = load_node_config(_write(tmp_path, text))
+
+    assert cfg.officer == OfficerConfig((tmp_path / "approvals").resolve())
+    assert cfg.approvals_dir == (tmp_path / "approvals").resolve()
+
+
+def test_officer_key_may_be_written_inline(tmp_path: Path) -> None:
+    text = BASE.replace('"keys/officer.pub"', f'"{INLINE_KEY}"')
+    officer = load_node_config(_write(tmp_path, text)).officer
+    assert officer is not None
+    assert officer.public_key_base64 == INLINE_KEY
+    assert officer.public_key_path is None
+
+
+def test_missing_officer_key_file_is_named(tmp_path: Path) -> None:
+    error = _load_error(tmp_path, BASE.replace("keys/officer.pub", "keys/oficer.pub"))
+    assert "[officer] `public_key`" in error.message
+    assert str((tmp_path / "keys" / "oficer.pub").resolve()) in error.message
+    assert "silobridge officer keygen" in error.hint
+
+
+def test_officer_must_be_a_table(tmp_path: Path) -> None:
+    text = 'officer = "keys/officer.pub"\n' + BASE[: BASE.index("[officer]")]
+    error = _load_error(tmp_path, text)
+    assert "[officer]" in error.message
+    assert "must be a table" in error.message
+
+
+def test_unsigned_approvals_are_no_longer_accepted(tmp_path: Path) -> None:
+    text = BASE + '\n[[approvals]]\njob = "lending-risk"\ncolumns = ["annual_inc"]\n'
+
+    error = _load_error(tmp_path, text)
+
+    assert "[[approvals]]" in error.message
+    assert "unsigned approvals" in error.message
+    assert "no longer accepted" in error.message
+    assert (
+        "silobridge officer approve --key officer.key --department northeast --dataset "
+        "lending --job lending-risk" in error.hint
     )
-    assert "`annual_income`" in error.message
-    assert "[[approvals]] #1" in error.message
+    assert "--columns annual_inc" in error.hint
+    assert "silobridge officer keygen" in error.hint
+    assert "[officer]" in error.hint
 
 
-def test_approval_of_a_restricted_column_is_refused(tmp_path: Path) -> None:
-    error = _load_error(tmp_path, BASE.replace('columns = ["annual_inc"]', 'columns = ["ssn"]'))
-    assert "`ssn`" in error.message
-    assert "restricted" in error.message
-
-
-@pytest.mark.parametrize("value", ["[]", '"annual_inc"', "[1]"])
-def test_approval_columns_must_be_a_list_of_names(tmp_path: Path, value: str) -> None:
-    error = _load_error(tmp_path, BASE.replace('columns = ["annual_inc"]', f"columns = {value}"))
-    assert "`columns`" in error.message
+@pytest.mark.parametrize("blocks", ["[[approvals]]\n", "approvals = 3\n"])
+def test_any_approvals_key_is_refused_as_unsigned(tmp_path: Path, blocks: str) -> None:
+    error = _load_error(tmp_path, blocks + BASE)
+    assert "no longer accepted" in error.message
+    assert "--job JOB" in error.hint
 
 
 def test_render_then_load_round_trips_a_loaded_config(tmp_path: Path) -> None:
@@ -409,11 +463,8 @@ def test_render_then_load_round_trips_awkward_values(tmp_path: Path) -> None:
         ledger_path=tmp_path / "ledger.sqlite",
         holdout_fraction=0.1,
         split_seed=123456789,
-        approvals=(
-            Approval("job a", frozenset({"my col", 'quote"d', "tab\tbed"})),
-            Approval("job-b", frozenset({"tab\tbed"})),
-        ),
         config_path=(tmp_path / "node.toml").resolve(),
+        officer=OfficerConfig(tmp_path / 'ap"pro\tvals', public_key_base64=INLINE_KEY),
     )
 
     path = _write(tmp_path, render_node_config(cfg))

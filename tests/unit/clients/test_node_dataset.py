@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +12,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from clients.approval_check import OfficerKey
 from clients.csv_source import CsvSource
 from clients.node_config import (
-    Approval,
     ColumnSpec,
     DataSourceSpec,
     NodeConfig,
+    OfficerConfig,
     SourceKind,
     load_node_config,
     render_node_config,
 )
 from clients.node_dataset import load_job_frames, split_key_in_holdout
+from vocab.approval import Approval, JobClaims, SignedApproval, serialize_signed_approval
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError, JobSpecError, PolicyRefusal
 from vocab.privacy import Budget
@@ -49,14 +54,46 @@ def _people(rows: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
+OFFICER = Ed25519PrivateKey.generate()
+PURPOSE = "default risk"
+
+
+def _sign_approval(folder: Path, job: str) -> Approval:
+    """The officer's signed approval of `income` for `job`, valid around the current time."""
+    now = datetime.now(UTC)
+    approval = Approval(
+        department="northeast",
+        dataset="lending",
+        job=job,
+        purpose=PURPOSE,
+        columns=frozenset({"income"}),
+        max_epsilon=1.0,
+        issued_at=now - timedelta(days=1),
+        expires_at=now + timedelta(days=1),
+        key_id=OfficerKey.from_public_key(OFFICER.public_key()).key_id,
+    )
+    signed = SignedApproval(approval, OFFICER.sign(approval.canonical_bytes()))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{job}.json").write_text(serialize_signed_approval(signed), encoding="utf-8")
+    return approval
+
+
 def _config(
     folder: Path,
     source: DataSourceSpec,
     *,
     person_id: str | None = "pid",
     holdout_fraction: float = 0.2,
-    approvals: tuple[Approval, ...] = (Approval("risk", frozenset({"income"})),),
+    approved_jobs: tuple[str, ...] = ("risk",),
 ) -> NodeConfig:
+    key_path = folder / "officer.pub"
+    key_path.write_bytes(
+        OFFICER.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    for job in approved_jobs:
+        _sign_approval(folder / "approvals", job)
     return NodeConfig(
         department="northeast",
         dataset="lending",
@@ -67,9 +104,15 @@ def _config(
         ledger_path=folder / "ledger.sqlite",
         holdout_fraction=holdout_fraction,
         split_seed=7,
-        approvals=approvals,
         config_path=folder / "node.toml",
+        officer=OfficerConfig(folder / "approvals", public_key_path=key_path),
     )
+
+
+def _frames(
+    config: NodeConfig, used: Sequence[str], job: str = "risk"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return load_job_frames(config, JobClaims(job, PURPOSE, tuple(used), 1.0))
 
 
 def _csv(folder: Path, frame: pd.DataFrame, name: str = "people.csv") -> DataSourceSpec:
@@ -103,7 +146,7 @@ def test_returns_typed_train_and_holdout_without_the_person_id(
     people = _people(200)
     config = _config(tmp_path, write(tmp_path, people))
 
-    train, holdout = load_job_frames(config, USED, "risk")
+    train, holdout = _frames(config, USED)
 
     assert list(train.columns) == USED
     assert list(holdout.columns) == USED
@@ -119,9 +162,9 @@ def test_split_is_the_same_for_every_source_kind(tmp_path: Path, write: Writer) 
     people = _people(300)
     reference_dir = tmp_path / "ref"
     reference_dir.mkdir()
-    expected = load_job_frames(_config(reference_dir, _csv(reference_dir, people)), USED, "risk")
+    expected = _frames(_config(reference_dir, _csv(reference_dir, people)), USED)
 
-    train, holdout = load_job_frames(_config(tmp_path, write(tmp_path, people)), USED, "risk")
+    train, holdout = _frames(_config(tmp_path, write(tmp_path, people)), USED)
 
     pd.testing.assert_frame_equal(train, expected[0])
     pd.testing.assert_frame_equal(holdout, expected[1])
@@ -140,7 +183,7 @@ def test_reads_only_the_used_columns_and_the_person_id(
     monkeypatch.setattr(CsvSource, "read", spy)
     config = _config(tmp_path, _csv(tmp_path, _people(50)))
 
-    load_job_frames(config, ["age", "default"], "risk")
+    _frames(config, ["age", "default"])
 
     assert requested == [["age", "default", "pid"]]
 
@@ -148,18 +191,40 @@ def test_reads_only_the_used_columns_and_the_person_id(
 def test_policy_is_checked_before_any_data_is_read(tmp_path: Path) -> None:
     missing = DataSourceSpec(SourceKind.CSV, tmp_path / "absent.csv", None, None)
     with pytest.raises(PolicyRefusal, match="`ssn`"):
-        load_job_frames(_config(tmp_path, missing), ["age", "ssn"], "risk")
+        _frames(_config(tmp_path, missing), ["age", "ssn"])
 
 
 def test_conditional_column_needs_an_approval_for_this_job(tmp_path: Path) -> None:
     config = _config(tmp_path, _csv(tmp_path, _people(50)))
     with pytest.raises(PolicyRefusal, match="`income`"):
-        load_job_frames(config, USED, "another-job")
+        _frames(config, USED, "another-job")
+
+
+def test_conditional_column_needs_a_valid_signed_approval_before_any_read(
+    tmp_path: Path,
+) -> None:
+    missing = DataSourceSpec(SourceKind.CSV, tmp_path / "absent.csv", None, None)
+    config = _config(tmp_path, missing)
+    (config.approvals_dir / "risk.json").write_text(
+        (config.approvals_dir / "risk.json").read_text().replace('"income"', '"age"'),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyRefusal, match="forged/not signed"):
+        _frames(config, USED)
+
+
+def test_approval_must_cover_the_job_epsilon_and_purpose(tmp_path: Path) -> None:
+    config = _config(tmp_path, _csv(tmp_path, _people(50)))
+    assert len(load_job_frames(config, JobClaims("risk", PURPOSE, tuple(USED), 1.0))[0])
+    with pytest.raises(PolicyRefusal, match="epsilon too high"):
+        load_job_frames(config, JobClaims("risk", PURPOSE, tuple(USED), 1.5))
+    with pytest.raises(PolicyRefusal, match="wrong purpose"):
+        load_job_frames(config, JobClaims("risk", "marketing", tuple(USED), 1.0))
 
 
 def test_a_job_without_columns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(JobSpecError, match="`risk` uses no columns"):
-        load_job_frames(_config(tmp_path, _csv(tmp_path, _people(5))), [], "risk")
+        _frames(_config(tmp_path, _csv(tmp_path, _people(5))), [])
 
 
 def test_schema_errors_name_the_source(tmp_path: Path) -> None:
@@ -168,7 +233,7 @@ def test_schema_errors_name_the_source(tmp_path: Path) -> None:
     spec = _csv(tmp_path, people)
 
     with pytest.raises(DataError) as info:
-        load_job_frames(_config(tmp_path, spec), USED, "risk")
+        _frames(_config(tmp_path, spec), USED)
 
     assert str(spec.path) in info.value.message
     assert "`age`" in info.value.message
@@ -180,7 +245,7 @@ def test_keeps_the_first_row_of_each_person(tmp_path: Path) -> None:
     repeats = people.iloc[:100].assign(age=999)  # later rows of the first 100 persons
     config = _config(tmp_path, _csv(tmp_path, pd.concat([people, repeats])))
 
-    train, holdout = load_job_frames(config, USED, "risk")
+    train, holdout = _frames(config, USED)
 
     assert len(train) + len(holdout) == 400
     assert 999 not in set(train["age"]) | set(holdout["age"])
@@ -190,9 +255,9 @@ def test_person_split_does_not_depend_on_row_order(tmp_path: Path) -> None:
     used = ["age", "income"]
     people = _people(500)
     people["age"] = np.arange(500)  # a unique value to recognise each person by
-    first = load_job_frames(_config(tmp_path, _csv(tmp_path, people, "a.csv")), used, "risk")
+    first = _frames(_config(tmp_path, _csv(tmp_path, people, "a.csv")), used)
     shuffled = people.sample(frac=1.0, random_state=3)
-    second = load_job_frames(_config(tmp_path, _csv(tmp_path, shuffled, "b.csv")), used, "risk")
+    second = _frames(_config(tmp_path, _csv(tmp_path, shuffled, "b.csv")), used)
 
     assert set(first[1]["age"]) == set(second[1]["age"])
     assert set(first[0]["age"]) == set(second[0]["age"])
@@ -202,19 +267,16 @@ def test_split_is_stable_across_calls_jobs_and_config_reloads(tmp_path: Path) ->
     config = _config(
         tmp_path,
         _csv(tmp_path, _people(300)),
-        approvals=(
-            Approval("risk", frozenset({"income"})),
-            Approval("other", frozenset({"income"})),
-        ),
+        approved_jobs=("risk", "other"),
     )
     config_path = tmp_path / "node.toml"
     config_path.write_text(render_node_config(config), encoding="utf-8")
 
     runs = [
-        load_job_frames(config, USED, "risk"),
-        load_job_frames(config, USED, "risk"),
-        load_job_frames(config, USED, "other"),
-        load_job_frames(load_node_config(config_path), USED, "risk"),
+        _frames(config, USED),
+        _frames(config, USED),
+        _frames(config, USED, "other"),
+        _frames(load_node_config(config_path), USED),
     ]
 
     for train, holdout in runs[1:]:
@@ -228,7 +290,7 @@ def test_holdout_fraction_is_roughly_respected(tmp_path: Path, person_id: str | 
         tmp_path, _csv(tmp_path, _people(2_000)), person_id=person_id, holdout_fraction=0.25
     )
 
-    train, holdout = load_job_frames(config, USED, "risk")
+    train, holdout = _frames(config, USED)
 
     assert len(train) + len(holdout) == 2_000
     # Binomial(2000, 0.25) has sd 19.4 rows; 80 rows is over 4 sd.
@@ -239,12 +301,10 @@ def test_positional_split_keeps_old_rows_in_place_when_rows_are_appended(tmp_pat
     people = _people(600)
     people["age"] = np.arange(600)
     used = ["age"]
-    before = load_job_frames(
+    before = _frames(
         _config(tmp_path, _csv(tmp_path, people.iloc[:400], "a.csv"), person_id=None), used, "r"
     )
-    after = load_job_frames(
-        _config(tmp_path, _csv(tmp_path, people, "b.csv"), person_id=None), used, "r"
-    )
+    after = _frames(_config(tmp_path, _csv(tmp_path, people, "b.csv"), person_id=None), used, "r")
 
     assert set(before[1]["age"]) == {a for a in after[1]["age"] if a < 400}
 
@@ -282,6 +342,6 @@ def test_split_grows_monotonically_with_the_fraction() -> None:
 def test_empty_side_of_the_split_is_refused(tmp_path: Path) -> None:
     spec = _csv(tmp_path, _people(1))
     with pytest.raises(DataError, match="split is empty") as info:
-        load_job_frames(_config(tmp_path, spec), USED, "risk")
+        _frames(_config(tmp_path, spec), USED)
     assert str(spec.path) in info.value.message
     assert "holdout_fraction" in info.value.hint

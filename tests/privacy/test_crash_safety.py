@@ -1,0 +1,105 @@
+"""A node killed between reserve and commit: the charge stays, and a retry never charges twice.
+
+The process answering the round is a real Python process running the node's job handler
+with real Opacus training; it is SIGKILLed while its reservation is open.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clients.audit_paths import audit_path_for
+from clients.job_handler import JobRequest, handle_request
+from clients.ledger import EntryStatus
+from clients.sqlite_ledger import SqliteLedger
+from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from vocab.accounting import epsilon_spent
+from vocab.audit_chain import verify_chain
+from vocab.audit_log import read_entries
+from vocab.models import build_model, get_weights
+from vocab.wire import ReplyStatus
+
+JOB_ID = "crash#1"
+# Long enough local training that the kill lands between reserve and commit.
+SPEC_ARGS = {"local_epochs": 40, "rounds": 2, "epsilon": 2.0}
+
+_CHILD = """
+import sys
+from pathlib import Path
+from clients.job_handler import JobRequest, handle_request
+from silobridge.synthetic import synthetic_spec
+from vocab.models import build_model, get_weights
+
+spec = synthetic_spec("crash", local_epochs=40, rounds=2, epsilon=2.0)
+request = JobRequest(spec, "crash#1", 1, get_weights(build_model(spec)), train=True)
+handle_request(Path(sys.argv[1]), "alpha", request)
+"""
+
+
+def _request() -> JobRequest:
+    spec = synthetic_spec("crash", **SPEC_ARGS)
+    return JobRequest(spec, JOB_ID, 1, get_weights(build_model(spec)), train=True)
+
+
+def _kill_while_reserved(config: Path, ledger: SqliteLedger) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(config)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            statuses = [e.status for e in ledger.history()]
+            if statuses == [EntryStatus.RESERVED]:
+                break
+            assert child.poll() is None, f"node process ended first, ledger: {statuses}"
+            time.sleep(0.01)
+        else:
+            pytest.fail("the node process never reserved its round")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+
+def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charges(
+    tmp_path: Path,
+) -> None:
+    cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(1500, seed=3))
+    ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+    _kill_while_reserved(cfg.config_path, ledger)
+
+    # The crash lost nothing: the open reservation counts as spent.
+    (entry,) = ledger.history()
+    assert entry.status is EntryStatus.RESERVED
+    charged = epsilon_spent([entry.event], cfg.budget.delta)
+    assert ledger.spent() == charged
+    audit = audit_path_for(cfg.ledger_path)
+    kinds = [e.kind for e in read_entries(audit)]
+    assert kinds == ["job_received", "reservation"]  # no charge, no release logged
+
+    # The coordinator retries the round: it resumes under the same charge.
+    first = handle_request(cfg.config_path, "alpha", _request())
+    assert first.report.status is ReplyStatus.OK, first.report.reason
+    (entry,) = ledger.history()
+    assert entry.status is EntryStatus.COMMITTED
+    assert ledger.spent() == charged
+    resumed = [e for e in read_entries(audit) if e.kind == "reservation"][-1]
+    assert resumed.data["resumed"] is True
+
+    # A second retry gets the stored reply back: same update, nothing charged.
+    second = handle_request(cfg.config_path, "alpha", _request())
+    assert second.report.status is ReplyStatus.OK
+    assert first.weights is not None and second.weights is not None
+    for a, b in zip(first.weights, second.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(ledger.history()) == 1
+    assert ledger.spent() == charged
+    assert "resend" in [e.kind for e in read_entries(audit)]
+    assert verify_chain(read_entries(audit)).ok

@@ -1,0 +1,401 @@
+"""Signed column approvals: what a privacy officer signs, its canonical bytes and file format.
+
+Pure: no cryptography here. The officer's tool signs `Approval.canonical_bytes()` with
+ed25519 (`silobridge/officer_keys.py`); the node verifies it (`clients/approval_check.py`).
+
+File format (one approval per `*.json` file, written by `silobridge officer approve`)::
+
+    {
+      "format": "silobridge.column-approval/v1",
+      "approval": {
+        "columns": ["annual_inc"],
+        "dataset": "lending",
+        "department": "northeast",
+        "expires_at": "2027-01-01T00:00:00Z",
+        "issued_at": "2026-01-01T09:30:00Z",
+        "job": "lending-risk",
+        "key_id": "3f2a9c0d5e6b7a81",
+        "max_epsilon": 1.0,
+        "purpose": "joint credit-default risk model"
+      },
+      "signature": "<base64 of the 64-byte ed25519 signature>"
+    }
+
+The signed bytes are the `approval` object plus `"format"`, as compact JSON with sorted keys
+in UTF-8 (`Approval.canonical_bytes`), so a change to any field, or re-labelling the bytes
+as another kind of document, breaks the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from vocab.errors import ConfigError
+
+__all__ = [
+    "APPROVAL_FORMAT",
+    "Approval",
+    "JobClaims",
+    "SignedApproval",
+    "format_time",
+    "key_id_of",
+    "load_signed_approval",
+    "parse_signed_approval",
+    "serialize_signed_approval",
+]
+
+APPROVAL_FORMAT = "silobridge.column-approval/v1"
+SIGNATURE_BYTES = 64  # ed25519
+PUBLIC_KEY_BYTES = 32  # ed25519
+_KEY_ID_HEX = 16
+
+# The same rules as node names in the node config and job names in the job spec: an
+# approval that could never match a node or a job is refused when it is made.
+_NODE_NAME_RE = re.compile(r"[a-z0-9_-]{1,40}")
+_JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_KEY_ID_RE = re.compile(rf"[0-9a-f]{{{_KEY_ID_HEX}}}")
+_MAX_PURPOSE = 200
+_FIELDS = (
+    "columns",
+    "dataset",
+    "department",
+    "expires_at",
+    "issued_at",
+    "job",
+    "key_id",
+    "max_epsilon",
+    "purpose",
+)
+_REISSUE = (
+    "ask the department's privacy officer to issue it again with `silobridge officer approve`"
+)
+
+
+def key_id_of(raw_public_key: bytes) -> str:
+    """The short fingerprint approvals name their key by: 16 hex of SHA-256 of the raw key.
+
+    Args:
+        raw_public_key: The 32 raw bytes of an ed25519 public key.
+
+    Raises:
+        ConfigError: The key is not 32 bytes long.
+    """
+    if len(raw_public_key) != PUBLIC_KEY_BYTES:
+        raise ConfigError(
+            f"an ed25519 public key is {PUBLIC_KEY_BYTES} bytes, got {len(raw_public_key)}",
+            "use the officer.pub written by `silobridge officer keygen`",
+        )
+    return hashlib.sha256(raw_public_key).hexdigest()[:_KEY_ID_HEX]
+
+
+def format_time(moment: datetime) -> str:
+    """An aware datetime as ISO 8601 in UTC with a `Z` suffix, e.g. `2027-01-01T00:00:00Z`."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _utc(name: str, value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise ConfigError(f"approval `{name}` must be a datetime, got {value!r}")
+    offset = value.utcoffset()
+    if offset is None:
+        raise ConfigError(
+            f"approval `{name}` {value.isoformat()} has no time zone",
+            "give times in UTC (e.g. 2027-01-01T00:00:00Z)",
+        )
+    if offset.total_seconds() != 0:
+        raise ConfigError(
+            f"approval `{name}` {value.isoformat()} is not in UTC",
+            "give times in UTC (e.g. 2027-01-01T00:00:00Z)",
+        )
+    return value.astimezone(UTC)
+
+
+def _name(name: str, value: object, pattern: re.Pattern[str], rule: str, source: str) -> None:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(
+            f"approval `{name}` must be {rule}, got {value!r}", f"write it exactly as {source}"
+        )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A privacy officer's approval: `job` with `purpose` may use `columns` of one dataset.
+
+    Valid from `issued_at` (inclusive) to `expires_at` (exclusive), for jobs whose per-node
+    epsilon is at most `max_epsilon`, and only under the officer key named by `key_id`.
+    """
+
+    department: str
+    dataset: str
+    job: str
+    purpose: str
+    columns: frozenset[str]
+    max_epsilon: float
+    issued_at: datetime
+    expires_at: datetime
+    key_id: str
+
+    def __post_init__(self) -> None:
+        node_rule = "1-40 characters of a-z, 0-9, _ or -"
+        where = "the node config's [node] section has it"
+        _name("department", self.department, _NODE_NAME_RE, node_rule, where)
+        _name("dataset", self.dataset, _NODE_NAME_RE, node_rule, where)
+        _name(
+            "job",
+            self.job,
+            _JOB_NAME_RE,
+            "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            "the job spec's `name` has it",
+        )
+        if not isinstance(self.purpose, str) or not self.purpose.strip():
+            raise ConfigError(
+                f"approval `purpose` must be a non-empty string, got {self.purpose!r}",
+                "state the purpose exactly as the job spec's `purpose` does",
+            )
+        if len(self.purpose) > _MAX_PURPOSE:
+            raise ConfigError(
+                f"approval `purpose` is longer than {_MAX_PURPOSE} characters",
+                "use the job spec's `purpose`, which is at most 200 characters",
+            )
+        if (
+            not isinstance(self.columns, frozenset)
+            or not self.columns
+            or not all(isinstance(c, str) and c.strip() for c in self.columns)
+        ):
+            raise ConfigError(
+                f"approval `columns` must be a non-empty set of column names, got {self.columns!r}",
+                "name at least one conditional column",
+            )
+        epsilon = self.max_epsilon
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, int | float)
+            or not math.isfinite(epsilon)
+            or epsilon <= 0
+        ):
+            raise ConfigError(
+                f"approval `max_epsilon` must be a finite number > 0, got {epsilon!r}",
+                "use the largest per-node epsilon the job may ask for, e.g. 1.0",
+            )
+        object.__setattr__(self, "max_epsilon", float(epsilon))
+        issued = _utc("issued_at", self.issued_at)
+        expires = _utc("expires_at", self.expires_at)
+        if expires <= issued:
+            raise ConfigError(
+                f"approval expires ({format_time(expires)}) before it is issued "
+                f"({format_time(issued)})",
+                "give an expiry after the issue time",
+            )
+        object.__setattr__(self, "issued_at", issued)
+        object.__setattr__(self, "expires_at", expires)
+        if not isinstance(self.key_id, str) or not _KEY_ID_RE.fullmatch(self.key_id):
+            raise ConfigError(
+                f"approval `key_id` must be {_KEY_ID_HEX} lower-case hex digits, got "
+                f"{self.key_id!r}",
+                "use the key id `silobridge officer keygen` printed",
+            )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The fields as JSON values: sorted columns, times as `...Z` strings."""
+        return {
+            "columns": sorted(self.columns),
+            "dataset": self.dataset,
+            "department": self.department,
+            "expires_at": format_time(self.expires_at),
+            "issued_at": format_time(self.issued_at),
+            "job": self.job,
+            "key_id": self.key_id,
+            "max_epsilon": self.max_epsilon,
+            "purpose": self.purpose,
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes the officer signs: sorted-key compact JSON (with the format), UTF-8."""
+        document = {"format": APPROVAL_FORMAT, **self.to_json_dict()}
+        return json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical bytes: names this exact approval in audit logs."""
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedApproval:
+    """An approval and the officer's ed25519 signature over its canonical bytes."""
+
+    approval: Approval
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_BYTES:
+            raise ConfigError(
+                f"an ed25519 signature is {SIGNATURE_BYTES} bytes, got {self.signature!r}",
+                _REISSUE,
+            )
+
+
+class _Claimant(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def purpose(self) -> str: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def epsilon(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class JobClaims:
+    """What a job asks of a node that an approval must cover: name, purpose, columns, epsilon."""
+
+    name: str
+    purpose: str
+    columns: tuple[str, ...]
+    epsilon: float
+
+    @classmethod
+    def from_spec(cls, spec: _Claimant) -> JobClaims:
+        """The claims of a job spec (`spec.name`, `.purpose`, `.columns`, `.epsilon`)."""
+        return cls(spec.name, spec.purpose, tuple(spec.columns), float(spec.epsilon))
+
+
+def serialize_signed_approval(signed: SignedApproval) -> str:
+    """The approval file's text (see the module docstring), ending in a newline."""
+    document = {
+        "format": APPROVAL_FORMAT,
+        "approval": signed.approval.to_json_dict(),
+        "signature": base64.b64encode(signed.signature).decode("ascii"),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _bad(source: str, problem: str, hint: str = _REISSUE) -> ConfigError:
+    return ConfigError(f"approval file {source}: {problem}", hint)
+
+
+def _check_keys(source: str, table: Mapping[str, Any], where: str, keys: tuple[str, ...]) -> None:
+    unknown = sorted(set(table) - set(keys))
+    missing = [key for key in keys if key not in table]
+    if unknown or missing:
+        parts = []
+        if missing:
+            parts.append(f"lacks {', '.join(f'`{k}`' for k in missing)}")
+        if unknown:
+            parts.append(f"has unknown {', '.join(f'`{k}`' for k in unknown)}")
+        raise _bad(source, f"{where} {' and '.join(parts)}")
+
+
+def _field_time(source: str, table: Mapping[str, Any], key: str) -> datetime:
+    value = table[key]
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            offset = moment.utcoffset()
+            if offset is not None and not offset:
+                return moment
+    raise _bad(source, f"`{key}` must be a UTC time like 2027-01-01T00:00:00Z, got {value!r}")
+
+
+def parse_signed_approval(text: str, source: str | Path) -> SignedApproval:
+    """Reads an approval file's text.
+
+    Args:
+        text: The file's content.
+        source: Where it came from (a path), named in every error.
+
+    Returns:
+        The approval and its signature; the signature is not checked here.
+
+    Raises:
+        ConfigError: The text is not JSON, not an approval document, or a field is missing,
+            unknown or invalid. The message names `source` and the field.
+    """
+    where = str(source)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _bad(where, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(document, dict):
+        raise _bad(where, "must hold a JSON object")
+    if document.get("format") != APPROVAL_FORMAT:
+        raise _bad(
+            where,
+            f"is not a silobridge column approval (`format` is {document.get('format')!r}, "
+            f"expected {APPROVAL_FORMAT!r})",
+            "keep only approval files (made by `silobridge officer approve`) in this folder",
+        )
+    _check_keys(where, document, "the document", ("format", "approval", "signature"))
+    fields = document["approval"]
+    if not isinstance(fields, dict):
+        raise _bad(where, "`approval` must be a JSON object")
+    _check_keys(where, fields, "`approval`", _FIELDS)
+    columns = fields["columns"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise _bad(where, f"`columns` must be a list of column names, got {columns!r}")
+    if len(set(columns)) != len(columns):
+        raise _bad(where, f"`columns` names a column twice: {columns!r}")
+    signature = document["signature"]
+    try:
+        raw_signature = base64.b64decode(signature, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise _bad(where, "`signature` is not base64 text") from None
+    if len(raw_signature) != SIGNATURE_BYTES:
+        raise _bad(
+            where,
+            f"`signature` is {len(raw_signature)} bytes, an ed25519 signature is {SIGNATURE_BYTES}",
+        )
+    try:
+        approval = Approval(
+            department=fields["department"],
+            dataset=fields["dataset"],
+            job=fields["job"],
+            purpose=fields["purpose"],
+            columns=frozenset(columns),
+            max_epsilon=fields["max_epsilon"],
+            issued_at=_field_time(where, fields, "issued_at"),
+            expires_at=_field_time(where, fields, "expires_at"),
+            key_id=fields["key_id"],
+        )
+    except ConfigError as exc:
+        if exc.message.startswith("approval file "):
+            raise
+        raise _bad(where, exc.message.removeprefix("approval "), _REISSUE) from None
+    return SignedApproval(approval, raw_signature)
+
+
+def load_signed_approval(path: Path) -> SignedApproval:
+    """Reads and parses one approval file.
+
+    Raises:
+        ConfigError: The file cannot be read, is not UTF-8, or is not a valid approval.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _bad(
+            str(path), f"cannot be read: {exc.strerror or exc}", "check the file's permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _bad(str(path), f"is not UTF-8 text (byte {exc.start})") from None
+    return parse_signed_approval(text, path)
