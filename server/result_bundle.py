@@ -98,6 +98,8 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
         f"- **Status**: {outcome.status}" + (f" — {outcome.failure}" if outcome.failure else ""),
         f"- **Job id**: `{outcome.job_id}`",
         f"- **Purpose**: {spec.purpose or '(not stated)'}",
+        f"- **Analyst / project**: {spec.analyst or '(not stated)'} / "
+        f"{spec.project or '(not stated)'}",
         f"- **Model**: {spec.model.value} binary classifier of `{spec.target}` == "
         f"`{spec.positive}` on {len(spec.features)} features "
         f"({', '.join(f.column for f in spec.features)})",

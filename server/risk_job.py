@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from server.aggregation import ServerOptimizer, mean_delta
+from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull, wait_for_nodes
 from vocab.jobspec import RiskJobSpec
 from vocab.metrics import HoldoutSummary
 from vocab.serde import job_to_bytes
@@ -35,11 +36,7 @@ log = logging.getLogger(__name__)
 
 Weights = list[npt.NDArray[np.float32]]
 Emit = Callable[..., None]
-
-# A SuperNode polls every 3 s; waiting this long after quorum lets nodes that are
-# still connecting join the first round.
-_JOIN_GRACE_S = 4.0
-_PULL_INTERVAL_S = 0.5
+OnReply = Callable[[NodeReply], None]
 
 
 @dataclass
@@ -92,19 +89,6 @@ def _metrics(summary: HoldoutSummary | None) -> dict[str, float]:
     }
 
 
-def _wait_for_nodes(grid: Grid, spec: RiskJobSpec, emit: Emit) -> list[int]:
-    deadline = time.monotonic() + spec.node_wait_s
-    ids = sorted(grid.get_node_ids())
-    while len(ids) < spec.min_nodes and time.monotonic() < deadline:
-        time.sleep(0.5)
-        ids = sorted(grid.get_node_ids())
-    if len(ids) >= spec.min_nodes:
-        time.sleep(_JOIN_GRACE_S)
-        ids = sorted(grid.get_node_ids())
-    emit("nodes", connected=len(ids), min_nodes=spec.min_nodes)
-    return ids
-
-
 def _send(
     grid: Grid,
     spec: RiskJobSpec,
@@ -114,39 +98,44 @@ def _send(
     weights: Weights,
     node_ids: list[int],
 ) -> list[tuple[int, Message]]:
-    """Push one message per node and pull replies until all answered or the round times out.
-
-    Replies are matched to nodes by the message they answer, not by their sender: the
-    SuperLink itself answers for a node it cannot reach. Polling every
-    `_PULL_INTERVAL_S` (Flower's own loop sleeps 3 s) keeps the round overhead low.
-    """
+    """Send the weights and the job to each node; replies that came within the round timeout."""
     spec_bytes = job_to_bytes(spec)
-    messages = [
-        Message(
-            RecordDict(
-                {
-                    ARRAYS: ArrayRecord([w.copy() for w in weights]),
-                    JOB: ConfigRecord({"spec": spec_bytes, "job_id": job_id, "round": rnd}),
-                }
-            ),
-            dst_node_id=node_id,
-            message_type=kind,
-            group_id=str(rnd),
+
+    def content() -> RecordDict:
+        return RecordDict(
+            {
+                ARRAYS: ArrayRecord([w.copy() for w in weights]),
+                JOB: job_config(spec_bytes, job_id, rnd),
+            }
         )
-        for node_id in node_ids
-    ]
-    message_ids = list(grid.push_messages(messages))
-    pending = {mid: nid for mid, nid in zip(message_ids, node_ids, strict=False) if mid}
-    replies: list[tuple[int, Message]] = []
-    deadline = time.monotonic() + spec.round_timeout_s
-    while pending and time.monotonic() < deadline:
-        for reply in grid.pull_messages(list(pending)):
-            node_id = pending.pop(reply.metadata.reply_to_message_id, None)
-            if node_id is not None:
-                replies.append((node_id, reply))
-        if pending:
-            time.sleep(_PULL_INTERVAL_S)
-    return replies
+
+    return push_and_pull(grid, node_ids, content, kind, str(rnd), spec.round_timeout_s)
+
+
+def _no_answer(
+    tally: NodeTally, rnd: int, kind: str, code: str, reason: str, on_reply: OnReply
+) -> None:
+    tally.refusals.append({"round": rnd, "code": code, "reason": reason})
+    tally.active = False
+    status = AnswerStatus.NO_ANSWER
+    on_reply(NodeReply(tally.node_id, tally.department, rnd, kind, status, code, reason))
+
+
+def _answered(tally: NodeTally, rnd: int, kind: str, report: NodeReport, on_reply: OnReply) -> None:
+    on_reply(
+        NodeReply(
+            node_id=tally.node_id,
+            department=report.department,
+            round=rnd,
+            message_type=kind,
+            status=AnswerStatus.OK if report.status is ReplyStatus.OK else AnswerStatus.REFUSED,
+            code=report.code,
+            reason=report.reason,
+            epsilon_job=report.epsilon_job,
+            audit_seq=report.audit_seq,
+            audit_head=report.audit_head,
+        )
+    )
 
 
 def _collect(
@@ -155,9 +144,14 @@ def _collect(
     rnd: int,
     asked: list[int],
     *,
-    need_weights: bool,
+    kind: str,
+    on_reply: OnReply,
 ) -> tuple[list[tuple[NodeTally, Message]], list[NodeTally], HoldoutSummary | None]:
-    """Sort replies into accepted and refused; drop refusing or silent nodes from the job."""
+    """Sort replies into accepted and refused; drop refusing or silent nodes from the job.
+
+    Every answer, and every silence, is passed to `on_reply`.
+    """
+    need_weights = kind == TRAIN
     accepted: list[tuple[NodeTally, Message]] = []
     refused: list[NodeTally] = []
     pooled: HoldoutSummary | None = None
@@ -167,8 +161,7 @@ def _collect(
         answered.add(node_id)
         if reply.has_error():
             reason = f"node error {reply.error.code}: {reply.error.reason}"
-            tally.refusals.append({"round": rnd, "code": "node_error", "reason": reason})
-            tally.active = False
+            _no_answer(tally, rnd, kind, "node_error", reason, on_reply)
             refused.append(tally)
             continue
         try:
@@ -182,11 +175,11 @@ def _collect(
                 raise KeyError(ARRAYS)
         except (KeyError, TypeError, ValueError) as err:
             reason = f"malformed reply ({type(err).__name__}: {err}); node runs another version?"
-            tally.refusals.append({"round": rnd, "code": "bad_reply", "reason": reason})
-            tally.active = False
+            _no_answer(tally, rnd, kind, "bad_reply", reason, on_reply)
             refused.append(tally)
             continue
         tally.department, tally.last_report = report.department, report
+        _answered(tally, rnd, kind, report, on_reply)
         if report.status is ReplyStatus.REFUSED:
             tally.refusals.append({"round": rnd, "code": report.code, "reason": report.reason})
             tally.active = False
@@ -199,25 +192,33 @@ def _collect(
     for node_id in asked:
         if node_id not in answered:
             tally = outcome.nodes[node_id]
-            tally.refusals.append(
-                {"round": rnd, "code": "no_reply", "reason": "no reply within the round timeout"}
-            )
-            tally.active = False
+            reason = "no reply within the round timeout"
+            _no_answer(tally, rnd, kind, "no_reply", reason, on_reply)
             refused.append(tally)
     return accepted, refused, pooled
 
 
+def _ignore(reply: NodeReply) -> None:
+    del reply
+
+
 def run_risk_job(
-    grid: Grid, spec: RiskJobSpec, job_id: str, initial: Weights, emit: Emit
+    grid: Grid,
+    spec: RiskJobSpec,
+    job_id: str,
+    initial: Weights,
+    emit: Emit,
+    on_reply: OnReply = _ignore,
 ) -> JobOutcome:
     """Train `spec` across the connected nodes; never raises for node-side failures.
 
     A round continues while at least `spec.min_nodes` nodes accept; refusing or silent
-    nodes are recorded with their reason and not asked again in this job.
+    nodes are recorded with their reason and not asked again in this job. `on_reply`
+    sees every node's answer (or silence) to every message, in order.
     """
     started = time.monotonic()
     outcome = JobOutcome(spec=spec, job_id=job_id, weights=initial)
-    node_ids = _wait_for_nodes(grid, spec, emit)
+    node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit)
     outcome.nodes = {nid: NodeTally(nid) for nid in node_ids}
     if len(node_ids) < spec.min_nodes:
         outcome.status = "failed"
@@ -233,7 +234,9 @@ def run_risk_job(
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
         replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked)
-        accepted, refused, pooled = _collect(replies, outcome, rnd, asked, need_weights=True)
+        accepted, refused, pooled = _collect(
+            replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply
+        )
         for tally in refused:
             emit("refusal", department=tally.department, **tally.refusals[-1])
         metrics = _metrics(pooled)
@@ -268,7 +271,7 @@ def run_risk_job(
         emit("round_end", **_round_event(record, outcome))
     outcome.weights = weights
     if outcome.status != "failed":
-        _final_evaluation(grid, spec, job_id, weights, outcome, emit)
+        _final_evaluation(grid, spec, job_id, weights, outcome, emit, on_reply)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -280,12 +283,15 @@ def _final_evaluation(
     weights: Weights,
     outcome: JobOutcome,
     emit: Emit,
+    on_reply: OnReply,
 ) -> None:
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
     emit("evaluate_start", nodes=len(asked))
     rnd = spec.rounds + 1
     replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked)
-    accepted, refused, pooled = _collect(replies, outcome, rnd, asked, need_weights=False)
+    accepted, refused, pooled = _collect(
+        replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply
+    )
     for tally in refused:
         emit("refusal", department=tally.department, **tally.refusals[-1])
     outcome.final_metrics = _metrics(pooled)

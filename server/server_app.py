@@ -1,27 +1,36 @@
-"""The coordinator's Flower ServerApp: decodes the submitted job, runs it, writes the bundle."""
+"""The coordinator's Flower ServerApp: admits or quotes a job, runs it, writes the bundle."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import logging
-from pathlib import Path
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from server.central_budget import CapExceeded, CentralBudget
+from server.coordinator_audit import CoordinatorAudit
+from server.coordinator_home import HOME_ENV, CoordinatorHome
+from server.exchange import AnswerStatus, NodeReply
+from server.quote_round import run_quote
 from server.result_bundle import render_bundle
 from server.risk_job import run_risk_job
+from server.run_config import RunConfig, RunMode, decode_run_config
 from vocab.bundle import files_to_event, write_files
-from vocab.errors import JobSpecError, SilobridgeError
+from vocab.errors import SilobridgeError
 from vocab.progress import encode_event
-from vocab.serde import job_from_bytes
+from vocab.wire import TRAIN
 
-__all__ = ["app"]
+__all__ = ["app", "charged_epsilon", "run_submission"]
 
 log = logging.getLogger(__name__)
 app = ServerApp()
+
+Emit = Callable[..., None]
 
 
 def _emit(kind: str, **fields: Any) -> None:
@@ -29,56 +38,122 @@ def _emit(kind: str, **fields: Any) -> None:
     print(encode_event(kind, **fields), flush=True)
 
 
-def _decode(run_config: dict[str, Any]) -> tuple[Any, Path]:
-    raw, out = str(run_config.get("job", "")), str(run_config.get("out", ""))
-    if not raw or not out:
-        raise JobSpecError(
-            "run config lacks `job` or `out`",
-            "submit jobs with `silobridge job run SPEC --out DIR`, not plain `flwr run`",
-        )
+def charged_epsilon(requested: float, replies: Sequence[NodeReply]) -> float:
+    """What a finished job settles to against the central caps.
+
+    The largest epsilon any node reported having charged for the job, never more than
+    `requested`. A training message that got no usable answer may still have been
+    charged at its node (only the reply may have been lost), so then the job keeps its
+    full reservation: the coordinator errs toward counting more.
+    """
+    if any(r.message_type == TRAIN and r.status is AnswerStatus.NO_ANSWER for r in replies):
+        return requested
+    return min(requested, max((r.epsilon_job for r in replies), default=0.0))
+
+
+def _job_start(config: RunConfig, job_id: str) -> dict[str, Any]:
+    spec = config.spec
+    return {
+        "job": spec.name,
+        "job_id": job_id,
+        "mode": config.mode.value,
+        "analyst": spec.analyst,
+        "project": spec.project,
+        "rounds": spec.rounds,
+        "epsilon": spec.epsilon,
+        "delta": spec.delta,
+        "min_nodes": spec.min_nodes,
+        "out": str(config.out or ""),
+    }
+
+
+def _refuse_over_cap(
+    config: RunConfig,
+    job_id: str,
+    err: CapExceeded,
+    audit: CoordinatorAudit,
+    budget: CentralBudget,
+    emit: Emit,
+) -> None:
+    spec = config.spec
     try:
-        spec = job_from_bytes(base64.b64decode(raw, validate=True))
-    except binascii.Error as err:
-        raise JobSpecError(f"run config `job` is not base64: {err}") from err
-    return spec, Path(out)
+        check = budget.check(spec.analyst, spec.project, spec.epsilon)
+        audit.cap_check(job_id, check, mode=RunMode.RUN, reserved=False)
+        audit.refusal(
+            job_id,
+            err.code.value,
+            err.message,
+            requested=err.requested,
+            spent=err.spent,
+            remaining=err.remaining,
+            cap=err.budget,
+        )
+        audit.job_end(job_id, "refused", failure=err.message)
+    except (OSError, SilobridgeError, sqlite3.Error):
+        # The refusal stands whether or not it could be logged.
+        log.exception("cannot log the refusal of job %s", job_id)
+    emit("failed", reason=str(err))
 
 
-@app.main()
-def main(grid: Grid, context: Context) -> None:
-    """Run one risk-model job and write its result bundle under the run config's `out`."""
+def _run(
+    grid: Grid,
+    config: RunConfig,
+    job_id: str,
+    audit: CoordinatorAudit,
+    budget: CentralBudget,
+    emit: Emit,
+) -> None:
     from vocab.models import build_model, get_weights
 
+    spec = config.spec
     try:
-        spec, out_dir = _decode(dict(context.run_config))
-    except SilobridgeError as err:
-        _emit("failed", reason=str(err))
+        check = budget.reserve(job_id, spec.analyst, spec.project, spec.epsilon)
+    except CapExceeded as err:
+        _refuse_over_cap(config, job_id, err, audit, budget, emit)
         return
-    job_id = f"{spec.name}#{grid.run.run_id}"
-    _emit(
-        "job_start",
-        job=spec.name,
-        job_id=job_id,
-        rounds=spec.rounds,
-        epsilon=spec.epsilon,
-        delta=spec.delta,
-        min_nodes=spec.min_nodes,
-        out=str(out_dir),
-    )
+    except (SilobridgeError, sqlite3.Error) as err:
+        emit("failed", reason=f"the coordinator cannot check its central caps: {err}")
+        return
+    replies: list[NodeReply] = []
+
+    def on_reply(reply: NodeReply) -> None:
+        replies.append(reply)
+        audit.node_reply(job_id, reply)
+
+    settled: float | None = None
     try:
+        audit.cap_check(job_id, check, mode=RunMode.RUN, reserved=True)
+        emit("job_start", **_job_start(config, job_id))
         initial = get_weights(build_model(spec))
-        outcome = run_risk_job(grid, spec, job_id, initial, _emit)
+        outcome = run_risk_job(grid, spec, job_id, initial, emit, on_reply)
+        settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
         files = render_bundle(outcome)
+        audit.job_end(
+            job_id,
+            outcome.status,
+            failure=outcome.failure,
+            epsilon_reserved=spec.epsilon,
+            epsilon_settled=settled,
+        )
     except Exception as err:  # the analyst gets a reason, not a silent stream end
         log.exception("job %s failed", job_id)
-        _emit("failed", reason=f"bug in the coordinator: {type(err).__name__}: {err}")
+        reason = f"bug in the coordinator: {type(err).__name__}: {err}"
+        # Unsettled, the job keeps counting at its full reservation.
+        ended = {"failure": reason, "epsilon_reserved": spec.epsilon, "epsilon_settled": settled}
+        with contextlib.suppress(Exception):
+            audit.job_end(job_id, "failed", **ended)
+        emit("failed", reason=reason)
         return
     # A copy stays on the coordinator host; the analyst's CLI writes the inlined one.
-    try:
-        result_path = str(write_files(out_dir, files))
-    except OSError as err:
-        log.warning("cannot write the bundle to %s on the coordinator host: %s", out_dir, err)
-        result_path = ""
-    _emit(
+    result_path = ""
+    if config.out is not None:
+        try:
+            result_path = str(write_files(config.out, files))
+        except OSError as err:
+            log.warning(
+                "cannot write the bundle to %s on the coordinator host: %s", config.out, err
+            )
+    emit(
         "job_end",
         status=outcome.status,
         failure=outcome.failure,
@@ -87,3 +162,97 @@ def main(grid: Grid, context: Context) -> None:
         metrics=outcome.final_metrics,
         seconds=round(outcome.seconds, 2),
     )
+
+
+def _quote(
+    grid: Grid,
+    config: RunConfig,
+    job_id: str,
+    audit: CoordinatorAudit,
+    budget: CentralBudget,
+    emit: Emit,
+) -> None:
+    spec = config.spec
+    try:
+        central = budget.check(spec.analyst, spec.project, spec.epsilon)
+        audit.cap_check(job_id, central, mode=RunMode.QUOTE, reserved=False)
+        emit("job_start", **_job_start(config, job_id))
+
+        def on_reply(reply: NodeReply) -> None:
+            audit.node_reply(job_id, reply)
+
+        outcome = run_quote(grid, spec, job_id, central, emit, on_reply)
+        event = outcome.event()
+        audit.quote(
+            job_id,
+            {
+                "ok": outcome.ok,
+                "reason": outcome.reason,
+                "would_run": outcome.would_run,
+                "min_nodes": spec.min_nodes,
+                "nodes": [
+                    {k: node[k] for k in ("department", "status", "code", "requested")}
+                    for node in event["nodes"]
+                ],
+            },
+        )
+        audit.job_end(job_id, "quoted")
+    except Exception as err:
+        log.exception("quote %s failed", job_id)
+        emit("failed", reason=f"bug in the coordinator: {type(err).__name__}: {err}")
+        return
+    emit("quote_result", **event)
+
+
+def run_submission(
+    grid: Grid,
+    run_config: dict[str, Any],
+    run_id: int,
+    home_setting: str | None,
+    emit: Emit,
+) -> None:
+    """See one submitted run through; never raises (every failure is a `failed` event).
+
+    Without a coordinator home the run fails at once. Otherwise the job is logged, then
+    either admitted against the central caps (refused before any node is contacted if it
+    does not fit), trained and settled, or, in quote mode, priced by every node without
+    charging anything.
+
+    Args:
+        home_setting: The coordinator home as the SuperLink's environment gave it.
+    """
+    try:
+        home = CoordinatorHome.from_setting(home_setting)
+        home.root.mkdir(parents=True, exist_ok=True)
+    except SilobridgeError as err:
+        emit("failed", reason=str(err))
+        return
+    except OSError as err:
+        emit("failed", reason=f"cannot create the coordinator home {home_setting}: {err}")
+        return
+    audit = home.audit()
+    try:
+        config = decode_run_config(run_config)
+    except SilobridgeError as err:
+        with contextlib.suppress(OSError):
+            audit.refusal(f"?#{run_id}", err.code.value, str(err))
+        emit("failed", reason=str(err))
+        return
+    job_id = f"{config.spec.name}#{run_id}"
+    try:
+        audit.job_received(config.spec, job_id, config.mode)
+        budget = home.budget()
+    except (OSError, SilobridgeError, sqlite3.Error) as err:
+        emit("failed", reason=f"the coordinator cannot use its home {home.root}: {err}")
+        return
+    if config.mode is RunMode.QUOTE:
+        _quote(grid, config, job_id, audit, budget, emit)
+    else:
+        _run(grid, config, job_id, audit, budget, emit)
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run one submission; the coordinator home is read here and nowhere deeper."""
+    home_setting = os.environ.get(HOME_ENV)
+    run_submission(grid, dict(context.run_config), grid.run.run_id, home_setting, _emit)

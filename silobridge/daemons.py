@@ -6,11 +6,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.coordinator_home import HOME_ENV
 from silobridge.processes import flower_executable
 
 __all__ = [
     "CoordinatorAddresses",
     "superlink_argv",
+    "superlink_env",
     "supernode_argv",
     "toml_str",
     "warm_superexec_argv",
@@ -70,6 +72,17 @@ def superlink_argv(
         "--ssl-keyfile",
         str(key),
     ]
+
+
+def superlink_env(flwr_home: Path, coordinator_home: Path) -> dict[str, str]:
+    """The environment a SuperLink needs beyond ours; it passes it on to every ServerApp.
+
+    Args:
+        flwr_home: Flower's own state folder for the SuperLink.
+        coordinator_home: The coordinator's home (central caps, audit log), made absolute
+            because the ServerApp runs in another working directory.
+    """
+    return {"FLWR_HOME": str(flwr_home), HOME_ENV: str(coordinator_home.resolve())}
 
 
 def supernode_argv(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.run_config import RunMode
 from silobridge.daemons import toml_str
 from silobridge.processes import child_env, flower_executable
 from vocab.errors import ConfigError, SilobridgeError
@@ -22,6 +23,8 @@ __all__ = ["Federation", "app_root", "submit_job"]
 
 _RUN_ID_RE = re.compile(r"Successfully started run (\d+)")
 _CONNECTION = "silobridge"
+# The ServerApp's last word: a run ends in job_end or failed, a quote in quote_result.
+_FINAL_EVENTS = {"job_end", "failed", "quote_result"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,13 @@ def submit_job(
     federation: Federation,
     flwr_home: Path,
     on_event: Callable[[dict[str, Any]], None],
+    *,
+    mode: RunMode = RunMode.RUN,
 ) -> dict[str, Any]:
-    """Run `spec` on the federation; blocks until the ServerApp finishes.
+    """Run (or, with `mode` QUOTE, only price) `spec` on the federation; blocks until done.
 
-    Returns the last event (`job_end` or `failed`). The raw stream goes to
-    `out_dir/flwr-run.log`.
+    Returns the last event (`job_end` or `failed`; a quote ends in `quote_result` or
+    `failed`). The raw stream goes to `out_dir/flwr-run.log`.
 
     Raises:
         SilobridgeError: if the run could not be started or ended without a result.
@@ -79,7 +84,10 @@ def submit_job(
     (flwr_home / "config.toml").write_text(federation.config_toml())
     run_config = out_dir / "run-config.toml"
     encoded = base64.b64encode(job_to_bytes(spec)).decode()
-    run_config.write_text(f"job = {toml_str(encoded)}\nout = {toml_str(str(out_dir))}\n")
+    run_config.write_text(
+        f"job = {toml_str(encoded)}\nout = {toml_str(str(out_dir))}\n"
+        f"mode = {toml_str(mode.value)}\n"
+    )
     argv = [
         flower_executable("flwr"),
         "run",
@@ -115,7 +123,7 @@ def submit_job(
                 if event is None:
                     continue
                 on_event(event)
-                if event["event"] in {"job_end", "failed"}:
+                if event["event"] in _FINAL_EVENTS:
                     final = event
                     break
             _drain(proc, log_fh)

@@ -20,8 +20,8 @@ __all__ = [
     "REPORT",
     "NodeQuote",
     "NodeReport",
-    "ScopeQuote",
     "ReplyStatus",
+    "ScopeQuote",
     "summary_from_record",
     "summary_to_record",
 ]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from silobridge.cli.errors import console, handle_errors
-from silobridge.daemons import CoordinatorAddresses, superlink_argv
+from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
 from silobridge.processes import ProcessGroup
 from vocab.errors import ConfigError
 
@@ -27,9 +27,13 @@ def start(
         str, typer.Option(help="Where analysts submit jobs (gRPC).")
     ] = "127.0.0.1:9093",
     runtime_port: Annotated[int, typer.Option(help="Local runtime API port (ServerApp).")] = 9091,
-    state_dir: Annotated[Path, typer.Option(help="Folder for the coordinator's state.")] = Path(
-        "coordinator-state"
-    ),
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            help="The coordinator's home: SuperLink state, central caps, audit log "
+            "(see docs/coordinator.md)."
+        ),
+    ] = Path("coordinator-state"),
     ssl_ca_certfile: Annotated[Path | None, typer.Option(help="TLS: CA certificate.")] = None,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS: server certificate.")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS: server key.")] = None,
@@ -42,15 +46,16 @@ def start(
             "give all three, or none to run without TLS on a trusted network",
         )
     tls = (ssl_ca_certfile, ssl_certfile, ssl_keyfile) if all(tls_parts) else None
+    state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     addresses = CoordinatorAddresses(fleet_address, control_address, "127.0.0.1", runtime_port)
     argv = superlink_argv(addresses, state_dir / "superlink.db", tls)  # type: ignore[arg-type]
     console.print(
         f"coordinator: nodes connect to {fleet_address}, analysts to "
-        f"{control_address}{'' if tls else ' (no TLS)'}; Ctrl-C stops it"
+        f"{control_address}{'' if tls else ' (no TLS)'}; home {state_dir}; Ctrl-C stops it"
     )
     group = ProcessGroup(log_dir=None)
     with group.running():
-        link = group.start("superlink", argv, {"FLWR_HOME": str(state_dir.resolve() / "flwr")})
+        link = group.start("superlink", argv, superlink_env(state_dir / "flwr", state_dir))
         group.wait_any()
     raise typer.Exit(link.proc.returncode or 0)

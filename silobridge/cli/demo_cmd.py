@@ -12,11 +12,12 @@ import typer
 
 from silobridge.cli.errors import console, handle_errors
 from silobridge.cli.job_cmd import run_and_report
-from silobridge.daemons import CoordinatorAddresses, superlink_argv
-from silobridge.demo_data import write_departments
+from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.demo_data import APPROVAL_DAYS, write_departments
 from silobridge.flower_runner import Federation, app_root
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
+from vocab.approval import JobClaims
 from vocab.jobspec import load_job_spec
 from vocab.privacy import Budget
 
@@ -50,13 +51,28 @@ def demo(
         spec, epsilon=epsilon, rounds=rounds or spec.rounds, node_wait_s=90.0
     )
     console.print(f"[bold]silobridge demo[/] → {out}")
-    departments = write_departments(out, Budget(budget, 1e-5))
+    departments = write_departments(out, Budget(budget, 1e-5), approve=JobClaims.from_spec(spec))
+    console.print(
+        "  the demo plays each department's privacy officer: an officer key per department "
+        f"(<department>/officer/) signs an approval of its conditional column for job "
+        f"{spec.name!r} at epsilon <= {spec.epsilon:g}, valid {APPROVAL_DAYS} days",
+        highlight=False,
+        soft_wrap=True,
+    )
     for dept in departments:
         ledger = (
             "existing ledger kept" if (dept.folder / "ledger.sqlite").exists() else "new ledger"
         )
+        approval = (
+            f", approval {dept.approval_path.relative_to(dept.folder)}"
+            if dept.approval_path is not None
+            else ""
+        )
         console.print(
-            f"  department {dept.name}: {dept.rows} rows, {dept.config_path.name}, {ledger}"
+            f"  department {dept.name}: {dept.rows} rows, {dept.config_path.name}, {ledger}; "
+            f"officer key {dept.officer_key_id}{approval}",
+            highlight=False,
+            soft_wrap=True,
         )
     addresses = CoordinatorAddresses(
         fleet=f"127.0.0.1:{free_port()}",
@@ -72,7 +88,7 @@ def demo(
         superlink = group.start(
             "superlink",
             superlink_argv(addresses, out / "coordinator" / "superlink.db"),
-            {"FLWR_HOME": str(out / "coordinator" / "flwr")},
+            superlink_env(out / "coordinator" / "flwr", out / "coordinator"),
         )
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, superlink)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from silobridge.cli.errors import EXIT_JOB_FAILED, console, handle_errors
-from silobridge.cli.progress_view import ProgressView, print_summary
+from server.run_config import RunMode
+from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
+from silobridge.cli.progress_view import ProgressView, print_quote, print_summary
 from silobridge.flower_runner import Federation, submit_job
 from vocab.bundle import files_from_event, write_files
 from vocab.errors import SilobridgeError
 from vocab.jobspec import RiskJobSpec, load_job_spec
 
-__all__ = ["app", "run_and_report"]
+__all__ = ["app", "quote_and_report", "run_and_report"]
 
 app = typer.Typer(help="Submit and watch jobs.", no_args_is_help=True)
 
@@ -65,3 +71,71 @@ def run(
     spec = load_job_spec(spec_path)
     code = run_and_report(spec, out, Federation(coordinator, root_certificates))
     raise typer.Exit(code)
+
+
+def _quiet(event: dict[str, Any]) -> None:
+    del event
+
+
+@contextlib.contextmanager
+def _scratch(out: Path | None) -> Iterator[Path]:
+    if out is not None:
+        yield out
+        return
+    with tempfile.TemporaryDirectory(prefix="silobridge-quote-") as tmp:
+        yield Path(tmp)
+
+
+def quote_and_report(
+    spec: RiskJobSpec, out: Path | None, federation: Federation, *, as_json: bool
+) -> int:
+    """Ask every node what `spec` would cost; print the quotes; returns the exit code.
+
+    Exit 0 when at least `min_nodes` nodes would run the job and the central caps allow
+    it, else `EXIT_JOB_FAILED` with a one-line reason on stderr.
+    """
+    # With --json, stdout carries the JSON alone.
+    on_event: Callable[[dict[str, Any]], None] = _quiet if as_json else ProgressView(console)
+    with _scratch(out) as folder:
+        final = submit_job(spec, folder, federation, folder / ".flwr", on_event, mode=RunMode.QUOTE)
+    if final["event"] == "failed":
+        raise SilobridgeError(f"the coordinator could not quote the job: {final['reason']}")
+    if final["event"] != "quote_result":
+        raise SilobridgeError(
+            f"the coordinator answered a quote with {final['event']!r}",
+            "the coordinator runs another silobridge version; upgrade it",
+        )
+    quote = {k: v for k, v in final.items() if k != "event"}
+    if as_json:
+        typer.echo(json.dumps(quote, indent=2, sort_keys=True))
+    else:
+        print_quote(console, quote)
+    if not quote["ok"]:
+        err_console.print(f"[red]the job would not run[/]: {escape(quote['reason'])}")
+        return EXIT_JOB_FAILED
+    return 0
+
+
+@app.command("quote")
+@handle_errors
+def quote(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec TOML.")],
+    coordinator: Annotated[
+        str, typer.Option(help="The coordinator's Control API, HOST:PORT.")
+    ] = "127.0.0.1:9093",
+    root_certificates: Annotated[
+        Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the submission's log (default: a temporary folder)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the quotes as JSON.")] = False,
+) -> None:
+    """Dry run: what the job would cost each department, and whether it would run.
+
+    Nothing is charged at any node or at the coordinator.
+    """
+    spec = load_job_spec(spec_path)
+    federation = Federation(coordinator, root_certificates)
+    raise typer.Exit(quote_and_report(spec, out, federation, as_json=as_json))

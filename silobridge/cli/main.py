@@ -6,7 +6,15 @@ import logging
 
 import typer
 
-from silobridge.cli import audit_cmd, coordinator_cmd, demo_cmd, job_cmd, node_cmd
+from silobridge.cli import (
+    audit_cmd,
+    budget_cmd,
+    coordinator_cmd,
+    demo_cmd,
+    job_cmd,
+    node_cmd,
+    officer_cmd,
+)
 
 __all__ = ["app", "main"]
 
@@ -20,6 +28,8 @@ app.add_typer(node_cmd.app, name="node")
 app.add_typer(coordinator_cmd.app, name="coordinator")
 app.add_typer(job_cmd.app, name="job")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(budget_cmd.app, name="budget")
+app.add_typer(officer_cmd.app, name="officer")
 app.command("demo")(demo_cmd.demo)
 
 

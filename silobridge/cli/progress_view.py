@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["ProgressView", "print_summary"]
+__all__ = ["ProgressView", "print_quote", "print_summary"]
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
@@ -30,7 +31,13 @@ class ProgressView:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         c = self.console
-        if kind == "job_start":
+        if kind == "job_start" and event.get("mode") == "quote":
+            c.print(
+                f"[bold]quote for job {event['job']}[/] ({event['job_id']}): asking every node "
+                f"what epsilon={event['epsilon']} delta={event['delta']} would cost it; "
+                "nothing is charged"
+            )
+        elif kind == "job_start":
             c.print(
                 f"[bold]job {event['job']}[/] ({event['job_id']}): {event['rounds']} rounds, "
                 f"per-node guarantee epsilon={event['epsilon']} delta={event['delta']}, "
@@ -106,3 +113,53 @@ def print_summary(console: Console, result_path: Path) -> dict[str, Any]:
             "(not covered by DP; see MODEL_CARD.md)"
         )
     return result
+
+
+def _eps(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float | int) else "-"
+
+
+def _scopes(node: dict[str, Any]) -> str:
+    lines = [
+        f"{escape(s['scope'])}: {_eps(s['spent'])} → {_eps(s['after'])} / {_eps(s['cap'])}"
+        + ("" if s["fits"] else " [red]over[/]")
+        for s in node["scopes"]
+    ]
+    return "\n".join(lines) or "-"
+
+
+def _verdict(node: dict[str, Any]) -> str:
+    if node["would_run"]:
+        return "[green]would run[/]"
+    if node["status"] == "refused":
+        return f"[yellow]would refuse[/] ({node['code']}): {escape(node['reason'])}"
+    return f"[red]no answer[/] ({node['code']}): {escape(node['reason'])}"
+
+
+def _central_line(central: dict[str, Any]) -> str:
+    """The central caps a quote or job meets, in one line."""
+    if not central["caps"]:
+        return "central caps: none apply (the job names no capped analyst or project)"
+    parts = [
+        f"{c['kind']} {c['key']} {_eps(c['spent'])} → {_eps(c['after'])} / {_eps(c['cap'])}"
+        + (" ok" if c["fits"] else " OVER")
+        for c in central["caps"]
+    ]
+    return "central caps: " + "; ".join(parts)
+
+
+def print_quote(console: Console, quote: dict[str, Any]) -> None:
+    """Print a `quote_result` event: one row per department, then the central caps."""
+    table = Table(title=f"quote — job {quote['job']} (epsilon {quote['epsilon']}, per node)")
+    for col in ("department", "verdict", "ε of the job", "budgets: spent → after / cap"):
+        table.add_column(col)
+    for node in quote["nodes"]:
+        table.add_row(
+            escape(node["department"]), _verdict(node), _eps(node["requested"]), _scopes(node)
+        )
+    console.print(table)
+    console.print(_central_line(quote["central"]), highlight=False)
+    console.print(
+        f"{quote['would_run']} of {len(quote['nodes'])} node(s) would run the job "
+        f"(it needs {quote['min_nodes']}); nothing was charged"
+    )

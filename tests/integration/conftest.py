@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clients.node_config import NodeConfig
-from silobridge.daemons import CoordinatorAddresses, superlink_argv
+from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
@@ -61,7 +61,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
         link = group.start(
             "superlink",
             superlink_argv(addresses, root / "superlink.db"),
-            {"FLWR_HOME": str(root / "superlink-flwr")},
+            superlink_env(root / "superlink-flwr", root / "coordinator"),
         )
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, link)

@@ -287,7 +287,10 @@ def _race(path: Path, budget: Budget, job_id: str, barrier: Any, results: Any) -
         results.put(("reserved", job_id))
 
 
-def _ledger(tmp_path: Path, budget: Budget = Budget(3.0, DELTA)) -> SqliteLedger:
+THREE = Budget(3.0, DELTA)
+
+
+def _ledger(tmp_path: Path, budget: Budget = THREE) -> SqliteLedger:
     return SqliteLedger(tmp_path / "node" / "ledger.sqlite", "lending", budget, "2026")
 
 

@@ -1,0 +1,88 @@
+"""The coordinator's home folder: where its central caps and its audit log live.
+
+`silobridge coordinator start --state-dir DIR` (and the demo, and the integration tests)
+put the folder's absolute path in the SuperLink's environment as `HOME_ENV`; the SuperLink
+passes its environment on to every ServerApp it launches, whose entry point reads it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.central_budget import CapChange, CapKind
+from server.coordinator_audit import CoordinatorAudit
+from server.sqlite_central_budget import SqliteCentralBudget
+from vocab.errors import ConfigError
+
+__all__ = ["AUDIT_FILE", "BUDGET_FILE", "HOME_ENV", "CoordinatorHome"]
+
+HOME_ENV = "SILOBRIDGE_COORDINATOR_HOME"
+AUDIT_FILE = "coordinator.audit.jsonl"
+BUDGET_FILE = "central_budget.sqlite"
+
+_START_HINT = (
+    "start the coordinator with `silobridge coordinator start --state-dir DIR`, which sets "
+    f"{HOME_ENV} for the SuperLink (or set {HOME_ENV} to an absolute folder in the "
+    "SuperLink's environment before starting it)"
+)
+
+
+@dataclass(frozen=True)
+class CoordinatorHome:
+    """The folder; its files are created on first use."""
+
+    root: Path
+
+    @classmethod
+    def from_setting(cls, value: str | None) -> CoordinatorHome:
+        """The home the SuperLink was started with (the value of `HOME_ENV`).
+
+        Raises:
+            ConfigError: If there is none, or it is not an absolute path.
+        """
+        if not value:
+            raise ConfigError(
+                f"the coordinator has no home folder: its SuperLink was started without "
+                f"{HOME_ENV}, so there is nowhere to keep the central caps and the audit log",
+                _START_HINT,
+            )
+        path = Path(value)
+        if not path.is_absolute():
+            raise ConfigError(f"{HOME_ENV} must be an absolute path, got {value!r}", _START_HINT)
+        return cls(path)
+
+    @classmethod
+    def existing(cls, path: Path) -> CoordinatorHome:
+        """A home an officer names on the command line; it must already exist.
+
+        Raises:
+            ConfigError: If the folder does not exist (a mistyped path would otherwise
+                quietly start a second, empty set of caps).
+        """
+        if not path.is_dir():
+            raise ConfigError(
+                f"no coordinator home at {path}",
+                "pass the folder the coordinator was started with (`--state-dir`)",
+            )
+        return cls(path.resolve())
+
+    @property
+    def audit_path(self) -> Path:
+        return self.root / AUDIT_FILE
+
+    @property
+    def budget_path(self) -> Path:
+        return self.root / BUDGET_FILE
+
+    def audit(self) -> CoordinatorAudit:
+        return CoordinatorAudit(self.audit_path)
+
+    def budget(self) -> SqliteCentralBudget:
+        return SqliteCentralBudget(self.budget_path)
+
+    def set_cap(self, kind: CapKind, key: str, epsilon: float) -> CapChange:
+        """Sets a central cap and appends the change to the audit log."""
+        change = self.budget().set_cap(kind, key, epsilon)
+        self.audit().cap_change(change)
+        return change

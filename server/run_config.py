@@ -1,0 +1,61 @@
+"""The Flower run config a job is submitted with: the encoded spec, the output folder, the mode."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vocab.errors import JobSpecError
+from vocab.jobspec import RiskJobSpec
+from vocab.serde import job_from_bytes
+
+__all__ = ["RunConfig", "RunMode", "decode_run_config"]
+
+
+class RunMode(enum.Enum):
+    """What the ServerApp does with a submitted job."""
+
+    RUN = "run"
+    """Admit it against the central caps, train, write the result bundle."""
+    QUOTE = "quote"
+    """A dry run: ask every node what the job would cost it; nothing is charged anywhere."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A decoded submission; `out` is None for quotes (they write no bundle)."""
+
+    spec: RiskJobSpec
+    mode: RunMode
+    out: Path | None
+
+
+def decode_run_config(run_config: dict[str, Any]) -> RunConfig:
+    """Decode the run config `silobridge job run|quote` wrote.
+
+    Raises:
+        JobSpecError: If a key is missing or malformed.
+    """
+    raw = str(run_config.get("job", ""))
+    out = str(run_config.get("out", ""))
+    mode_raw = str(run_config.get("mode", "") or RunMode.RUN.value)
+    try:
+        mode = RunMode(mode_raw)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in RunMode)
+        raise JobSpecError(f"run config `mode` = {mode_raw!r} is not one of {allowed}") from None
+    if not raw or (mode is RunMode.RUN and not out):
+        raise JobSpecError(
+            "run config lacks `job` or `out`",
+            "submit jobs with `silobridge job run SPEC --out DIR` (or `job quote SPEC`), "
+            "not plain `flwr run`",
+        )
+    try:
+        spec = job_from_bytes(base64.b64decode(raw, validate=True))
+    except binascii.Error as err:
+        raise JobSpecError(f"run config `job` is not base64: {err}") from err
+    return RunConfig(spec, mode, Path(out) if out else None)

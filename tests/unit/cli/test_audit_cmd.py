@@ -1,0 +1,201 @@
+"""`silobridge audit` on the coordinator's log: verify, show, export, and the node crosscheck."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clients.audit_paths import audit_path_for
+from clients.node_config import NodeConfig
+from server.coordinator_audit import CoordinatorAudit
+from server.exchange import AnswerStatus, NodeReply
+from silobridge.audit_crosscheck import crosscheck
+from silobridge.cli.main import app
+from silobridge.synthetic import write_node
+from vocab.audit_chain import ChainHead, make_entry
+from vocab.audit_log import AuditLog, read_entries
+
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["audit", *args])
+    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exception is None or isinstance(result.exception, SystemExit), output
+    assert "Traceback" not in output
+    return result.exit_code, output
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    root = tmp_path / "coordinator"
+    root.mkdir()
+    audit = CoordinatorAudit(root / "coordinator.audit.jsonl")
+    for i in range(4):
+        audit.refusal(f"job#{i}", "budget_exceeded", f"reason {i}")
+    return root
+
+
+def _tamper(path: Path, line: int) -> None:
+    lines = path.read_text().splitlines()
+    raw = json.loads(lines[line])
+    raw["data"]["reason"] = "edited"
+    lines[line] = json.dumps(raw)
+    path.write_text("".join(x + "\n" for x in lines))
+
+
+def test_verify_and_show_the_coordinator_log(home: Path) -> None:
+    code, out = _invoke("verify", "--coordinator-home", str(home))
+    assert code == 0 and "audit log OK: 4 entries" in out
+    code, out = _invoke("show", "--coordinator-home", str(home), "--json", "--last", "2")
+    assert code == 0
+    assert [json.loads(line)["seq"] for line in out.splitlines()] == [3, 4]
+    code, out = _invoke("show", "--coordinator-home", str(home))
+    assert code == 0 and "coordinator audit log" in out and "job#3" in out
+
+
+def test_verify_finds_a_tampered_coordinator_log(home: Path) -> None:
+    _tamper(home / "coordinator.audit.jsonl", 1)
+    code, out = _invoke("verify", "--coordinator-home", str(home))
+    assert code == 2 and "BROKEN" in out and "entry 2" in out
+
+
+def test_log_source_must_be_exactly_one(home: Path, tmp_path: Path) -> None:
+    assert "exactly one" in _invoke("verify")[1]
+    code, out = _invoke("verify", "--coordinator-home", str(home), "--node-config", "x.toml")
+    assert code == 2 and "exactly one" in out
+    code, out = _invoke("verify", "--coordinator-home", str(home), "--result", "r.json")
+    assert code == 2 and "--result anchors a node's log" in out
+    code, out = _invoke("show", "--coordinator-home", str(tmp_path / "nowhere"))
+    assert code == 2 and "no coordinator home" in out
+
+
+def test_export_json_of_a_good_log(home: Path, tmp_path: Path) -> None:
+    out_file = tmp_path / "export" / "log.json"
+    code, out = _invoke("export", "--coordinator-home", str(home), "--out", str(out_file))
+    assert code == 0, out
+    doc = json.loads(out_file.read_text())
+    summary = doc["verification"]
+    assert summary["verified"] is True and summary["entries"] == 4
+    assert summary["source"] == "coordinator" and summary["first_bad"] is None
+    assert summary["exported_at"]
+    assert summary["head"] == {"seq": 4, "hash": doc["entries"][-1]["hash"]}
+    assert [e["seq"] for e in doc["entries"]] == [1, 2, 3, 4]
+    assert doc["entries"][0]["data"]["job_id"] == "job#0"
+
+
+def test_export_of_a_tampered_log_is_written_marked_unverified(home: Path, tmp_path: Path) -> None:
+    _tamper(home / "coordinator.audit.jsonl", 2)
+    out_file = tmp_path / "log.json"
+    code, out = _invoke("export", "--coordinator-home", str(home), "--out", str(out_file))
+    assert code == 2 and "BROKEN" in out and "unverified" in out
+    summary = json.loads(out_file.read_text())["verification"]
+    assert (summary["verified"], summary["first_bad"]) == (False, 3)
+    assert "edited" in summary["reason"]
+
+
+def test_export_csv(home: Path, tmp_path: Path) -> None:
+    out_file = tmp_path / "log.csv"
+    args = ("--coordinator-home", str(home), "--out", str(out_file), "--format", "csv")
+    code, out = _invoke("export", *args)
+    assert code == 0, out
+    lines = out_file.read_text().splitlines()
+    comments = [line for line in lines if line.startswith("# ")]
+    assert "# verified: True" in comments and "# entries: 4" in comments
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("# ")))
+    assert [int(r["seq"]) for r in rows] == [1, 2, 3, 4]
+    assert json.loads(rows[0]["data"])["job_id"] == "job#0"
+
+
+def test_export_of_an_unreadable_log_keeps_the_raw_lines(home: Path, tmp_path: Path) -> None:
+    path = home / "coordinator.audit.jsonl"
+    path.write_text(path.read_text() + "{not json\n")
+    out_file = tmp_path / "log.json"
+    code, _ = _invoke("export", "--coordinator-home", str(home), "--out", str(out_file))
+    assert code == 2
+    doc = json.loads(out_file.read_text())
+    assert doc["verification"]["verified"] is False
+    assert doc["verification"]["first_bad"] == 5
+    assert doc["raw_lines"][-1] == "{not json"
+
+
+# --- crosscheck: the chain heads the coordinator recorded against the node's log ---
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> NodeConfig:
+    cfg = write_node(tmp_path / "tax", "tax", 3.0, None)
+    log = AuditLog(audit_path_for(cfg.ledger_path))
+    for i in range(6):
+        log.append("charge", {"job_id": "risk#1", "round": i})
+    return cfg
+
+
+def _record_heads(home: Path, node: NodeConfig, seqs: list[int]) -> None:
+    entries = read_entries(audit_path_for(node.ledger_path))
+    audit = CoordinatorAudit(home / "coordinator.audit.jsonl")
+    for rnd, seq in enumerate(seqs, start=1):
+        reply = NodeReply(11, node.department, rnd, "train", AnswerStatus.OK, epsilon_job=0.1,
+                          audit_seq=seq, audit_head=entries[seq - 1].hash)  # fmt: skip
+        audit.node_reply("risk#1", reply)
+    # Another department's heads are not this node's business.
+    other = NodeReply(12, "health", 1, "train", AnswerStatus.OK, audit_seq=99, audit_head="x")
+    audit.node_reply("risk#1", other)
+
+
+def _crosscheck(home: Path, node: NodeConfig, *extra: str) -> tuple[int, str]:
+    return _invoke(
+        "crosscheck", "--coordinator-home", str(home), "--node-config", str(node.config_path),
+        *extra,
+    )  # fmt: skip
+
+
+def test_crosscheck_matches(home: Path, node: NodeConfig) -> None:
+    _record_heads(home, node, [2, 4, 6])
+    code, out = _crosscheck(home, node)
+    assert code == 0, out
+    assert "all 3 chain heads" in out
+    code, out = _crosscheck(home, node, "--json")
+    report = json.loads(out)
+    assert report["ok"] and report["anchors"] == 3 and report["mismatches"] == []
+
+
+def test_crosscheck_finds_a_rewritten_node_log(home: Path, node: NodeConfig) -> None:
+    _record_heads(home, node, [2, 4, 6])
+    # The node rewrites entry 3 and re-chains everything after it: the chain alone verifies.
+    path = audit_path_for(node.ledger_path)
+    entries = read_entries(path)
+    rebuilt = entries[:2]
+    for e in entries[2:]:
+        data = {**e.data, "round": 99} if e.seq == 3 else e.data
+        head = ChainHead(rebuilt[-1].seq, rebuilt[-1].hash)
+        rebuilt.append(make_entry(head, e.ts, e.kind, data))
+    path.write_text("".join(e.to_json() + "\n" for e in rebuilt))
+    code, out = _crosscheck(home, node)
+    assert code == 2
+    assert "mismatch job risk#1 round 2" in out and "node entry 4 differs" in out
+    report = crosscheck(read_entries(home / "coordinator.audit.jsonl"), rebuilt, "tax")
+    assert report.node_chain.ok and not report.ok
+    assert [m.seq for m in report.mismatches] == [4, 6]
+
+
+def test_crosscheck_finds_a_truncated_node_log(home: Path, node: NodeConfig) -> None:
+    _record_heads(home, node, [2, 6])
+    path = audit_path_for(node.ledger_path)
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:4]))
+    code, out = _crosscheck(home, node)
+    assert code == 2 and "cut off" in out
+
+
+def test_crosscheck_with_nothing_recorded_says_so(home: Path, node: NodeConfig) -> None:
+    code, out = _crosscheck(home, node)
+    assert code == 0 and "nothing to compare" in out
+
+
+def test_audit_verify_still_reads_a_node_log(node: NodeConfig) -> None:
+    code, out = _invoke("verify", "--node-config", str(node.config_path))
+    assert code == 0 and "6 entries" in out
