@@ -20,11 +20,11 @@ from __future__ import annotations
 import abc
 import enum
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from vocab.errors import BudgetExceeded, ConfigError
+from vocab.jobspec import NAME_RE
 
 __all__ = [
     "Cap",
@@ -39,10 +39,6 @@ __all__ = [
     "JobCharge",
     "validate_cap",
 ]
-
-# The names a job spec accepts for `analyst` and `project` (vocab/jobspec.py): a cap on
-# any other key could never apply to a job.
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class CapKind(enum.Enum):
@@ -84,7 +80,8 @@ def validate_cap(kind: CapKind, key: str, epsilon: float) -> float:
     """
     if not isinstance(kind, CapKind):
         raise ConfigError(f"cap kind must be a CapKind, got {kind!r}")
-    if not isinstance(key, str) or not _KEY_RE.match(key):
+    # The names a job spec accepts: a cap on any other key could never apply to a job.
+    if not isinstance(key, str) or not NAME_RE.match(key):
         raise ConfigError(
             f"{kind.value} name {key!r} is not allowed",
             "use the name job specs carry: 1-64 letters, digits, '.', '_' or '-'",

@@ -14,6 +14,7 @@ from vocab.errors import JobSpecError
 from vocab.privacy import Budget
 
 __all__ = [
+    "NAME_RE",
     "Aggregator",
     "FeatureSpec",
     "ModelKind",
@@ -22,7 +23,8 @@ __all__ = [
     "parse_job_spec",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Job, analyst and project names: what ledgers, caps and approvals key on."""
 
 
 class ModelKind(enum.Enum):
@@ -152,14 +154,14 @@ def _validate_feature(feature: FeatureSpec) -> None:
 
 
 def _validate(spec: RiskJobSpec) -> None:
-    if not _NAME_RE.match(spec.name):
+    if not NAME_RE.match(spec.name):
         raise JobSpecError(
             f"job name {spec.name!r} is not allowed",
             "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
     for key in ("analyst", "project"):
         value = getattr(spec, key)
-        if not isinstance(value, str) or (value and not _NAME_RE.match(value)):
+        if not isinstance(value, str) or (value and not NAME_RE.match(value)):
             raise JobSpecError(
                 f"job `{key}` {value!r} is not allowed",
                 "use 1-64 letters, digits, '.', '_' or '-', or leave it out",

@@ -10,10 +10,13 @@ from typing import Annotated
 
 import typer
 
+from clients.audit_paths import audit_path_for
+from server.coordinator_home import AUDIT_FILE
+from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.cli.errors import console, handle_errors
-from silobridge.cli.job_cmd import run_and_report
+from silobridge.cli.job_cmd import quote_and_report, run_and_report
 from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
-from silobridge.demo_data import APPROVAL_DAYS, write_departments
+from silobridge.demo_data import APPROVAL_DAYS, Department, write_departments
 from silobridge.flower_runner import Federation, app_root
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
@@ -80,15 +83,17 @@ def demo(
         runtime_port=free_port(),
     )
     # The SuperLink's own state is per run: nodes of an earlier demo must not linger in
-    # it. Privacy state lives in each department's ledger, which is kept.
-    shutil.rmtree(out / "coordinator", ignore_errors=True)
-    (out / "coordinator").mkdir(parents=True)
+    # it. Privacy state - each department's ledger and audit log, the coordinator's caps
+    # and audit log in coordinator/ - is kept.
+    home = out / "coordinator"
+    shutil.rmtree(home / "flower", ignore_errors=True)
+    (home / "flower").mkdir(parents=True)
     group = ProcessGroup(out / "logs")
     with group.running():
         superlink = group.start(
             "superlink",
-            superlink_argv(addresses, out / "coordinator" / "superlink.db"),
-            superlink_env(out / "coordinator" / "flwr", out / "coordinator"),
+            superlink_argv(addresses, home / "flower" / "superlink.db"),
+            superlink_env(home / "flower" / "flwr", home),
         )
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, superlink)
@@ -110,6 +115,36 @@ def demo(
         )
         (out / "risk").mkdir(exist_ok=True)
         (out / "risk" / "spec.toml").write_text((app_root() / DEMO_SPEC).read_text())
-        code = run_and_report(spec, out / "risk", Federation(addresses.control))
+        federation = Federation(addresses.control)
+        console.print("[bold]dry run[/]: every department quotes the job; nothing is charged")
+        code = quote_and_report(spec, out / "risk" / "quote", federation, as_json=False)
+        if code == 0:
+            code = run_and_report(spec, out / "risk", federation)
+        else:
+            console.print("the quotes say the job cannot run, so it is not started")
+    _report_audit(home, departments)
     console.print(f"demo finished in {time.monotonic() - started:.0f}s; all processes stopped")
     raise typer.Exit(code)
+
+
+def _report_audit(home: Path, departments: list[Department]) -> None:
+    """Verify the coordinator's audit log and cross-check every department's against it."""
+    coordinator_log = home / AUDIT_FILE
+    problems = []
+    for dept in departments:
+        node_log = audit_path_for(dept.folder / "ledger.sqlite")
+        report = crosscheck_files(coordinator_log, node_log, dept.name)
+        if not report.ok:
+            problems.append(dept.name)
+    if problems:
+        console.print(
+            f"[red]audit: logs do not agree for {', '.join(problems)}[/]; run `silobridge "
+            f"audit crosscheck --coordinator-home {home} --node-config <dept>/node.toml`"
+        )
+        return
+    console.print(
+        f"audit: coordinator log ({coordinator_log}) verified and cross-checked with "
+        f"{len(departments)} department logs: every chain head a node sent is in its log",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -132,8 +132,8 @@ def _verdict(node: dict[str, Any]) -> str:
     if node["would_run"]:
         return "[green]would run[/]"
     if node["status"] == "refused":
-        return f"[yellow]would refuse[/] ({node['code']}): {escape(node['reason'])}"
-    return f"[red]no answer[/] ({node['code']}): {escape(node['reason'])}"
+        return f"[yellow]would refuse[/] ({node['code']})"
+    return f"[red]no answer[/] ({node['code']})"
 
 
 def _central_line(central: dict[str, Any]) -> str:
@@ -158,6 +158,14 @@ def print_quote(console: Console, quote: dict[str, Any]) -> None:
             escape(node["department"]), _verdict(node), _eps(node["requested"]), _scopes(node)
         )
     console.print(table)
+    # Reasons are long (figures and a fix): one line each under the table, not in a cell.
+    for node in quote["nodes"]:
+        if not node["would_run"]:
+            console.print(
+                f"  {escape(node['department'])}: {escape(node['reason'])}",
+                highlight=False,
+                soft_wrap=True,
+            )
     console.print(_central_line(quote["central"]), highlight=False)
     console.print(
         f"{quote['would_run']} of {len(quote['nodes'])} node(s) would run the job "
