@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from vocab.accounting import epsilon_spent
 from vocab.errors import ConfigError, InternalError, JobSpecError
 from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
 from vocab.privacy import event_from_params as _event_from_params
+from vocab.sqlite_tx import connect, read_snapshot, write_locked
 from vocab.wire import ScopeQuote
 
 __all__ = ["SqliteLedger"]
@@ -215,7 +216,7 @@ class SqliteLedger(Ledger):
             # WAL lets readers proceed while a reservation holds the write lock; the mode is
             # stored in the file, so after the first open this changes nothing.
             conn.execute("PRAGMA journal_mode=WAL")
-            with self._write(conn):
+            with write_locked(conn):
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 if version > _SCHEMA_VERSION:
                     raise ConfigError(
@@ -244,12 +245,12 @@ class SqliteLedger(Ledger):
             return self._period(conn)
 
     def budget(self) -> Budget:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             period = self._period(conn)
             return self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)]
 
     def budgets(self) -> list[ScopeBudget]:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             period = self._period(conn)
             rows = conn.execute(
                 "SELECT kind, key, epsilon, delta, set_at FROM scope_budgets "
@@ -266,7 +267,7 @@ class SqliteLedger(Ledger):
         ]
 
     def spent(self, scope: Scope | None = None) -> float:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             period = self._period(conn)
             target = scope or Scope(ScopeKind.PERIOD, period)
             budgets = self._budgets(conn, period)
@@ -274,7 +275,7 @@ class SqliteLedger(Ledger):
             return epsilon_spent(self._live_events(conn, period, target), delta)
 
     def lifetime_spent(self) -> float:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             period = self._period(conn)
             delta = self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)].delta
             rows = conn.execute(
@@ -285,7 +286,7 @@ class SqliteLedger(Ledger):
         return epsilon_spent([_event(row) for row in rows], delta)
 
     def quote(self, events: Sequence[PrivacyEvent], requester: Requester | None = None) -> Quote:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             return self._quote(conn, list(events), requester or Requester())
 
     def reserve(
@@ -302,7 +303,7 @@ class SqliteLedger(Ledger):
         if not isinstance(event, DpSgdEvent | GaussianEvent | LaplaceEvent):
             raise InternalError(f"reserve() got {type(event).__name__}, not a privacy event")
         who = requester or Requester()
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             live = conn.execute(
                 f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND job_id = ? "
                 "AND round = ? AND status IN (?, ?)",
@@ -351,7 +352,7 @@ class SqliteLedger(Ledger):
         return [_entry(row) for row in rows]
 
     def job_epsilon(self, job_id: str) -> float:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             period = self._period(conn)
             delta = self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)].delta
             rows = conn.execute(
@@ -384,7 +385,7 @@ class SqliteLedger(Ledger):
         if not isinstance(budget, Budget):
             raise InternalError(f"set_budget() got {type(budget).__name__}, not a Budget")
         _check_name(f"{scope.kind.value} name", scope.key)
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             period = self._period(conn)
             if scope.kind is ScopeKind.PERIOD and scope.key != period:
                 raise ConfigError(
@@ -395,41 +396,11 @@ class SqliteLedger(Ledger):
 
     def open_period(self, name: str, total: Budget) -> None:
         _check_name("period name", name)
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             self._open_period(conn, name, total, "officer")
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # isolation_level=None: no implicit transactions, each one is opened explicitly.
-        conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        finally:
-            conn.close()
-
-    @staticmethod
-    @contextmanager
-    def _write(conn: sqlite3.Connection) -> Iterator[None]:
-        # IMMEDIATE takes the write lock up front, so the budget check and the insert that
-        # depends on it cannot interleave with another writer's.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    @staticmethod
-    @contextmanager
-    def _read(conn: sqlite3.Connection) -> Iterator[None]:
-        # One snapshot for the budgets and the releases read together.
-        conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            conn.execute("COMMIT")
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self._path)
 
     def _period(self, conn: sqlite3.Connection) -> str:
         row = conn.execute(
@@ -584,7 +555,7 @@ class SqliteLedger(Ledger):
         return Reservation(entry.entry_id, entry.job_id, entry.round, entry.event, resumed=True)
 
     def _resolve(self, reservation: Reservation, status: EntryStatus, reply: bytes | None) -> None:
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             updated = conn.execute(
                 "UPDATE releases SET status = ?, updated_at = ? WHERE id = ? AND dataset = ? "
                 "AND job_id = ? AND round = ? AND mechanism = ? AND params = ? AND status = ?",

@@ -22,6 +22,7 @@ from server.central_budget import (
     validate_cap,
 )
 from vocab.errors import ConfigError, InternalError, JobSpecError
+from vocab.sqlite_tx import connect, read_snapshot, write_locked
 
 __all__ = ["SqliteCentralBudget"]
 
@@ -105,7 +106,7 @@ class SqliteCentralBudget(CentralBudget):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
-            with self._write(conn):
+            with write_locked(conn):
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 if version > _SCHEMA_VERSION:
                     raise ConfigError(
@@ -125,7 +126,7 @@ class SqliteCentralBudget(CentralBudget):
     def set_cap(self, kind: CapKind, key: str, epsilon: float) -> CapChange:
         value = validate_cap(kind, key, epsilon)
         now = _now()
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             row = conn.execute(
                 "SELECT epsilon FROM caps WHERE kind = ? AND key = ?", (kind.value, key)
             ).fetchone()
@@ -148,7 +149,7 @@ class SqliteCentralBudget(CentralBudget):
             return self._caps(conn)
 
     def standings(self) -> list[CapStanding]:
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             caps = {(c.kind, c.key): c.epsilon for c in self._caps(conn)}
             charges = self._charges(conn)
         reserved: dict[tuple[CapKind, str], list[float]] = {}
@@ -193,14 +194,14 @@ class SqliteCentralBudget(CentralBudget):
 
     def check(self, analyst: str, project: str, epsilon: float) -> CentralCheck:
         requested = _requested(epsilon)
-        with self._connect() as conn, self._read(conn):
+        with self._connect() as conn, read_snapshot(conn):
             return self._check(conn, analyst, project, requested)
 
     def reserve(self, job_id: str, analyst: str, project: str, epsilon: float) -> CentralCheck:
         if not isinstance(job_id, str) or not job_id:
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
         requested = _requested(epsilon)
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             if conn.execute("SELECT 1 FROM charges WHERE job_id = ?", (job_id,)).fetchone():
                 raise InternalError(f"job {job_id!r} was admitted twice by the central budget")
             check = self._check(conn, analyst, project, requested)
@@ -216,7 +217,7 @@ class SqliteCentralBudget(CentralBudget):
     def settle(self, job_id: str, charged: float) -> JobCharge:
         if isinstance(charged, bool) or not isinstance(charged, int | float):
             raise InternalError(f"settle() got {charged!r}, not a number")
-        with self._connect() as conn, self._write(conn):
+        with self._connect() as conn, write_locked(conn):
             row = conn.execute(
                 f"SELECT {_CHARGE_COLUMNS} FROM charges WHERE job_id = ?", (job_id,)
             ).fetchone()
@@ -290,39 +291,13 @@ class SqliteCentralBudget(CentralBudget):
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # isolation_level=None: no implicit transactions, each one is opened explicitly.
         try:
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        except sqlite3.Error as err:
+            with connect(self._path) as conn:
+                yield conn
+        except sqlite3.OperationalError as err:
+            if "unable to open" not in str(err):
+                raise
             raise ConfigError(
                 f"cannot open the central budget {self._path}: {err}",
                 "check the coordinator home folder and its permissions",
             ) from err
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        finally:
-            conn.close()
-
-    @staticmethod
-    @contextmanager
-    def _write(conn: sqlite3.Connection) -> Iterator[None]:
-        # IMMEDIATE takes the write lock up front, so the cap check and the insert that
-        # depends on it cannot interleave with another writer's.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    @staticmethod
-    @contextmanager
-    def _read(conn: sqlite3.Connection) -> Iterator[None]:
-        # One snapshot for the caps and the charges read together.
-        conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            conn.execute("COMMIT")
