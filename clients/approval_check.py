@@ -177,7 +177,9 @@ def load_officer_key(config: NodeConfig) -> OfficerKey | None:
 def read_approvals(folder: Path) -> ApprovalFolder:
     """Parses every `*.json` file of `folder`; a malformed file is kept as a problem.
 
-    A missing folder holds no approvals. One bad file never hides the good ones.
+    A missing folder holds no approvals. One bad file never hides the good ones:
+    `load_signed_approval` turns a failure of any kind to read or parse a file (bad JSON,
+    absurd numbers, text with no UTF-8 form) into a ConfigError naming that file.
 
     Raises:
         ConfigError: The folder exists but cannot be listed.

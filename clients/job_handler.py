@@ -6,6 +6,7 @@ Flower-free so it can be tested directly; `client_app.py` adapts it to Flower me
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +15,28 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from clients.audit_paths import audit_path_for
 from clients.column_policy import PolicyDecision, check_job_columns
-from clients.ledger import Ledger, Requester
+from clients.ledger import DuplicateRelease, Ledger, Requester
+from clients.node_audit import audit_path_for, log_budget_change
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
 from clients.reply_codec import decode_reply, encode_reply
 from clients.sqlite_ledger import SqliteLedger
+from vocab.accounting import epsilon_spent
 from vocab.approval import JobClaims
 from vocab.audit_chain import ChainHead
 from vocab.audit_log import AuditLog
-from vocab.errors import BudgetExceeded, InternalError, RefusalCode, SilobridgeError
+from vocab.errors import (
+    BudgetExceeded,
+    InternalError,
+    PolicyRefusal,
+    RefusalCode,
+    SilobridgeError,
+)
 from vocab.jobspec import RiskJobSpec
 from vocab.metrics import HoldoutSummary
+from vocab.privacy import PrivacyEvent
+from vocab.serde import job_to_bytes
 from vocab.wire import NodeQuote, NodeReport, ReplyStatus
 
 __all__ = ["JobOutcome", "JobRequest", "handle_quote", "handle_request"]
@@ -99,21 +109,62 @@ def _where(job_id: str, round: int) -> dict[str, Any]:
     return {"job_id": job_id, "round": round}
 
 
-def _check_policy(cfg: NodeConfig, spec: RiskJobSpec, audit: AuditLog, job_id: str) -> None:
-    """Column classes and signed approvals, before any data is read; logs approvals used."""
-    decision: PolicyDecision = check_job_columns(cfg, JobClaims.from_spec(spec))
-    for used in decision.approvals:
-        audit.append("approval", {"job_id": job_id, **used.audit_record()})
+def fingerprint(spec: RiskJobSpec) -> str:
+    """What a retried round must match to be resumed or answered again: the exact spec."""
+    return hashlib.sha256(job_to_bytes(spec)).hexdigest()
 
 
-def _train(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
+def _check_policy(
+    cfg: NodeConfig, spec: RiskJobSpec, audit: AuditLog | None, job_id: str, epsilon: float
+) -> PolicyDecision:
+    """Column classes and signed approvals, before any data is read; logs approvals used.
+
+    `epsilon` is what the approvals' maximum must cover: the job's own, or - once the node
+    has priced the job at its own delta - the larger of the two.
+    """
+    claims = dataclasses.replace(JobClaims.from_spec(spec), epsilon=epsilon)
+    decision: PolicyDecision = check_job_columns(cfg, claims)
+    if audit is not None:
+        for used in decision.approvals:
+            audit.append("approval", {"job_id": job_id, **used.audit_record()})
+    return decision
+
+
+def _check_round(spec: RiskJobSpec, round: int) -> None:
+    if not 1 <= round <= spec.rounds:
+        raise PolicyRefusal(
+            f"job {spec.name!r} has rounds 1 to {spec.rounds}; round {round} is not one of them",
+            "the coordinator asks only for the rounds the job spec names",
+        )
+
+
+def _check_job_total(ledger: Ledger, spec: RiskJobSpec, job_id: str, event: PrivacyEvent) -> None:
+    """The job never costs more than its own epsilon, whatever the coordinator asks."""
+    total = epsilon_spent([*ledger.job_events(job_id), event], spec.delta)
+    if total > spec.epsilon:
+        raise PolicyRefusal(
+            f"another round of job {spec.name!r} would bring it to epsilon {total:.4f} at delta "
+            f"{spec.delta:g}, above the job's own epsilon {spec.epsilon:g}",
+            "the job has used its epsilon; start a new job",
+        )
+
+
+def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
     # Imports torch/opacus only once policy and config checks have passed.
     from clients.dp_trainer import evaluate, plan_dp, train_round
     from vocab.features import encode_features, encode_target
     from vocab.models import build_model, get_weights, set_weights
 
     spec = req.spec
-    _check_policy(cfg, spec, audit, req.job_id)
+    if req.train:
+        _check_round(spec, req.round)
+    elif ledger.committed_rounds(req.job_id) == 0:
+        # Evaluation statistics are not charged: only a job that trained here gets them.
+        raise PolicyRefusal(
+            f"job {spec.name!r} trained no round on this node, so it gets no evaluation",
+            "evaluation follows training on the same node",
+        )
+    decision = _check_policy(cfg, spec, audit, req.job_id, spec.epsilon)
     train_df, holdout_df = load_job_frames(cfg, JobClaims.from_spec(spec))
     model = build_model(spec)
     try:
@@ -122,18 +173,26 @@ def _train(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
         raise InternalError(f"coordinator weights do not fit the spec's model: {err}") from err
     holdout = evaluate(model, encode_features(holdout_df, spec), encode_target(holdout_df, spec))
     if not req.train:
-        return JobOutcome(
-            NodeReport(cfg.department, ReplyStatus.OK, **_figures(ledger, req.job_id)), holdout
-        )
+        report = NodeReport(cfg.department, ReplyStatus.OK, **_figures(ledger, req.job_id))
+        # One evaluation per job: a second request gets the first answer again.
+        first = ledger.store_evaluation(req.job_id, encode_reply(report, holdout, []))
+        stored_report, stored_holdout, _ = decode_reply(first)
+        return JobOutcome(stored_report, stored_holdout)
 
     plan = plan_dp(spec, len(train_df))
+    whole = ledger.quote(plan.events_for(spec.rounds), _requester(spec))
+    if decision.approvals and whole.requested > spec.epsilon:
+        # Priced at this dataset's delta the job costs more than it claims: the approvals
+        # must cover what it really costs here.
+        _check_policy(cfg, spec, None, req.job_id, whole.requested)
     rounds_left = spec.rounds - req.round + 1
     quote = ledger.quote(plan.events_for(rounds_left), _requester(spec))
     if not quote.fits:
         # Refuse the rest of the job up front rather than spend on rounds it cannot finish.
         raise quote.refusal(f"the remaining {rounds_left} round(s) of job {spec.name!r}")
     event = plan.round_event()
-    reservation = ledger.reserve(req.job_id, req.round, event, _requester(spec))
+    _check_job_total(ledger, spec, req.job_id, event)
+    reservation = ledger.reserve(req.job_id, req.round, event, _requester(spec), fingerprint(spec))
     audit.append(
         "reservation",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
@@ -176,15 +235,27 @@ def _train(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
 
 
 def _resend(ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome | None:
-    """The reply already committed for this round, if any: same bytes, no new charge."""
-    if not req.train:
-        return None
-    payload = ledger.stored_reply(req.job_id, req.round)
+    """The reply already given for this round or evaluation, if any: same bytes, no charge."""
+    if req.train:
+        payload = ledger.stored_reply(req.job_id, req.round, fingerprint(req.spec))
+    else:
+        payload = ledger.stored_evaluation(req.job_id)
     if payload is None:
         return None
     report, holdout, weights = decode_reply(payload)
     audit.append("resend", _where(req.job_id, req.round))
-    return JobOutcome(report, holdout, weights)
+    return JobOutcome(report, holdout, weights or None)
+
+
+def _answer(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
+    try:
+        return _resend(ledger, audit, req) or _serve(cfg, ledger, audit, req)
+    except DuplicateRelease:
+        # The round may have been committed by a concurrent attempt since we looked.
+        again = _resend(ledger, audit, req)
+        if again is None:
+            raise
+        return again
 
 
 def _stamp_head(report: NodeReport, head: ChainHead | None) -> NodeReport:
@@ -234,14 +305,20 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
         department = cfg.department
         _log_received(audit, req.spec, req.job_id, req.round, "train" if req.train else "evaluate")
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-        outcome = _resend(ledger, audit, req) or _train(cfg, ledger, audit, req)
+        log_budget_change(audit, ledger.config_change)
+        outcome = _answer(cfg, ledger, audit, req)
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
         outcome = _refused(department, err.code, str(err), ledger, req.job_id, requested)
     except Exception as err:  # a daemon answers, it does not crash
         log.exception("job %s round %d failed", req.job_id, req.round)
-        reason = str(err) if isinstance(err, InternalError) else f"bug: {type(err).__name__}: {err}"
+        # The text of an unexpected error may quote data values: it stays in the node's log.
+        reason = (
+            str(err)
+            if isinstance(err, InternalError)
+            else f"bug: {type(err).__name__} at the node; details are in the node's log"
+        )
         outcome = _refused(department, RefusalCode.INTERNAL, reason, ledger, req.job_id)
     if audit is None:
         return outcome
@@ -263,10 +340,13 @@ def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> 
     from clients.dp_trainer import plan_dp
     from clients.row_count import count_train_rows
 
-    _check_policy(cfg, spec, audit, job_id)
+    decision = _check_policy(cfg, spec, audit, job_id, spec.epsilon)
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-    plan = plan_dp(spec, max(1, count_train_rows(cfg)))
+    log_budget_change(audit, ledger.config_change)
+    plan = plan_dp(spec, max(1, count_train_rows(cfg, spec.target)))
     quote = ledger.quote(plan.events_for(spec.rounds), _requester(spec))
+    if decision.approvals and quote.requested > spec.epsilon:
+        _check_policy(cfg, spec, None, job_id, quote.requested)
     refusal = None if quote.fits else quote.refusal(f"job {spec.name!r}")
     return NodeQuote(
         department=cfg.department,
@@ -300,7 +380,7 @@ def handle_quote(
         log.exception("quote for job %s failed", job_id)
         quote = NodeQuote(
             department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
-            f"bug: {type(err).__name__}: {err}",
+            f"bug: {type(err).__name__} at the node; details are in the node's log",
         )  # fmt: skip
     if audit is None:
         return quote

@@ -29,6 +29,7 @@ __all__ = [
     "Scope",
     "ScopeBudget",
     "ScopeKind",
+    "normalize_key",
 ]
 
 
@@ -54,12 +55,28 @@ class ScopeKind(enum.Enum):
     """Releases for jobs submitted by this analyst."""
 
 
+def normalize_key(key: str) -> str:
+    """How purposes and analyst names are matched: case-folded, whitespace collapsed.
+
+    "Fraud  screening" and "fraud screening" must draw on one sub-budget, or a typo would
+    escape it.
+    """
+    return " ".join(key.split()).casefold()
+
+
 @dataclass(frozen=True)
 class Scope:
-    """One budget's reach; for a PERIOD scope the key is the period's name."""
+    """One budget's reach; for a PERIOD scope the key is the period's name.
+
+    Purpose and analyst keys are normalised (`normalize_key`).
+    """
 
     kind: ScopeKind
     key: str
+
+    def __post_init__(self) -> None:
+        if self.kind is not ScopeKind.PERIOD:
+            object.__setattr__(self, "key", normalize_key(self.key))
 
     @property
     def label(self) -> str:
@@ -82,6 +99,10 @@ class Requester:
     purpose: str = ""
     analyst: str = ""
     project: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("purpose", "analyst", "project"):
+            object.__setattr__(self, name, normalize_key(getattr(self, name)))
 
 
 class DuplicateRelease(SilobridgeError):
@@ -230,12 +251,13 @@ class Ledger(abc.ABC):
         round: int,
         event: PrivacyEvent,
         requester: Requester | None = None,
+        fingerprint: str = "",
     ) -> Reservation:
         """Charges `event` for a job's round, atomically with the check of every scope.
 
         A round whose earlier attempt died between reserve and commit (its process is
         gone, so it released nothing) is resumed under the same charge, never charged
-        again.
+        again - if the retry carries the same job spec (`fingerprint`) and parameters.
 
         Raises:
             BudgetExceeded: If some scope's releases and `event` composed exceed its budget.
@@ -262,8 +284,31 @@ class Ledger(abc.ABC):
         """
 
     @abc.abstractmethod
-    def stored_reply(self, job_id: str, round: int) -> bytes | None:
-        """The reply committed for a job's round, if any."""
+    def stored_reply(self, job_id: str, round: int, fingerprint: str = "") -> bytes | None:
+        """The reply committed for a job's round, if any.
+
+        Raises:
+            DuplicateRelease: If the round was committed for another job spec.
+        """
+
+    @abc.abstractmethod
+    def job_events(self, job_id: str) -> list[PrivacyEvent]:
+        """One job's reserved and committed releases."""
+
+    @abc.abstractmethod
+    def committed_rounds(self, job_id: str) -> int:
+        """How many of a job's rounds were released."""
+
+    @abc.abstractmethod
+    def store_evaluation(self, job_id: str, payload: bytes) -> bytes:
+        """Keeps a job's evaluation reply; returns the first one stored for the job.
+
+        Evaluations are not charged, so a job gets one: asked again, the node repeats it.
+        """
+
+    @abc.abstractmethod
+    def stored_evaluation(self, job_id: str) -> bytes | None:
+        """The job's evaluation reply, if one was given."""
 
     @abc.abstractmethod
     def history(self) -> list[LedgerEntry]:

@@ -1,7 +1,8 @@
 """How many rows a job would train on, read without touching any value a job uses.
 
 A dry-run quote needs the sampling rate, so the number of training rows: this reads only
-the person-id column (or, without one, counts rows), never a feature or target.
+the person-id column (as training does, to bound each person's rows) or, without one, a
+column the job itself uses, and keeps nothing but the count.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from clients.schema_check import validate_frame
 __all__ = ["count_train_rows"]
 
 
-def count_train_rows(config: NodeConfig) -> int:
+def count_train_rows(config: NodeConfig, job_column: str) -> int:
     """Training rows after contribution bounding and the holdout split.
+
+    Without a person id the rows are counted on `job_column`, a column the job itself reads
+    (and the policy check allowed), never on one it may not touch.
 
     Raises:
         DataError: The data cannot be read.
@@ -28,8 +32,7 @@ def count_train_rows(config: NodeConfig) -> int:
         ids = validate_frame(source.read([person_id]), [id_spec], where=source.description)
         keys: list[object] = list(dict.fromkeys(ids[person_id].tolist()))
     else:
-        first = source.available_columns()[:1]
-        keys = list(range(len(source.read(first)))) if first else []
+        keys = list(range(len(source.read([job_column]))))
     return sum(
         1
         for key in keys

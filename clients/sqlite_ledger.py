@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -22,9 +23,9 @@ from clients.ledger import (
     ScopeBudget,
     ScopeKind,
 )
-from clients.process_token import current_token, token_alive
+from clients.round_lock import RoundLock
 from vocab.accounting import epsilon_spent
-from vocab.errors import ConfigError, InternalError, JobSpecError
+from vocab.errors import ConfigError, InternalError, JobSpecError, PolicyRefusal
 from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
 from vocab.privacy import event_from_params as _event_from_params
 from vocab.sqlite_tx import connect, read_snapshot, write_locked
@@ -84,6 +85,7 @@ _SCHEMA = (
         params     TEXT NOT NULL,
         status     TEXT NOT NULL CHECK (status IN ('reserved', 'committed', 'cancelled')),
         owner      TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     )""",
@@ -95,11 +97,19 @@ _SCHEMA = (
         release_id INTEGER PRIMARY KEY REFERENCES releases (id),
         payload    BLOB NOT NULL
     )""",
+    # The one evaluation reply a job gets from this dataset (see `store_evaluation`).
+    """CREATE TABLE IF NOT EXISTS evaluations (
+        dataset    TEXT NOT NULL,
+        job_id     TEXT NOT NULL,
+        payload    BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (dataset, job_id)
+    )""",
 )
 
 _RELEASE_COLUMNS = (
     "id, dataset, period, job_id, round, purpose, analyst, project, mechanism, params, "
-    "status, owner, created_at, updated_at"
+    "status, owner, fingerprint, created_at, updated_at"
 )
 
 _LIVE = (EntryStatus.RESERVED.value, EntryStatus.COMMITTED.value)
@@ -174,7 +184,7 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
         ).params()
         conn.execute(
             f"INSERT INTO releases ({_RELEASE_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, '', '', '', 'subsampled_gaussian', ?, ?, '', ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, '', '', '', 'subsampled_gaussian', ?, ?, '', '', ?, ?)",
             (row["id"], row["dataset"], _FIRST_PERIOD_FROM_V1, row["job_id"], row["round"],
              json.dumps(params), row["status"], row["created_at"], row["updated_at"]),
         )  # fmt: skip
@@ -211,6 +221,10 @@ class SqliteLedger(Ledger):
             )
         self._path = Path(path)
         self._dataset = dataset
+        self._locks = RoundLock(self._path)
+        self._held: dict[int, tuple[int, Path]] = {}  # entry id -> (lock fd, lock file)
+        self.config_change: BudgetChange | None = None
+        """The change the node config's [budget] made on opening, for the audit log."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             # WAL lets readers proceed while a reservation holds the write lock; the mode is
@@ -229,7 +243,9 @@ class SqliteLedger(Ledger):
                 if version == 1:
                     _migrate_v1(conn)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                self._apply_config_budget(conn, budget, first_period)
+                changed = self._apply_config_budget(conn, budget, first_period)
+        if changed:
+            self.config_change = self.budget_changes()[-1]
 
     @property
     def dataset(self) -> str:
@@ -295,6 +311,7 @@ class SqliteLedger(Ledger):
         round: int,
         event: PrivacyEvent,
         requester: Requester | None = None,
+        fingerprint: str = "",
     ) -> Reservation:
         if not isinstance(job_id, str) or not job_id:
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
@@ -303,6 +320,25 @@ class SqliteLedger(Ledger):
         if not isinstance(event, DpSgdEvent | GaussianEvent | LaplaceEvent):
             raise InternalError(f"reserve() got {type(event).__name__}, not a privacy event")
         who = requester or Requester()
+        # Held until commit or cancel, or until this process dies: whoever takes it next
+        # knows no live process is answering the round.
+        fd = self._locks.acquire(self._dataset, job_id, round)
+        if fd is None:
+            raise DuplicateRelease(
+                dataset=self._dataset, job_id=job_id, round=round,
+                why="another attempt is answering it now",
+            )  # fmt: skip
+        try:
+            reservation = self._reserve_locked(job_id, round, event, who, fingerprint)
+        except BaseException:
+            self._locks.release(fd)
+            raise
+        self._held[reservation.entry_id] = (fd, self._locks.path(self._dataset, job_id, round))
+        return reservation
+
+    def _reserve_locked(
+        self, job_id: str, round: int, event: PrivacyEvent, who: Requester, fingerprint: str
+    ) -> Reservation:
         with self._connect() as conn, write_locked(conn):
             live = conn.execute(
                 f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND job_id = ? "
@@ -311,17 +347,17 @@ class SqliteLedger(Ledger):
             ).fetchone()
             if live is not None:
                 # Checked before the budget: a retry is reported as what it is.
-                return self._resume(conn, live, event)
+                return self._resume(conn, live, event, fingerprint)
             quote = self._quote(conn, [event], who)
             if not quote.fits:
                 raise quote.refusal(f"job {job_id!r} round {round}")
             now = _now()
             cursor = conn.execute(
                 f"INSERT INTO releases ({_RELEASE_COLUMNS}) "
-                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self._dataset, self._period(conn), job_id, round, who.purpose, who.analyst,
                  who.project, event.mechanism.value, json.dumps(event.params()),
-                 EntryStatus.RESERVED.value, current_token(), now, now),
+                 EntryStatus.RESERVED.value, f"pid {os.getpid()}", fingerprint, now, now),
             )  # fmt: skip
             entry_id = cursor.lastrowid
         if entry_id is None:
@@ -334,12 +370,58 @@ class SqliteLedger(Ledger):
     def cancel(self, reservation: Reservation) -> None:
         self._resolve(reservation, EntryStatus.CANCELLED, None)
 
-    def stored_reply(self, job_id: str, round: int) -> bytes | None:
+    def stored_reply(self, job_id: str, round: int, fingerprint: str = "") -> bytes | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT payload FROM replies JOIN releases ON releases.id = replies.release_id "
+                "SELECT payload, fingerprint FROM replies "
+                "JOIN releases ON releases.id = replies.release_id "
                 "WHERE dataset = ? AND job_id = ? AND round = ? AND status = ?",
                 (self._dataset, job_id, round, EntryStatus.COMMITTED.value),
+            ).fetchone()
+        if row is None:
+            return None
+        if str(row["fingerprint"]) != fingerprint:
+            raise DuplicateRelease(
+                dataset=self._dataset, job_id=job_id, round=round,
+                why="the retry carries a different job spec",
+            )  # fmt: skip
+        return bytes(row["payload"])
+
+    def job_events(self, job_id: str) -> list[PrivacyEvent]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_RELEASE_COLUMNS} FROM releases "
+                "WHERE dataset = ? AND job_id = ? AND status IN (?, ?) ORDER BY id",
+                (self._dataset, job_id, *_LIVE),
+            ).fetchall()
+        return [_event(row) for row in rows]
+
+    def committed_rounds(self, job_id: str) -> int:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM releases WHERE dataset = ? AND job_id = ? AND status = ?",
+                (self._dataset, job_id, EntryStatus.COMMITTED.value),
+            ).fetchone()
+        return int(row[0])
+
+    def store_evaluation(self, job_id: str, payload: bytes) -> bytes:
+        with self._connect() as conn, write_locked(conn):
+            conn.execute(
+                "INSERT OR IGNORE INTO evaluations (dataset, job_id, payload, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (self._dataset, job_id, payload, _now()),
+            )
+            row = conn.execute(
+                "SELECT payload FROM evaluations WHERE dataset = ? AND job_id = ?",
+                (self._dataset, job_id),
+            ).fetchone()
+        return bytes(row["payload"])
+
+    def stored_evaluation(self, job_id: str) -> bytes | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT payload FROM evaluations WHERE dataset = ? AND job_id = ?",
+                (self._dataset, job_id),
             ).fetchone()
         return None if row is None else bytes(row["payload"])
 
@@ -461,20 +543,27 @@ class SqliteLedger(Ledger):
                 f"dataset {self._dataset!r} already had a period named {name!r}",
                 "periods only move forward: give the new period a new name, e.g. the year",
             )
+        previous = self._budgets_or_empty(conn, self._period(conn)) if source == "officer" else {}
         conn.execute(
             "INSERT INTO periods (dataset, name, opened_at) VALUES (?, ?, ?)",
             (self._dataset, name, _now()),
         )
         self._set(conn, name, Scope(ScopeKind.PERIOD, name), total, source)
+        # Purpose sub-budgets and analyst caps carry over; the officer changes them with
+        # set_budget like any other.
+        for scope, budget in previous.items():
+            if scope.kind is not ScopeKind.PERIOD:
+                self._set(conn, name, scope, budget, f"carried into {name}")
 
     def _apply_config_budget(
         self, conn: sqlite3.Connection, budget: Budget, first_period: str | None
-    ) -> None:
+    ) -> bool:
+        """Applies the config's [budget] if it changed since last applied; says if it did."""
         seen = conn.execute(
             "SELECT epsilon, delta FROM config_budget WHERE dataset = ?", (self._dataset,)
         ).fetchone()
         if seen is not None and Budget(float(seen["epsilon"]), float(seen["delta"])) == budget:
-            return
+            return False
         conn.execute(
             "INSERT OR REPLACE INTO config_budget VALUES (?, ?, ?)",
             (self._dataset, budget.epsilon, budget.delta),
@@ -485,9 +574,11 @@ class SqliteLedger(Ledger):
         if has_period is None:
             name = first_period or str(datetime.now(UTC).year)
             self._open_period(conn, _check_name("period name", name), budget, "config")
-            return
+            return True
         period = self._period(conn)
+        old = self._budgets(conn, period).get(Scope(ScopeKind.PERIOD, period))
         self._set(conn, period, Scope(ScopeKind.PERIOD, period), budget, "config")
+        return old != budget
 
     def _live_events(
         self, conn: sqlite3.Connection, period: str, scope: Scope
@@ -506,6 +597,12 @@ class SqliteLedger(Ledger):
         period = self._period(conn)
         budgets = self._budgets(conn, period)
         total = Scope(ScopeKind.PERIOD, period)
+        if not who.analyst and any(s.kind is ScopeKind.ANALYST for s in budgets):
+            raise PolicyRefusal(
+                f"dataset {self._dataset!r} caps each analyst's budget, and the job names "
+                "no analyst",
+                "set `analyst` in the job spec's [job] table",
+            )
         applicable = [total]
         for scope in (Scope(ScopeKind.PURPOSE, who.purpose), Scope(ScopeKind.ANALYST, who.analyst)):
             if scope.key and scope in budgets:
@@ -529,32 +626,29 @@ class SqliteLedger(Ledger):
         return Quote(requested=epsilon_spent(events, budgets[total].delta), scopes=tuple(quotes))
 
     def _resume(
-        self, conn: sqlite3.Connection, live: sqlite3.Row, event: PrivacyEvent
+        self, conn: sqlite3.Connection, live: sqlite3.Row, event: PrivacyEvent, fingerprint: str
     ) -> Reservation:
         entry = _entry(live)
         if entry.status is EntryStatus.COMMITTED:
             raise DuplicateRelease(
                 dataset=self._dataset, job_id=entry.job_id, round=entry.round, why="committed"
             )
-        if token_alive(str(live["owner"])):
+        if entry.event != event or str(live["fingerprint"]) != fingerprint:
             raise DuplicateRelease(
                 dataset=self._dataset, job_id=entry.job_id, round=entry.round,
-                why="another attempt is answering it now",
+                why="a crashed attempt reserved it for another job spec or other parameters; "
+                "that reservation stays charged",
             )  # fmt: skip
-        if entry.event != event:
-            raise DuplicateRelease(
-                dataset=self._dataset, job_id=entry.job_id, round=entry.round,
-                why="a crashed attempt reserved it with other parameters; the reservation "
-                "stays charged",
-            )  # fmt: skip
-        # The owner died before committing, so it released nothing: carry on under its charge.
+        # The caller holds the round's lock, so the reserving process is gone; it commits
+        # before it replies, so it released nothing: carry on under its charge.
         conn.execute(
             "UPDATE releases SET owner = ?, updated_at = ? WHERE id = ?",
-            (current_token(), _now(), entry.entry_id),
+            (f"pid {os.getpid()}", _now(), entry.entry_id),
         )
         return Reservation(entry.entry_id, entry.job_id, entry.round, entry.event, resumed=True)
 
     def _resolve(self, reservation: Reservation, status: EntryStatus, reply: bytes | None) -> None:
+        resolved = False
         with self._connect() as conn, write_locked(conn):
             updated = conn.execute(
                 "UPDATE releases SET status = ?, updated_at = ? WHERE id = ? AND dataset = ? "
@@ -569,11 +663,19 @@ class SqliteLedger(Ledger):
                         "INSERT INTO replies (release_id, payload) VALUES (?, ?)",
                         (reservation.entry_id, reply),
                     )
-                return
+                resolved = True
             row = conn.execute(
                 "SELECT status FROM releases WHERE id = ? AND dataset = ?",
                 (reservation.entry_id, self._dataset),
             ).fetchone()
+        if resolved:
+            held = self._held.pop(reservation.entry_id, None)
+            if held is not None:
+                # A committed round is final in the ledger, so its lock file can go; a
+                # cancelled round may be reserved again and keeps its file.
+                fd, path = held
+                self._locks.release(fd, forget=path if status is EntryStatus.COMMITTED else None)
+            return
         found = "no such entry" if row is None else f"entry is {row['status']}"
         raise InternalError(
             f"cannot mark reservation {reservation.entry_id} (job {reservation.job_id!r} "

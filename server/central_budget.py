@@ -27,6 +27,7 @@ from vocab.errors import BudgetExceeded, ConfigError
 from vocab.jobspec import NAME_RE
 
 __all__ = [
+    "UNNAMED",
     "Cap",
     "CapChange",
     "CapCheck",
@@ -39,6 +40,10 @@ __all__ = [
     "JobCharge",
     "validate_cap",
 ]
+
+
+UNNAMED = "(none named)"
+"""The analyst a job naming none is checked as, once analysts are capped (at a cap of 0)."""
 
 
 class CapKind(enum.Enum):
@@ -81,7 +86,7 @@ def validate_cap(kind: CapKind, key: str, epsilon: float) -> float:
     if not isinstance(kind, CapKind):
         raise ConfigError(f"cap kind must be a CapKind, got {kind!r}")
     # The names a job spec accepts: a cap on any other key could never apply to a job.
-    if not isinstance(key, str) or not NAME_RE.match(key):
+    if not isinstance(key, str) or not NAME_RE.fullmatch(key):
         raise ConfigError(
             f"{kind.value} name {key!r} is not allowed",
             "use the name job specs carry: 1-64 letters, digits, '.', '_' or '-'",
@@ -183,12 +188,17 @@ class CapCheck:
         return self.after <= self.cap
 
     def refusal(self) -> CapExceeded:
+        scope = (
+            "the central caps on analysts (the job names no analyst: set `analyst` in its spec)"
+            if self.key == UNNAMED
+            else f"the central cap of {self.kind.value} {self.key!r}"
+        )
         return CapExceeded(
             requested=self.requested,
             spent=self.spent,
             remaining=self.remaining,
             budget=self.cap,
-            scope=f"the central cap of {self.kind.value} {self.key!r}",
+            scope=scope,
         )
 
 
@@ -252,7 +262,9 @@ class CentralBudget(abc.ABC):
 
     @abc.abstractmethod
     def settle(self, job_id: str, charged: float) -> JobCharge:
-        """Settles an admitted job to `charged`, clamped to [0, requested].
+        """Settles an admitted job to `charged` (floored at 0; NaN settles to the request).
+
+        `charged` may exceed the reservation: a node prices a job at its own delta.
 
         Raises:
             InternalError: If the job was never admitted or is already settled.

@@ -41,14 +41,16 @@ def _emit(kind: str, **fields: Any) -> None:
 def charged_epsilon(requested: float, replies: Sequence[NodeReply]) -> float:
     """What a finished job settles to against the central caps.
 
-    The largest epsilon any node reported having charged for the job, never more than
-    `requested`. A training message that got no usable answer may still have been
-    charged at its node (only the reply may have been lost), so then the job keeps its
-    full reservation: the coordinator errs toward counting more.
+    The largest epsilon any node reported having charged for the job - more than requested
+    if a node, pricing the job at its own delta, charged more. A training message that got
+    no usable answer may still have been charged at its node (only the reply may have been
+    lost), so then the job counts at least its full reservation: the coordinator errs
+    toward counting more.
     """
+    reported = max((r.epsilon_job for r in replies), default=0.0)
     if any(r.message_type == TRAIN and r.status is AnswerStatus.NO_ANSWER for r in replies):
-        return requested
-    return min(requested, max((r.epsilon_job for r in replies), default=0.0))
+        return max(requested, reported)
+    return reported
 
 
 def _job_start(config: RunConfig, job_id: str) -> dict[str, Any]:

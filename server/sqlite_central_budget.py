@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.central_budget import (
+    UNNAMED,
     Cap,
     CapChange,
     CapCheck,
@@ -49,7 +50,7 @@ _SCHEMA = (
         analyst    TEXT NOT NULL,
         project    TEXT NOT NULL,
         requested  REAL NOT NULL CHECK (requested > 0),
-        charged    REAL CHECK (charged IS NULL OR (charged >= 0 AND charged <= requested)),
+        charged    REAL CHECK (charged IS NULL OR charged >= 0),
         status     TEXT NOT NULL CHECK (status IN ('reserved', 'settled')),
         created_at TEXT NOT NULL,
         settled_at TEXT
@@ -227,8 +228,7 @@ class SqliteCentralBudget(CentralBudget):
             if charge.status is not ChargeStatus.RESERVED:
                 raise InternalError(f"job {job_id!r} is settled twice")
             # NaN (a node reporting nonsense) settles to the reservation, never below it.
-            amount = charge.requested if math.isnan(charged) else float(charged)
-            amount = min(max(0.0, amount), charge.requested)
+            amount = charge.requested if math.isnan(charged) else max(0.0, float(charged))
             now = _now()
             conn.execute(
                 "UPDATE charges SET charged = ?, status = ?, settled_at = ? WHERE job_id = ?",
@@ -254,7 +254,14 @@ class SqliteCentralBudget(CentralBudget):
             (CapKind.PROJECT, project, "project"),
         ):
             if not key:
-                continue  # a job without an analyst (project) meets no such cap
+                # Once the central officer caps analysts, a job naming none could slip past
+                # every cap: it meets a cap of 0 instead. (A job need not name a project.)
+                capped = conn.execute(
+                    "SELECT 1 FROM caps WHERE kind = ? LIMIT 1", (kind.value,)
+                ).fetchone()
+                if kind is CapKind.ANALYST and capped is not None:
+                    checks.append(CapCheck(kind, UNNAMED, 0.0, 0.0, requested))
+                continue
             row = conn.execute(
                 "SELECT epsilon FROM caps WHERE kind = ? AND key = ?", (kind.value, key)
             ).fetchone()

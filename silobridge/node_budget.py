@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients.audit_paths import audit_path_for
 from clients.ledger import EntryStatus, Scope, ScopeKind
+from clients.node_audit import audit_path_for, log_budget_change
 from clients.node_config import NodeConfig, load_node_config
 from clients.sqlite_ledger import SqliteLedger
 from vocab.audit_log import AuditLog
 from vocab.errors import ConfigError
+from vocab.jobspec import NAME_RE
 from vocab.privacy import Budget
 
 __all__ = ["NodeBudgetView", "budget_history", "budget_view", "set_node_budget"]
@@ -46,8 +47,11 @@ class NodeBudgetView:
 
 
 def _open(config_path: Path) -> tuple[NodeConfig, SqliteLedger]:
+    """The node's ledger; an edit of the config's [budget] it applies is audited here too."""
     cfg = load_node_config(config_path)
-    return cfg, SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+    ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+    log_budget_change(AuditLog(audit_path_for(cfg.ledger_path)), ledger.config_change)
+    return cfg, ledger
 
 
 def budget_view(config_path: Path) -> NodeBudgetView:
@@ -99,12 +103,16 @@ def set_node_budget(
             "run the command once per budget",
         )
     cfg, ledger = _open(config_path)
-    budget = Budget(epsilon, ledger.budget().delta if delta is None else delta)
     audit = AuditLog(audit_path_for(cfg.ledger_path))
+    budget = Budget(epsilon, ledger.budget().delta if delta is None else delta)
+    if analyst is not None and not NAME_RE.fullmatch(analyst):
+        raise ConfigError(
+            f"analyst name {analyst!r} is not one a job spec can carry",
+            "use 1-64 letters, digits, '.', '_' or '-', as in the job spec's `analyst`",
+        )
+    scope: Scope | None = None
     if new_period is not None:
-        ledger.open_period(new_period, budget)
-        what = f"opened period {new_period!r} with total epsilon {budget.epsilon:g}"
-        scope_label = f"period {new_period}"
+        label = f"period {new_period}"
     else:
         if purpose is not None:
             scope = Scope(ScopeKind.PURPOSE, purpose)
@@ -112,15 +120,23 @@ def set_node_budget(
             scope = Scope(ScopeKind.ANALYST, analyst)
         else:
             scope = Scope(ScopeKind.PERIOD, ledger.period())
-        ledger.set_budget(scope, budget)
-        what = f"{scope.label}: epsilon {budget.epsilon:g}, delta {budget.delta:g}"
-        scope_label = scope.label
-    audit.append(
-        "budget_change",
-        {"dataset": cfg.dataset, "scope": scope_label, "epsilon": budget.epsilon,
-         "delta": budget.delta, "source": "officer"},
-    )  # fmt: skip
-    return what
+        label = scope.label
+    record = {"dataset": cfg.dataset, "scope": label, "epsilon": budget.epsilon,
+              "delta": budget.delta, "source": "officer"}  # fmt: skip
+    # Logged before it takes effect, so no change is ever in force unlogged; a change
+    # that then fails is logged as failed.
+    audit.append("budget_change", record)
+    try:
+        if scope is None:
+            ledger.open_period(str(new_period), budget)
+        else:
+            ledger.set_budget(scope, budget)
+    except Exception as err:
+        audit.append("budget_change_failed", {**record, "reason": str(err)})
+        raise
+    if scope is None:
+        return f"opened period {new_period!r} with total epsilon {budget.epsilon:g}"
+    return f"{scope.label}: epsilon {budget.epsilon:g}, delta {budget.delta:g}"
 
 
 def budget_history(config_path: Path) -> dict[str, Any]:

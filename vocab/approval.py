@@ -105,7 +105,7 @@ def format_time(moment: datetime) -> str:
 
 def _utc(name: str, value: object) -> datetime:
     if not isinstance(value, datetime):
-        raise ConfigError(f"approval `{name}` must be a datetime, got {value!r}")
+        raise ConfigError(f"approval `{name}` must be a datetime, got {_shown(value)}")
     offset = value.utcoffset()
     if offset is None:
         raise ConfigError(
@@ -120,10 +120,46 @@ def _utc(name: str, value: object) -> datetime:
     return value.astimezone(UTC)
 
 
+def _utf8(name: str, value: str, hint: str) -> None:
+    # A lone surrogate (JSON allows `"\ud800"`) is a valid Python string with no UTF-8 form,
+    # so it could never be signed or verified: refuse it here, not when the bytes are made.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"approval `{name}` is not valid Unicode text (character {exc.start} is a lone "
+            f"surrogate {value[exc.start]!r})",
+            hint,
+        ) from None
+
+
+def _finite_number(value: object) -> float | None:
+    """`value` as a finite float, or None if it is not a number or has no finite float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range (e.g. 10**400)
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: object) -> str:
+    """`repr(value)`, kept short: an absurd value in a file must not flood the message."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except ValueError:  # an int with more digits than `sys.get_int_max_str_digits()`
+        return f"a value of type {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _name(name: str, value: object, pattern: re.Pattern[str], rule: str, source: str) -> None:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ConfigError(
-            f"approval `{name}` must be {rule}, got {value!r}", f"write it exactly as {source}"
+            f"approval `{name}` must be {rule}, got {_shown(value)}",
+            f"write it exactly as {source}",
         )
 
 
@@ -159,7 +195,7 @@ class Approval:
         )
         if not isinstance(self.purpose, str) or not self.purpose.strip():
             raise ConfigError(
-                f"approval `purpose` must be a non-empty string, got {self.purpose!r}",
+                f"approval `purpose` must be a non-empty string, got {_shown(self.purpose)}",
                 "state the purpose exactly as the job spec's `purpose` does",
             )
         if len(self.purpose) > _MAX_PURPOSE:
@@ -167,27 +203,27 @@ class Approval:
                 f"approval `purpose` is longer than {_MAX_PURPOSE} characters",
                 "use the job spec's `purpose`, which is at most 200 characters",
             )
+        _utf8("purpose", self.purpose, "state the purpose exactly as the job spec's does")
         if (
             not isinstance(self.columns, frozenset)
             or not self.columns
             or not all(isinstance(c, str) and c.strip() for c in self.columns)
         ):
             raise ConfigError(
-                f"approval `columns` must be a non-empty set of column names, got {self.columns!r}",
+                "approval `columns` must be a non-empty set of column names, got "
+                f"{_shown(self.columns)}",
                 "name at least one conditional column",
             )
-        epsilon = self.max_epsilon
-        if (
-            isinstance(epsilon, bool)
-            or not isinstance(epsilon, int | float)
-            or not math.isfinite(epsilon)
-            or epsilon <= 0
-        ):
+        for column in sorted(self.columns):
+            _utf8("columns", column, "name the columns exactly as the node's schema does")
+        epsilon = _finite_number(self.max_epsilon)
+        if epsilon is None or epsilon <= 0:
             raise ConfigError(
-                f"approval `max_epsilon` must be a finite number > 0, got {epsilon!r}",
+                "approval `max_epsilon` must be a finite number > 0, got "
+                f"{_shown(self.max_epsilon)}",
                 "use the largest per-node epsilon the job may ask for, e.g. 1.0",
             )
-        object.__setattr__(self, "max_epsilon", float(epsilon))
+        object.__setattr__(self, "max_epsilon", epsilon)
         issued = _utc("issued_at", self.issued_at)
         expires = _utc("expires_at", self.expires_at)
         if expires <= issued:
@@ -201,7 +237,7 @@ class Approval:
         if not isinstance(self.key_id, str) or not _KEY_ID_RE.fullmatch(self.key_id):
             raise ConfigError(
                 f"approval `key_id` must be {_KEY_ID_HEX} lower-case hex digits, got "
-                f"{self.key_id!r}",
+                f"{_shown(self.key_id)}",
                 "use the key id `silobridge officer keygen` printed",
             )
 
@@ -241,7 +277,7 @@ class SignedApproval:
     def __post_init__(self) -> None:
         if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_BYTES:
             raise ConfigError(
-                f"an ed25519 signature is {SIGNATURE_BYTES} bytes, got {self.signature!r}",
+                f"an ed25519 signature is {SIGNATURE_BYTES} bytes, got {_shown(self.signature)}",
                 _REISSUE,
             )
 
@@ -285,8 +321,14 @@ def serialize_signed_approval(signed: SignedApproval) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def _printable(text: str) -> str:
+    # File names (undecodable bytes become surrogates) and keys or values quoted from a file
+    # may hold lone surrogates; the message must still print, log and travel over gRPC.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _bad(source: str, problem: str, hint: str = _REISSUE) -> ConfigError:
-    return ConfigError(f"approval file {source}: {problem}", hint)
+    return ConfigError(_printable(f"approval file {source}: {problem}"), hint)
 
 
 def _check_keys(source: str, table: Mapping[str, Any], where: str, keys: tuple[str, ...]) -> None:
@@ -312,7 +354,7 @@ def _field_time(source: str, table: Mapping[str, Any], key: str) -> datetime:
             offset = moment.utcoffset()
             if offset is not None and not offset:
                 return moment
-    raise _bad(source, f"`{key}` must be a UTC time like 2027-01-01T00:00:00Z, got {value!r}")
+    raise _bad(source, f"`{key}` must be a UTC time like 2027-01-01T00:00:00Z, got {_shown(value)}")
 
 
 def parse_signed_approval(text: str, source: str | Path) -> SignedApproval:
@@ -327,19 +369,37 @@ def parse_signed_approval(text: str, source: str | Path) -> SignedApproval:
 
     Raises:
         ConfigError: The text is not JSON, not an approval document, or a field is missing,
-            unknown or invalid. The message names `source` and the field.
+            unknown or invalid. The message names `source` and the field. Any other
+            failure to parse the text is also a ConfigError naming `source`: one bad file
+            must not stop the node from reading the others.
     """
     where = str(source)
+    try:
+        return _parse(text, where)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        # The file is untrusted input and one bad file must not stop every job (nor make
+        # `officer inspect` print a traceback): whatever the checks above missed still
+        # becomes an error that names the file, and the folder's other approvals stay usable.
+        raise _bad(where, f"cannot be read as an approval ({type(exc).__name__}: {exc})") from None
+
+
+def _parse(text: str, where: str) -> SignedApproval:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _bad(where, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError:  # an integer literal longer than Python reads (4300 digits)
+        raise _bad(where, "is not valid JSON (it holds a number too long to read)") from None
+    except RecursionError:
+        raise _bad(where, "is not valid JSON (it is nested too deeply to read)") from None
     if not isinstance(document, dict):
         raise _bad(where, "must hold a JSON object")
     if document.get("format") != APPROVAL_FORMAT:
         raise _bad(
             where,
-            f"is not a silobridge column approval (`format` is {document.get('format')!r}, "
+            f"is not a silobridge column approval (`format` is {_shown(document.get('format'))}, "
             f"expected {APPROVAL_FORMAT!r})",
             "keep only approval files (made by `silobridge officer approve`) in this folder",
         )
@@ -350,9 +410,9 @@ def parse_signed_approval(text: str, source: str | Path) -> SignedApproval:
     _check_keys(where, fields, "`approval`", _FIELDS)
     columns = fields["columns"]
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise _bad(where, f"`columns` must be a list of column names, got {columns!r}")
+        raise _bad(where, f"`columns` must be a list of column names, got {_shown(columns)}")
     if len(set(columns)) != len(columns):
-        raise _bad(where, f"`columns` names a column twice: {columns!r}")
+        raise _bad(where, f"`columns` names a column twice: {_shown(columns)}")
     signature = document["signature"]
     try:
         raw_signature = base64.b64decode(signature, validate=True)

@@ -154,14 +154,14 @@ def _validate_feature(feature: FeatureSpec) -> None:
 
 
 def _validate(spec: RiskJobSpec) -> None:
-    if not NAME_RE.match(spec.name):
+    if not NAME_RE.fullmatch(spec.name):
         raise JobSpecError(
             f"job name {spec.name!r} is not allowed",
             "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
     for key in ("analyst", "project"):
         value = getattr(spec, key)
-        if not isinstance(value, str) or (value and not NAME_RE.match(value)):
+        if not isinstance(value, str) or (value and not NAME_RE.fullmatch(value)):
             raise JobSpecError(
                 f"job `{key}` {value!r} is not allowed",
                 "use 1-64 letters, digits, '.', '_' or '-', or leave it out",

@@ -19,13 +19,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from clients.audit_paths import audit_path_for
+from clients.node_audit import audit_path_for
 from clients.node_config import load_node_config
 from server.coordinator_home import CoordinatorHome
 from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
 from vocab.audit_chain import AuditEntry, ChainHead, VerifyResult, verify_chain
-from vocab.audit_log import read_entries
+from vocab.audit_log import read_entries, read_lines
 from vocab.errors import ConfigError, DataError
 
 __all__ = ["ExportFormat", "app"]
@@ -68,15 +68,28 @@ def _log(node_config: Path | None, coordinator_home: Path | None) -> _Log:
 
 
 def _anchor_from_result(result_path: Path, department: str) -> ChainHead | None:
+    hint = "pass the result.json of a job this node took part in"
     try:
-        result = json.loads(result_path.read_text())
+        result = json.loads(result_path.read_bytes())
         head = result["nodes"][department]["audit_head"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
         raise ConfigError(
-            f"{result_path} holds no audit head for department {department!r} ({err})",
-            "pass the result.json of a job this node took part in",
-        ) from err
-    return None if head is None else ChainHead(int(head["seq"]), str(head["hash"]))
+            f"{result_path} holds no audit head for department {department!r} "
+            f"({type(err).__name__}: {err})",
+            hint,
+        ) from None
+    if head is None:
+        return None
+    seq = head.get("seq") if isinstance(head, dict) else None
+    digest = head.get("hash") if isinstance(head, dict) else None
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or not isinstance(digest, str):
+        raise ConfigError(
+            f"{result_path}: the audit head of department {department!r} must be "
+            '{"seq": <an integer >= 0>, "hash": <text>}, got '
+            f"{json.dumps(head)[:200]}",
+            f"{hint}, as the coordinator wrote it",
+        )
+    return ChainHead(seq, digest)
 
 
 def _print_broken(label: str, where: str, outcome: VerifyResult) -> None:
@@ -126,6 +139,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON entry per line.")] = False,
 ) -> None:
     """Print the latest audit entries."""
+    if last < 1:
+        raise ConfigError(f"--last must be at least 1, got {last}", "e.g. --last 30")
     log = _log(node_config, coordinator_home)
     entries = read_entries(log.path)[-last:]
     if as_json:
@@ -137,9 +152,14 @@ def show(
     for col in ("seq", "time (UTC)", "event", "details"):
         table.add_column(col)
     for e in entries:
-        details = ", ".join(f"{k}={v}" for k, v in e.data.items())
-        table.add_row(str(e.seq), e.ts, e.kind, escape(details))
+        details = _shown(", ".join(f"{k}={v}" for k, v in e.data.items()))
+        table.add_row(str(e.seq), escape(_shown(e.ts)), escape(_shown(e.kind)), escape(details))
     console.print(table)
+
+
+def _shown(text: str) -> str:
+    # An edited log may hold lone surrogates (JSON `"\ud800"`), which no terminal can print.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _entry_dict(entry: AuditEntry) -> dict[str, Any]:
@@ -152,7 +172,7 @@ def _first_unreadable(lines: list[str]) -> int:
             raw = json.loads(line)
             if not isinstance(raw, dict) or not set(_ENTRY_FIELDS) <= set(raw):
                 return number
-        except ValueError:
+        except (ValueError, RecursionError):
             return number
     return len(lines)
 
@@ -162,7 +182,7 @@ def _read_for_export(path: Path) -> tuple[list[AuditEntry], VerifyResult, list[s
     try:
         entries = read_entries(path)
     except DataError as err:
-        lines = [x for x in path.read_text(encoding="utf-8", errors="replace").splitlines() if x]
+        lines = [x for x in read_lines(path) if x]
         return [], VerifyResult(False, len(lines), _first_unreadable(lines), err.message), lines
     return entries, verify_chain(entries), []
 
@@ -195,7 +215,9 @@ def _write_csv(
     out: Path, summary: dict[str, Any], entries: list[AuditEntry], raw: list[str]
 ) -> None:
     # The verification summary leads as '#' comment lines; the entries follow as rows.
-    with open(out, "w", encoding="utf-8", newline="") as fh:
+    # backslashreplace: a tampered entry may hold lone surrogates, and a broken log is
+    # exactly the one investigators need written out.
+    with open(out, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         for key, value in summary.items():
             shown = json.dumps(value) if isinstance(value, dict) else value
             fh.write(f"# {key}: {'' if shown is None else shown}\n")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clients.audit_paths import audit_path_for
+from clients.node_audit import audit_path_for
 from server.coordinator_home import AUDIT_FILE
 from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.cli.errors import console, handle_errors

@@ -8,6 +8,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vocab.errors import SilobridgeError
 
@@ -25,9 +26,11 @@ err_console = Console(stderr=True)
 
 
 def fail(err: SilobridgeError, code: int = EXIT_USER_ERROR) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, soft_wrap=True)
+    # Messages quote config sections (`[officer]`) and user values (paths, names): they are
+    # plain text, and read as markup they would lose the brackets or fail to print at all.
+    err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
     if err.hint:
-        err_console.print(f"[bold]fix:[/] {err.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold]fix:[/] {escape(err.hint)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

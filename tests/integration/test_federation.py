@@ -136,7 +136,7 @@ def test_restricted_column_is_refused_and_cli_exits_non_zero(
 def test_node_audit_logs_record_the_job_and_verify_against_the_result(
     federation: LiveFederation, first_job: dict[str, Any]
 ) -> None:
-    from clients.audit_paths import audit_path_for
+    from clients.node_audit import audit_path_for
     from vocab.audit_log import read_entries
 
     alpha = federation.nodes["alpha"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clients.audit_paths import audit_path_for
+from clients.node_audit import audit_path_for
 from clients.sqlite_ledger import SqliteLedger
 from server.run_config import RunMode
 from silobridge.flower_runner import Federation, submit_job

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients.audit_paths import audit_path_for
 from clients.job_handler import JobRequest, handle_request
 from clients.ledger import EntryStatus
+from clients.node_audit import audit_path_for
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent

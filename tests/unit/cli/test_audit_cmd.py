@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clients.audit_paths import audit_path_for
+from clients.node_audit import audit_path_for
 from clients.node_config import NodeConfig
 from server.coordinator_audit import CoordinatorAudit
 from server.exchange import AnswerStatus, NodeReply

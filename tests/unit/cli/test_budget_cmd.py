@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clients.audit_paths import audit_path_for
+from clients.node_audit import audit_path_for
 from server.coordinator_home import CoordinatorHome
 from silobridge.cli.main import app
 from silobridge.synthetic import make_rows, write_node
@@ -154,9 +154,13 @@ def test_node_officer_sets_scopes_opens_a_period_and_every_change_is_audited(
     code, out = _invoke("set", *where, "--epsilon", "nan")
     assert code != 0 and "epsilon" in out
     history = json.loads(_invoke("history", *where, "--json")[1])
-    assert [c["source"] for c in history["changes"]] == ["config", "officer", "officer", "officer"]
+    sources = [c["source"] for c in history["changes"]]
+    assert sources == ["config", "officer", "officer", "officer"] + ["carried into next-year"] * 2
     entries = read_entries(audit_path_for(cfg.ledger_path))
-    assert [e.kind for e in entries] == ["budget_change"] * 3
+    # The config's first budget, three officer changes, and the refused reopening of a
+    # period: logged before it was tried, then logged as failed.
+    assert [e.kind for e in entries] == ["budget_change"] * 5 + ["budget_change_failed"]
+    assert [e.data["source"] for e in entries[:5]] == ["config"] + ["officer"] * 4
     assert verify_chain(entries).ok
     assert _invoke("history", *where)[0] == 0
     assert _invoke("show", *where)[0] == 0

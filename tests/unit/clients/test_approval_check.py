@@ -412,3 +412,37 @@ def test_rsa_key_is_refused(tmp_path: Path) -> None:
 def test_naive_now_is_a_bug(tmp_path: Path) -> None:
     with pytest.raises(InternalError):
         approve_conditional_columns(_config(tmp_path), CLAIMS, CONDITIONAL, datetime(2026, 3, 1))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"max_epsilon": 1.0', '"max_epsilon": 1' + "0" * 400),  # OverflowError
+        ('"max_epsilon": 1.0', '"max_epsilon": 1' + "0" * 5000),  # too many digits
+        ('"purpose": "credit', '"purpose": "\\ud800credit'),  # no UTF-8 canonical bytes
+    ],
+)
+def test_absurd_file_is_a_problem_beside_a_valid_approval(
+    tmp_path: Path, old: str, new: str
+) -> None:
+    config = _config(tmp_path)
+    _write(config)
+    bad = _write(config, "absurd.json")
+    text = bad.read_text(encoding="utf-8")
+    assert old in text
+    bad.write_text(text.replace(old, new), encoding="utf-8")
+
+    (used,) = approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
+
+    assert used.path.name == "risk.json"
+    folder = read_approvals(config.approvals_dir)
+    assert [f.path.name for f in folder.files] == ["risk.json"]
+    (problem,) = folder.problems
+    assert isinstance(problem, ConfigError)
+    assert str(bad) in problem.message
+
+    (config.approvals_dir / "risk.json").unlink()
+    with pytest.raises(PolicyRefusal) as info:
+        approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
+    assert "absurd.json" in info.value.message
+    assert "fix or remove the unreadable file" in info.value.hint

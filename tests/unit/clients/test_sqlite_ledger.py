@@ -450,3 +450,68 @@ def test_schema_1_ledger_is_migrated_with_every_release(tmp_path: Path) -> None:
     assert [(c.old, c.new) for c in ledger.budget_changes()] == [
         (Budget(1.0, 1e-5), Budget(2.0, 1e-5))
     ]
+
+
+class TestReviewHardening:
+    def test_a_retry_with_another_spec_is_neither_resumed_nor_answered(
+        self, tmp_path: Path
+    ) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.commit(ledger.reserve("job-1", 0, ROUND_EVENT, fingerprint="spec-a"), b"reply")
+        assert ledger.stored_reply("job-1", 0, "spec-a") == b"reply"
+        with pytest.raises(DuplicateRelease, match="different job spec"):
+            ledger.stored_reply("job-1", 0, "spec-b")
+
+    def test_purposes_and_analysts_match_however_they_are_written(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.set_budget(Scope(ScopeKind.PURPOSE, "Fraud  Screening"), Budget(0.5, DELTA))
+        quote = ledger.quote([ROUND_EVENT], Requester(purpose=" fraud screening "))
+        assert [s.scope for s in quote.scopes][1:] == ["purpose fraud screening"]
+        assert not quote.fits
+
+    def test_a_job_naming_no_analyst_is_refused_once_analysts_are_capped(
+        self, tmp_path: Path
+    ) -> None:
+        from vocab.errors import PolicyRefusal
+
+        ledger = _ledger(tmp_path)
+        ledger.set_budget(Scope(ScopeKind.ANALYST, "alice"), Budget(2.0, DELTA))
+        with pytest.raises(PolicyRefusal, match="names no analyst"):
+            ledger.reserve("job-1", 0, ROUND_EVENT)
+        ledger.reserve("job-1", 0, ROUND_EVENT, Requester(analyst="ALICE"))
+        assert ledger.spent(Scope(ScopeKind.ANALYST, "alice")) > 0
+
+    def test_sub_budgets_carry_into_a_new_period(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        ledger.set_budget(Scope(ScopeKind.PURPOSE, "fraud"), Budget(0.5, DELTA))
+        ledger.open_period("2027", Budget(2.0, DELTA))
+        assert {b.scope.label: b.budget.epsilon for b in ledger.budgets()} == {
+            "period 2027": 2.0,
+            "purpose fraud": 0.5,
+        }
+        assert ledger.budget_changes()[-1].source == "carried into 2027"
+
+    def test_config_edits_are_reported_for_the_audit_log(self, tmp_path: Path) -> None:
+        first = _ledger(tmp_path)
+        assert first.config_change is not None and first.config_change.old is None
+        assert _ledger(tmp_path).config_change is None  # unchanged config: nothing new
+        edited = _ledger(tmp_path, Budget(4.0, DELTA))
+        assert edited.config_change is not None
+        assert (edited.config_change.old, edited.config_change.new) == (THREE, Budget(4.0, DELTA))
+
+    def test_a_job_gets_one_evaluation(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        assert ledger.stored_evaluation("job-1") is None
+        assert ledger.store_evaluation("job-1", b"first") == b"first"
+        assert ledger.store_evaluation("job-1", b"second") == b"first"
+        assert ledger.stored_evaluation("job-1") == b"first"
+
+    def test_a_committed_round_drops_its_lock_file(self, tmp_path: Path) -> None:
+        ledger = _ledger(tmp_path)
+        locks = ledger.path.with_name(ledger.path.name + ".locks")
+        reservation = ledger.reserve("job-1", 0, ROUND_EVENT)
+        assert len(list(locks.iterdir())) == 1
+        ledger.commit(reservation)
+        assert list(locks.iterdir()) == []
+        assert ledger.committed_rounds("job-1") == 1
+        assert ledger.job_events("job-1") == [ROUND_EVENT]

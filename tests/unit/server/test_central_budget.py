@@ -121,8 +121,8 @@ class CentralBudgetContract:
     def test_jobs_without_analyst_or_project_meet_only_existing_caps(self, tmp_path: Path) -> None:
         budget = self.make(tmp_path)
         budget.set_cap(CapKind.ANALYST, "r.ahmed", 0.1)
-        assert budget.reserve("j#1", "", "", 5.0).checks == ()
-        assert budget.reserve("j#2", "someone.else", "", 5.0).checks == ()
+        assert budget.reserve("j#1", "someone.else", "", 2.5).checks == ()
+        assert budget.reserve("j#2", "someone.else", "", 2.5).checks == ()
         # Recorded all the same: a cap set later counts them.
         assert [c.job_id for c in budget.charges()] == ["j#1", "j#2"]
         budget.set_cap(CapKind.ANALYST, "someone.else", 6.0)
@@ -149,9 +149,9 @@ class CentralBudgetContract:
         budget.reserve("j#2", "r.ahmed", "", 1.5)
 
     @pytest.mark.parametrize(
-        ("reported", "settled"), [(9.0, 1.0), (-1.0, 0.0), (float("nan"), 1.0), (0.0, 0.0)]
+        ("reported", "settled"), [(9.0, 9.0), (-1.0, 0.0), (float("nan"), 1.0), (0.0, 0.0)]
     )
-    def test_settle_never_exceeds_the_reservation(
+    def test_settle_records_what_nodes_charged_even_above_the_reservation(
         self, tmp_path: Path, reported: float, settled: float
     ) -> None:
         budget = self.make(tmp_path)
@@ -244,3 +244,17 @@ def _race(path: Path, job_id: str, barrier: Any, results: Any) -> None:
         results.put((f"error: {exc!r}", job_id))
     else:
         results.put(("reserved", job_id))
+
+
+def test_a_job_naming_no_analyst_is_refused_once_analysts_are_capped(tmp_path: Path) -> None:
+    from server.central_budget import UNNAMED
+
+    budget = SqliteCentralBudget(tmp_path / "central.sqlite")
+    assert budget.check("", "", 1.0).fits  # no caps at all: nothing to meet
+    budget.set_cap(CapKind.ANALYST, "r.ahmed", 5.0)
+    check = budget.check("", "", 1.0)
+    assert not check.fits
+    assert [(c.key, c.cap) for c in check.checks] == [(UNNAMED, 0.0)]
+    assert "names no analyst" in str(check.refusal())
+    budget.set_cap(CapKind.PROJECT, "fraud", 5.0)
+    assert budget.check("r.ahmed", "", 1.0).fits  # naming no project is fine

@@ -79,3 +79,42 @@ def test_garbage_line_is_a_clear_error(log_path: Path) -> None:
         fh.write("not json\n")
     with pytest.raises(DataError, match="line 6"):
         read_entries(log_path)
+
+
+def _damage(path: Path, line: int, old: bytes, new: bytes) -> None:
+    lines = path.read_bytes().split(b"\n")
+    assert old in lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    path.write_bytes(b"\n".join(lines))
+
+
+def test_a_byte_that_is_not_utf8_is_the_first_bad_entry(log_path: Path) -> None:
+    _damage(log_path, 3, b'"j#1"', b'"j#\xff1"')
+    entries = read_entries(log_path)
+    assert len(entries) == 5 and "\ufffd" in entries[2].data["job_id"]
+    outcome = verify_chain(entries)
+    assert (outcome.ok, outcome.first_bad) == (False, 3)
+    assert "edited" in outcome.reason
+
+
+def test_a_byte_that_is_not_utf8_does_not_stop_appending(log_path: Path) -> None:
+    _damage(log_path, 2, b'"j#1"', b'"j#\xfe1"')
+    entry = AuditLog(log_path).append("charge", {"job_id": "j#2", "round": 1})
+    assert entry.seq == 6
+    assert read_entries(log_path)[-1] == entry
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"round":2', b'"round":NaN'),  # could not be hashed to verify it
+        (b'"round":2', b'"round":' + b"[" * 100_000),  # too deep to parse
+        (b'"seq":2', b'"seq":1e400'),  # int(inf): OverflowError
+    ],
+)
+def test_unhashable_or_unparseable_line_is_a_clear_error(
+    log_path: Path, old: bytes, new: bytes
+) -> None:
+    _damage(log_path, 2, old, new)
+    with pytest.raises(DataError, match="line 2"):
+        read_entries(log_path)
