@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clients.ledger import EntryStatus, LedgerEntry
 from vocab.audit_chain import AuditEntry, VerifyResult, verify_chain
 from vocab.audit_log import read_entries
 
-__all__ = ["AnchorMismatch", "CrosscheckReport", "crosscheck", "crosscheck_files"]
+__all__ = ["AnchorMismatch", "CrosscheckReport", "crosscheck", "crosscheck_files", "ledger_gaps"]
 
 _NODE_REPLY = "node_reply"
 
@@ -130,3 +131,28 @@ def crosscheck_files(coordinator_log: Path, node_log: Path, department: str) -> 
         DataError: If either file holds a line that is not an audit entry.
     """
     return crosscheck(read_entries(coordinator_log), read_entries(node_log), department)
+
+
+def ledger_gaps(entries: list[AuditEntry], releases: list[LedgerEntry]) -> list[str]:
+    """Releases in a node's ledger that its audit log does not account for.
+
+    Every release must have its `reservation` entry, a committed one its `charge`, a
+    cancelled one its `cancel`. A log deleted or cut short - which its own chain cannot
+    show - leaves releases without entries. (A node killed in the instant between writing
+    its ledger and its log leaves one too; that is worth a look all the same.)
+    """
+    logged: dict[str, set[int]] = {"reservation": set(), "charge": set(), "cancel": set()}
+    for entry in entries:
+        if entry.kind in logged and isinstance(entry.data.get("ledger_entry"), int):
+            logged[entry.kind].add(int(entry.data["ledger_entry"]))
+    needed = {EntryStatus.COMMITTED: "charge", EntryStatus.CANCELLED: "cancel"}
+    gaps = []
+    for release in releases:
+        kinds = ["reservation"] + ([needed[release.status]] if release.status in needed else [])
+        missing = [kind for kind in kinds if release.entry_id not in logged[kind]]
+        if missing:
+            gaps.append(
+                f"ledger entry {release.entry_id} (job {release.job_id!r} round "
+                f"{release.round}, {release.status.value}) has no {' or '.join(missing)} entry"
+            )
+    return gaps

@@ -20,7 +20,13 @@ from vocab.errors import ConfigError
 from vocab.jobspec import NAME_RE
 from vocab.privacy import Budget
 
-__all__ = ["NodeBudgetView", "budget_history", "budget_view", "set_node_budget"]
+__all__ = [
+    "NodeBudgetView",
+    "budget_history",
+    "budget_view",
+    "open_node_ledger",
+    "set_node_budget",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class NodeBudgetView:
         }
 
 
-def _open(config_path: Path) -> tuple[NodeConfig, SqliteLedger]:
+def open_node_ledger(config_path: Path) -> tuple[NodeConfig, SqliteLedger]:
     """The node's ledger; an edit of the config's [budget] it applies is audited here too."""
     cfg = load_node_config(config_path)
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
@@ -56,7 +62,7 @@ def _open(config_path: Path) -> tuple[NodeConfig, SqliteLedger]:
 
 def budget_view(config_path: Path) -> NodeBudgetView:
     """Spent and remaining per scope of the current period, from the node's ledger."""
-    cfg, ledger = _open(config_path)
+    cfg, ledger = open_node_ledger(config_path)
     scopes = []
     for item in ledger.budgets():
         spent = ledger.spent(item.scope)
@@ -102,7 +108,7 @@ def set_node_budget(
             "give at most one of --purpose, --analyst, --period",
             "run the command once per budget",
         )
-    cfg, ledger = _open(config_path)
+    cfg, ledger = open_node_ledger(config_path)
     audit = AuditLog(audit_path_for(cfg.ledger_path))
     budget = Budget(epsilon, ledger.budget().delta if delta is None else delta)
     if analyst is not None and not NAME_RE.fullmatch(analyst):
@@ -141,7 +147,7 @@ def set_node_budget(
 
 def budget_history(config_path: Path) -> dict[str, Any]:
     """Every budget change, and every job's releases with their status and epsilon."""
-    cfg, ledger = _open(config_path)
+    cfg, ledger = open_node_ledger(config_path)
     changes = [
         {
             "at": c.changed_at.isoformat(),

@@ -22,8 +22,9 @@ from rich.table import Table
 from clients.node_audit import audit_path_for
 from clients.node_config import load_node_config
 from server.coordinator_home import CoordinatorHome
-from silobridge.audit_crosscheck import crosscheck_files
+from silobridge.audit_crosscheck import crosscheck_files, ledger_gaps
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
+from silobridge.node_budget import open_node_ledger
 from vocab.audit_chain import AuditEntry, ChainHead, VerifyResult, verify_chain
 from vocab.audit_log import read_entries, read_lines
 from vocab.errors import ConfigError, DataError
@@ -122,12 +123,28 @@ def verify(
             "`silobridge audit crosscheck`",
         )
     anchor = _anchor_from_result(result, log.department) if result and log.department else None
-    outcome = verify_chain(read_entries(log.path), anchor)
+    entries = read_entries(log.path)
+    outcome = verify_chain(entries, anchor)
     if not outcome.ok:
         _print_broken("audit log BROKEN", str(log.path), outcome)
         raise typer.Exit(EXIT_USER_ERROR)
+    checked = ""
+    if node_config is not None:
+        # The chain cannot show a log deleted or cut short; the ledger beside it can.
+        _, ledger = open_node_ledger(node_config)
+        gaps = ledger_gaps(read_entries(log.path), ledger.history())
+        if gaps:
+            err_console.print(
+                f"[bold red]audit log INCOMPLETE[/] {escape(str(log.path))}: "
+                f"{len(gaps)} ledger release(s) it does not record, first: {escape(gaps[0])}",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_USER_ERROR)
+        checked = f", every one of {len(ledger.history())} ledger releases recorded"
     anchored = f", anchored at entry {anchor.seq}" if anchor else ""
-    console.print(f"audit log OK: {outcome.entries} entries{anchored} ({log.path})", soft_wrap=True)
+    console.print(
+        f"audit log OK: {outcome.entries} entries{anchored}{checked} ({log.path})", soft_wrap=True
+    )
 
 
 @app.command("show")

@@ -199,3 +199,26 @@ def test_crosscheck_with_nothing_recorded_says_so(home: Path, node: NodeConfig) 
 def test_audit_verify_still_reads_a_node_log(node: NodeConfig) -> None:
     code, out = _invoke("verify", "--node-config", str(node.config_path))
     assert code == 0 and "6 entries" in out
+
+
+def test_node_verify_catches_a_deleted_or_cut_log_through_the_ledger(tmp_path: Path) -> None:
+    from clients.job_handler import JobRequest, handle_request
+    from clients.node_audit import audit_path_for
+    from silobridge.synthetic import make_rows, synthetic_spec, write_node
+    from vocab.models import build_model, get_weights
+
+    cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(400, seed=2))
+    spec = synthetic_spec("gaps", rounds=1, local_epochs=1)
+    request = JobRequest(spec, "gaps#1", 1, get_weights(build_model(spec)), train=True)
+    assert handle_request(cfg.config_path, "alpha", request).weights is not None
+    where = ["audit", "verify", "--node-config", str(cfg.config_path)]
+    ok = runner.invoke(app, where)
+    assert ok.exit_code == 0, ok.output
+    assert "every one of 1 ledger releases recorded" in ok.output
+    log = audit_path_for(cfg.ledger_path)
+    lines = log.read_text().splitlines(keepends=True)
+    for kept in ([], lines[:2]):  # the whole log deleted; the log cut before its charge
+        log.write_text("".join(kept))
+        broken = runner.invoke(app, where)
+        assert broken.exit_code == 2
+        assert "INCOMPLETE" in broken.output and "ledger entry 1" in broken.output
