@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -147,6 +148,15 @@ class Quote:
     def refusal(self, what: str) -> BudgetExceeded:
         """The refusal for the binding scope; `what` names the releases asked for."""
         scope = self.binding
+        if math.isinf(scope.requested) and scope.delta == 0:
+            return BudgetExceeded(
+                requested=scope.requested,
+                spent=scope.spent,
+                remaining=scope.remaining,
+                budget=scope.epsilon,
+                scope=f"{what} (budget: {scope.scope}, whose delta is 0: Gaussian noise and "
+                "DP-SGD have no finite epsilon there; only Laplace releases fit)",
+            )
         return BudgetExceeded(
             requested=scope.requested,
             spent=scope.spent,

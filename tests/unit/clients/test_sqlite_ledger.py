@@ -515,3 +515,13 @@ class TestReviewHardening:
         assert list(locks.iterdir()) == []
         assert ledger.committed_rounds("job-1") == 1
         assert ledger.job_events("job-1") == [ROUND_EVENT]
+
+
+def test_a_pure_dp_budget_says_why_gaussian_releases_never_fit(tmp_path: Path) -> None:
+    from vocab.privacy import LaplaceEvent
+
+    ledger = SqliteLedger(tmp_path / "l.sqlite", "lending", Budget(1.0, 0.0), "2026")
+    with pytest.raises(BudgetExceeded, match="only Laplace releases fit"):
+        ledger.reserve("job-1", 0, ROUND_EVENT)
+    ledger.commit(ledger.reserve("job-1", 1, LaplaceEvent(scale=2.0)))
+    assert ledger.spent() == pytest.approx(0.5)
