@@ -524,4 +524,4 @@ def test_a_pure_dp_budget_says_why_gaussian_releases_never_fit(tmp_path: Path) -
     with pytest.raises(BudgetExceeded, match="only Laplace releases fit"):
         ledger.reserve("job-1", 0, ROUND_EVENT)
     ledger.commit(ledger.reserve("job-1", 1, LaplaceEvent(scale=2.0)))
-    assert ledger.spent() == pytest.approx(0.5)
+    assert 0.5 <= ledger.spent() <= 0.5 * (1 + 1e-5)  # pure epsilon, rounded up
