@@ -14,13 +14,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import deployment, dp_overhead, utility
+from bench import accounting, deployment, dp_overhead, governance, utility
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run utility, DP overhead, then the real deployment, with the same `--quick` and `--out`."""
+    """Run utility, DP overhead, accounting, governance, then the real deployment.
+
+    Every benchmark gets the same `--quick` and `--out`; the first non-zero exit code stops
+    the run and is returned.
+    """
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke-sized runs")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
@@ -32,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries: tuple[tuple[str, Callable[..., int]], ...] = (
         ("utility", utility.main),
         ("dp_overhead", dp_overhead.main),
+        ("accounting", accounting.main),
+        ("governance", governance.main),
         ("deployment", deployment.main),
     )
     for name, entry in entries:

@@ -7,7 +7,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vocab.audit_chain import AuditEntry, ChainHead, make_entry
 from vocab.errors import DataError
@@ -62,6 +62,30 @@ def read_entries(path: Path) -> list[AuditEntry]:
     return [_parse(line, n, path) for n, line in enumerate(lines, start=1) if line.strip()]
 
 
+_TAIL_CHUNK = 8192
+
+
+def _last_line(fh: BinaryIO) -> bytes | None:
+    """The file's last non-blank line, read backwards from the end in chunks.
+
+    Each reply stamps the log's head and each event appends after it, so reading the whole
+    log every time would make a node slower the longer it has run.
+    """
+    end = fh.seek(0, os.SEEK_END)
+    buffer = b""
+    position = end
+    while position > 0:
+        step = min(_TAIL_CHUNK, position)
+        position -= step
+        fh.seek(position)
+        buffer = fh.read(step) + buffer
+        lines = [line for line in buffer.splitlines() if line.strip()]
+        # The first line in the buffer may be cut; any line after it is whole.
+        if len(lines) >= 2 or (lines and position == 0):
+            return lines[-1]
+    return None
+
+
 class AuditLog:
     """Appends events under an exclusive file lock, so concurrent writers chain safely.
 
@@ -79,11 +103,7 @@ class AuditLog:
         with open(self.path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                fh.seek(0)
-                last = None
-                for line in fh:
-                    if line.strip():
-                        last = line
+                last = _last_line(fh)
                 head = None
                 if last is not None:
                     tail = _parse(_decode(last), 0, self.path)
@@ -98,5 +118,16 @@ class AuditLog:
         return entry
 
     def head(self) -> ChainHead | None:
-        entries = read_entries(self.path)
-        return ChainHead(entries[-1].seq, entries[-1].hash) if entries else None
+        """The last entry's (seq, hash), or None for an empty or absent log."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)  # never between a writer's bytes
+            try:
+                last = _last_line(fh)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        if last is None:
+            return None
+        tail = _parse(_decode(last), 0, self.path)
+        return ChainHead(tail.seq, tail.hash)

@@ -118,3 +118,16 @@ def test_unhashable_or_unparseable_line_is_a_clear_error(
     _damage(log_path, 2, old, new)
     with pytest.raises(DataError, match="line 2"):
         read_entries(log_path)
+
+
+def test_head_and_append_read_only_the_tail_yet_agree_with_a_full_read(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "a.jsonl")
+    assert log.head() is None
+    for i in range(300):  # longer than one tail chunk
+        log.append("event", {"i": i, "padding": "x" * (i % 50)})
+        head = log.head()
+        last = read_entries(log.path)[-1]
+        assert head is not None and (head.seq, head.hash) == (last.seq, last.hash)
+    from vocab.audit_chain import verify_chain
+
+    assert verify_chain(read_entries(log.path)).ok
