@@ -1,11 +1,13 @@
 """Benchmarks (BENCHMARKS.md): each module prints a table and writes results/<name>.json."""
 
 __all__ = [
+    "accounting",
     "baseline",
     "departments",
     "deployment",
     "dp_overhead",
     "feature_sets",
+    "governance",
     "report",
     "run_all",
     "sweep",

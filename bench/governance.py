@@ -61,7 +61,7 @@ from clients.node_config import NodeConfig
 from clients.row_count import count_train_rows
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
-from vocab.accounting import epsilon_spent
+from vocab.accounting import epsilon_spent, forget_cached_curves
 from vocab.audit_chain import ChainHead, make_entry
 from vocab.audit_log import AuditLog
 from vocab.errors import InternalError
@@ -315,6 +315,8 @@ def _repetition(level: _Level, rep: int) -> dict[str, float]:
     ops: list[Callable[[], None]] = [quote, reserve_commit, append, head, node_quote, node_round]
     shift = rep % len(ops)
     for op in ops[shift:] + ops[:shift]:
+        # Each ClientApp is a fresh process: nothing it computed before is remembered.
+        forget_cached_curves()
         op()
     return out
 

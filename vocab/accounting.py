@@ -33,6 +33,7 @@ error can only ever overstate the privacy loss.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_ORDERS",
     "calibrate_noise_multiplier",
     "epsilon_spent",
+    "forget_cached_curves",
     "gaussian_noise_multiplier",
     "laplace_scale",
     "rdp_of",
@@ -202,11 +204,27 @@ def _laplace_rdp(scale: float, alpha: float) -> float:
     return eps + math.log1p(shrink) / (alpha - 1.0)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _sgd_rdp(q: float, sigma: float, steps: int, alpha: float) -> float:
+    """RDP of `steps` subsampled-Gaussian steps at one order, remembered.
+
+    A node prices one history several times per round (the whole job, the rest of it, the
+    reservation's check, the figures it reports); the curve of a stored release never
+    changes, so it is computed once per process.
+    """
+    return float(compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=alpha))
+
+
+def forget_cached_curves() -> None:
+    """Drops the remembered RDP values, as a fresh ClientApp process starts (benchmarks)."""
+    _sgd_rdp.cache_clear()
+
+
 def _rdp_at(composition: _Composition, alpha: float) -> float:
     """Composed RDP at one order: the sum of every release's (Mironov 2017, Prop. 1)."""
     total = alpha * composition.rho
     for sigma, q, steps in composition.sgd:
-        total += float(compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=alpha))
+        total += _sgd_rdp(q, sigma, steps, alpha)
     for scale, count in composition.laplace:
         total += count * _laplace_rdp(scale, alpha)
     return total
