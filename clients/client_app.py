@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.job_handler import JobOutcome, JobRequest, handle_quote, handle_request
-from vocab.errors import RefusalCode, SilobridgeError
+from clients.job_handler import (
+    JobOutcome,
+    JobRequest,
+    handle_quote,
+    handle_request,
+    log_malformed,
+)
+from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
+from vocab.jobspec import RiskJobSpec
 from vocab.serde import job_from_bytes
 from vocab.wire import (
     ARRAYS,
@@ -42,34 +51,52 @@ def _reply(msg: Message, outcome: JobOutcome) -> Message:
     return Message(content, reply_to=msg)
 
 
+def _job(msg: Message, *, weights: bool) -> tuple[RiskJobSpec, str, int, list[Any]]:
+    """The job a message carries: spec, job id, round and (for training) weights.
+
+    Raises:
+        JobSpecError: The message is not a silobridge job message.
+    """
+    job = msg.content.config_records.get(JOB)
+    arrays = msg.content.array_records.get(ARRAYS)
+    if job is None or (weights and arrays is None):
+        raise JobSpecError(
+            "message carries no job or weights",
+            "the coordinator runs another silobridge version; upgrade one side",
+        )
+    try:
+        raw = bytes(job["spec"])  # type: ignore[arg-type]
+        job_id, rnd = str(job["job_id"]), int(job["round"])  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as err:
+        raise JobSpecError(f"message has no valid job spec, job id or round ({err})") from None
+    spec = job_from_bytes(raw)
+    found = [] if arrays is None else list(arrays.to_numpy_ndarrays())
+    return spec, job_id, rnd, found
+
+
+def _malformed(config_path: object, department: str, err: SilobridgeError) -> NodeReport:
+    head = log_malformed(Path(str(config_path)), err.code, str(err))
+    report = NodeReport(department, ReplyStatus.REFUSED, err.code.value, str(err))
+    if head is None:
+        return report
+    return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash)
+
+
 def _answer(msg: Message, context: Context, *, train: bool) -> Message:
     department = str(context.node_config.get(DEPARTMENT_KEY, "unknown"))
     config_path = context.node_config.get(CONFIG_KEY)
-    job = msg.content.config_records.get(JOB)
-    arrays = msg.content.array_records.get(ARRAYS)
-    if not config_path or job is None or arrays is None:
-        reason = (
-            "node has no silobridge config; start it with `silobridge node start --config ...`"
-            if not config_path
-            else "message carries no job or weights (coordinator runs another version?)"
-        )
+    if not config_path:
+        reason = "node has no silobridge config; start it with `silobridge node start --config ...`"
         report = NodeReport(
             department, ReplyStatus.REFUSED, RefusalCode.CONFIG_INVALID.value, reason
         )
         return _reply(msg, JobOutcome(report))
     try:
-        spec = job_from_bytes(bytes(job["spec"]))  # type: ignore[arg-type]
+        spec, job_id, rnd, arrays = _job(msg, weights=True)
     except SilobridgeError as err:
-        report = NodeReport(department, ReplyStatus.REFUSED, err.code.value, str(err))
-        return _reply(msg, JobOutcome(report))
-    weights = [np.asarray(a, dtype=np.float32) for a in arrays.to_numpy_ndarrays()]
-    request = JobRequest(
-        spec=spec,
-        job_id=str(job["job_id"]),
-        round=int(job["round"]),  # type: ignore[arg-type]
-        weights=weights,
-        train=train,
-    )
+        return _reply(msg, JobOutcome(_malformed(config_path, department, err)))
+    weights = [np.asarray(a, dtype=np.float32) for a in arrays]
+    request = JobRequest(spec=spec, job_id=job_id, round=rnd, weights=weights, train=train)
     return _reply(msg, handle_request(Path(str(config_path)), department, request))
 
 
@@ -90,17 +117,20 @@ def quote(msg: Message, context: Context) -> Message:
     """A dry run: what the whole job would cost here, and whether this node would run it."""
     department = str(context.node_config.get(DEPARTMENT_KEY, "unknown"))
     config_path = context.node_config.get(CONFIG_KEY)
-    job = msg.content.config_records.get(JOB)
-    if not config_path or job is None:
-        reason = "node has no silobridge config" if not config_path else "message carries no job"
+    if not config_path:
         answer = NodeQuote(
-            department, ReplyStatus.REFUSED, RefusalCode.CONFIG_INVALID.value, reason
-        )
+            department, ReplyStatus.REFUSED, RefusalCode.CONFIG_INVALID.value,
+            "node has no silobridge config",
+        )  # fmt: skip
     else:
         try:
-            spec = job_from_bytes(bytes(job["spec"]))  # type: ignore[arg-type]
+            spec, job_id, _, _ = _job(msg, weights=False)
         except SilobridgeError as err:
-            answer = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, str(err))
+            report = _malformed(config_path, department, err)
+            answer = NodeQuote(
+                department, ReplyStatus.REFUSED, report.code, report.reason,
+                audit_seq=report.audit_seq, audit_head=report.audit_head,
+            )  # fmt: skip
         else:
-            answer = handle_quote(Path(str(config_path)), department, spec, str(job["job_id"]))
+            answer = handle_quote(Path(str(config_path)), department, spec, job_id)
     return Message(RecordDict({REPORT: ConfigRecord(answer.to_record())}), reply_to=msg)

@@ -39,7 +39,7 @@ from vocab.privacy import PrivacyEvent
 from vocab.serde import job_to_bytes
 from vocab.wire import NodeQuote, NodeReport, ReplyStatus
 
-__all__ = ["JobOutcome", "JobRequest", "handle_quote", "handle_request"]
+__all__ = ["JobOutcome", "JobRequest", "handle_quote", "handle_request", "log_malformed"]
 
 log = logging.getLogger(__name__)
 
@@ -401,3 +401,15 @@ def handle_quote(
     if head is None:
         return quote
     return dataclasses.replace(quote, audit_seq=head.seq, audit_head=head.hash)
+
+
+def log_malformed(config_path: Path, code: RefusalCode, reason: str) -> ChainHead | None:
+    """Logs the refusal of a message that is not a job at all (no job record, a spec that
+    does not decode); returns the log's head, or None when the node's log is out of reach."""
+    try:
+        _, audit = _open(config_path)
+        audit.append("refusal", {"job_id": "", "round": 0, "code": code.value, "reason": reason})
+        return audit.head()
+    except Exception:  # the refusal still goes out; the node's own log says why not here
+        log.exception("cannot log the refusal of a malformed message")
+        return None
