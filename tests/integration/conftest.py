@@ -64,7 +64,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
             superlink_env(root / "superlink-flwr", root / "coordinator"),
         )
         host, port = addresses.control.rsplit(":", 1)
-        wait_for_port(host, int(port), 60, link)
+        wait_for_port(host, int(port), 120, link)
         supernodes = [
             start_node(
                 group,
@@ -78,7 +78,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
         ]
         for daemon in supernodes:
             assert daemon.log_path is not None
-            _wait_for_log(daemon.log_path, "SuperNode ID", 90)
+            _wait_for_log(daemon.log_path, "SuperNode ID", 240)
         yield live
 
 
@@ -89,4 +89,7 @@ def _wait_for_log(path: Path, needle: str, timeout_s: float) -> None:
         if path.exists() and needle in path.read_text(errors="replace"):
             return
         time.sleep(0.3)
-    raise TimeoutError(f"{path.name} never logged {needle!r}")
+    tail = path.read_text(errors="replace")[-2000:] if path.exists() else "(no log written)"
+    raise TimeoutError(
+        f"{path.name} never logged {needle!r} in {timeout_s:.0f} s; its log ends:\n{tail}"
+    )
