@@ -5,6 +5,7 @@ __all__ = [
     "baseline",
     "departments",
     "deployment",
+    "dp_oracle",
     "dp_overhead",
     "feature_sets",
     "governance",

@@ -55,6 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.departments import DemoDepartments
+from bench.dp_oracle import dp_event
 from bench.report import environment, write_result
 from clients.dp_trainer import DpPlan, plan_dp
 from clients.ledger import Requester
@@ -323,19 +324,6 @@ def _mixes(spec: RiskJobSpec, largest: _Department, settings: AccountingSettings
 # --- the independent recomputations ---------------------------------------------------------
 
 
-def _dp_event(event: PrivacyEvent) -> Any:
-    """The release as a dp-accounting DpEvent (as tests/privacy/oracle.py maps it)."""
-    if isinstance(event, DpSgdEvent):
-        step = dp_accounting.PoissonSampledDpEvent(
-            event.sample_rate, dp_accounting.GaussianDpEvent(event.noise_multiplier)
-        )
-        return dp_accounting.SelfComposedDpEvent(step, event.steps)
-    if isinstance(event, GaussianEvent):
-        gaussian = dp_accounting.GaussianDpEvent(event.noise_multiplier)
-        return dp_accounting.SelfComposedDpEvent(gaussian, event.count)
-    return dp_accounting.SelfComposedDpEvent(dp_accounting.LaplaceDpEvent(event.scale), event.count)
-
-
 _RDP_ORDERS = sorted(
     {float(a) for a in dp_accounting.rdp.rdp_privacy_accountant.DEFAULT_RDP_ORDERS}
     | set(DEFAULT_ORDERS)
@@ -344,13 +332,13 @@ _RDP_ORDERS = sorted(
 
 def _rdp_epsilon(events: Sequence[PrivacyEvent], delta: float) -> float:
     accountant = dp_accounting.rdp.RdpAccountant(orders=_RDP_ORDERS)
-    accountant.compose(dp_accounting.ComposedDpEvent([_dp_event(e) for e in events]))
+    accountant.compose(dp_accounting.ComposedDpEvent([dp_event(e) for e in events]))
     return float(accountant.get_epsilon(delta))
 
 
 def _pld_epsilon(events: Sequence[PrivacyEvent], delta: float, interval: float) -> float:
     accountant = dp_accounting.pld.PLDAccountant(value_discretization_interval=interval)
-    accountant.compose(dp_accounting.ComposedDpEvent([_dp_event(e) for e in events]))
+    accountant.compose(dp_accounting.ComposedDpEvent([dp_event(e) for e in events]))
     return float(accountant.get_epsilon(delta))
 
 

@@ -11,9 +11,9 @@ import dp_accounting
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.dp_oracle import dp_event
 from clients.ledger import EntryStatus
 from clients.sqlite_ledger import SqliteLedger
-from tests.privacy.oracle import dp_event
 from vocab.accounting import DEFAULT_ORDERS, epsilon_spent
 from vocab.errors import BudgetExceeded
 from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.privacy.oracle import dp_event
+from bench.dp_oracle import dp_event
 from vocab.accounting import (
     DEFAULT_ORDERS,
     epsilon_spent,

@@ -1,4 +1,4 @@
-"""The independent oracle: our privacy events as dp-accounting DpEvents."""
+"""The independent oracle: our privacy events as dp-accounting DpEvents (tests, benchmarks)."""
 
 from __future__ import annotations
 
