@@ -28,7 +28,7 @@ from vocab.accounting import epsilon_spent
 from vocab.errors import ConfigError, InternalError, JobSpecError, PolicyRefusal
 from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
 from vocab.privacy import event_from_params as _event_from_params
-from vocab.sqlite_tx import connect, read_snapshot, write_locked
+from vocab.sqlite_tx import connect, ensure_schema, read_snapshot, write_locked
 from vocab.wire import ScopeQuote
 
 __all__ = ["SqliteLedger"]
@@ -231,15 +231,10 @@ class SqliteLedger(Ledger):
             # stored in the file, so after the first open this changes nothing.
             conn.execute("PRAGMA journal_mode=WAL")
             with write_locked(conn):
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > _SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"ledger {self._path} has schema version {version}, this silobridge "
-                        f"knows up to {_SCHEMA_VERSION}",
-                        "upgrade silobridge on this node; never edit the ledger by hand",
-                    )
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                version = ensure_schema(
+                    conn, _SCHEMA, _SCHEMA_VERSION, what=f"ledger {self._path}",
+                    upgrade_hint="upgrade silobridge on this node; never edit the ledger by hand",
+                )  # fmt: skip
                 if version == 1:
                     _migrate_v1(conn)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")

@@ -23,7 +23,7 @@ from server.central_budget import (
     validate_cap,
 )
 from vocab.errors import ConfigError, InternalError, JobSpecError
-from vocab.sqlite_tx import connect, read_snapshot, write_locked
+from vocab.sqlite_tx import connect, ensure_schema, read_snapshot, write_locked
 
 __all__ = ["SqliteCentralBudget"]
 
@@ -108,15 +108,11 @@ class SqliteCentralBudget(CentralBudget):
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             with write_locked(conn):
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > _SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"central budget {self._path} has schema version {version}, this "
-                        f"silobridge knows up to {_SCHEMA_VERSION}",
-                        "upgrade silobridge on the coordinator; never edit the file by hand",
-                    )
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                ensure_schema(
+                    conn, _SCHEMA, _SCHEMA_VERSION, what=f"central budget {self._path}",
+                    upgrade_hint="upgrade silobridge on the coordinator; never edit the file by "
+                    "hand",
+                )  # fmt: skip
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     @property

@@ -7,11 +7,13 @@ charge that depends on the check; both must hold the write lock across the two.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["connect", "read_snapshot", "write_locked"]
+from vocab.errors import ConfigError
+
+__all__ = ["connect", "ensure_schema", "read_snapshot", "write_locked"]
 
 
 @contextmanager
@@ -46,3 +48,30 @@ def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
+
+
+def ensure_schema(
+    conn: sqlite3.Connection,
+    statements: Sequence[str],
+    version: int,
+    *,
+    what: str,
+    upgrade_hint: str,
+) -> int:
+    """Creates what is missing of a schema and stamps its version; call inside a write.
+
+    Returns:
+        The version the file had before (0 for a new file), so the caller can migrate.
+
+    Raises:
+        ConfigError: The file comes from a newer silobridge.
+    """
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > version:
+        raise ConfigError(
+            f"{what} has schema version {found}, this silobridge knows up to {version}",
+            upgrade_hint,
+        )
+    for statement in statements:
+        conn.execute(statement)
+    return found
