@@ -180,11 +180,12 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
         return JobOutcome(stored_report, stored_holdout)
 
     plan = plan_dp(spec, len(train_df))
-    whole = ledger.quote(plan.events_for(spec.rounds), _requester(spec))
-    if decision.approvals and whole.requested > spec.epsilon:
-        # Priced at this dataset's delta the job costs more than it claims: the approvals
-        # must cover what it really costs here.
-        _check_policy(cfg, spec, None, req.job_id, whole.requested)
+    if decision.approvals:
+        # Priced at this dataset's delta the job may cost more than it claims: the approvals
+        # must cover what it really costs here. (The job alone: no history is needed.)
+        priced = epsilon_spent(plan.events_for(spec.rounds), ledger.budget().delta)
+        if priced > spec.epsilon:
+            _check_policy(cfg, spec, None, req.job_id, priced)
     rounds_left = spec.rounds - req.round + 1
     quote = ledger.quote(plan.events_for(rounds_left), _requester(spec))
     if not quote.fits:
