@@ -40,7 +40,6 @@ import dataclasses
 import logging
 import math
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -56,7 +55,7 @@ from rich.table import Table
 
 from bench.departments import DemoDepartments
 from bench.dp_oracle import dp_event
-from bench.report import environment, write_result
+from bench.report import command_line, environment, make_console, write_result
 from clients.dp_trainer import DpPlan, plan_dp
 from clients.ledger import Requester
 from clients.node_config import load_node_config
@@ -640,11 +639,9 @@ def main(argv: Sequence[str] | None = None, *, via: str | None = None) -> int:
     """
     args = _parse(argv)
     settings = QUICK if args.quick else AccountingSettings()
-    command = "python -m bench.accounting " + " ".join(sys.argv[1:] if argv is None else argv)
-    if via is not None:
-        command = f"{via} (runs: {command.strip()})"
-    console = Console(width=None if sys.stdout.isatty() else 150)
-    path, passed = run(settings, args.out, command.strip(), console)
+    command = command_line("accounting", argv, via)
+    console = make_console()
+    path, passed = run(settings, args.out, command, console)
     console.print(f"wrote {path}")
     return 0 if passed else 1
 

@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import enum
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -46,7 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.departments import DemoDepartments, NodeData
-from bench.report import environment, write_result
+from bench.report import command_line, environment, make_console, write_result
 from clients.dp_trainer import DpPlan, train_round
 from vocab.jobspec import ModelKind, RiskJobSpec, load_job_spec
 from vocab.models import build_model, get_weights, set_weights
@@ -495,11 +494,9 @@ def main(argv: Sequence[str] | None = None, *, via: str | None = None) -> int:
     settings = OverheadSettings()
     if args.quick:
         settings = dataclasses.replace(settings, batch_sizes=(256,), repetitions=3)
-    command = "python -m bench.dp_overhead " + " ".join(sys.argv[1:] if argv is None else argv)
-    if via is not None:
-        command = f"{via} (runs: {command.strip()})"
-    console = Console(width=None if sys.stdout.isatty() else 150)
-    path = run(settings, args.out, command.strip(), console)
+    command = command_line("dp_overhead", argv, via)
+    console = make_console()
+    path = run(settings, args.out, command, console)
     console.print(f"wrote {path}")
     return 0
 

@@ -40,7 +40,6 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,7 +51,7 @@ from rich.console import Console
 from rich.table import Table
 
 import clients.dp_trainer
-from bench.report import environment, write_result
+from bench.report import command_line, environment, make_console, write_result
 from clients.dp_trainer import DpPlan, RoundResult, plan_dp
 from clients.job_handler import JobRequest, handle_quote, handle_request
 from clients.ledger import EntryStatus, Requester
@@ -465,11 +464,9 @@ def main(argv: Sequence[str] | None = None, *, via: str | None = None) -> int:
     """
     args = _parse(argv)
     settings = QUICK if args.quick else GovernanceSettings()
-    command = "python -m bench.governance " + " ".join(sys.argv[1:] if argv is None else argv)
-    if via is not None:
-        command = f"{via} (runs: {command.strip()})"
-    console = Console(width=None if sys.stdout.isatty() else 150)
-    path = run(settings, args.out, command.strip(), console)
+    command = command_line("governance", argv, via)
+    console = make_console()
+    path = run(settings, args.out, command, console)
     console.print(f"wrote {path}")
     return 0
 

@@ -14,8 +14,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 __all__ = [
+    "command_line",
     "environment",
+    "make_console",
     "mean_std",
     "pm",
     "total_ram_gib",
@@ -23,6 +27,18 @@ __all__ = [
 ]
 
 _VERSIONED = ("torch", "opacus", "flwr", "numpy", "pandas")
+
+
+def command_line(module: str, argv: Sequence[str] | None, via: str | None) -> str:
+    """The command a result records: `python -m bench.<module> FLAGS`, or, when another
+    module (run_all) called this one, that command with this one in brackets."""
+    own = (f"python -m bench.{module} " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    return own if via is None else f"{via} (runs: {own})"
+
+
+def make_console() -> Console:
+    """Rich output as wide as the terminal, or 150 columns into a file or pipe."""
+    return Console(width=None if sys.stdout.isatty() else 150)
 
 
 def total_ram_gib() -> float:

@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rich.console import Console
-
 from bench import accounting, deployment, dp_overhead, governance, utility
+from bench.report import make_console
 
 __all__ = ["main"]
 
@@ -30,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     args = parser.parse_args(argv)
     flags = [*(["--quick"] if args.quick else []), "--out", str(args.out)]
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = make_console()
     started = time.monotonic()
     via = "python -m bench.run_all " + " ".join(sys.argv[1:] if argv is None else argv)
     entries: tuple[tuple[str, Callable[..., int]], ...] = (

@@ -36,7 +36,6 @@ import enum
 import importlib
 import importlib.util
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from bench.feature_sets import (
     forward_select,
     with_features,
 )
-from bench.report import environment, mean_std, pm, write_result
+from bench.report import command_line, environment, make_console, mean_std, pm, write_result
 from bench.sweep import (
     CORE_GRID,
     REFINE_GRID,
@@ -902,11 +901,9 @@ def main(argv: Sequence[str] | None = None, *, via: str | None = None) -> int:
         via: The command that really ran, when another module called this one.
     """
     args = _parse(argv)
-    command = "python -m bench.utility " + " ".join(sys.argv[1:] if argv is None else argv)
-    if via is not None:
-        command = f"{via} (runs: {command.strip()})"
-    console = Console(width=None if sys.stdout.isatty() else 150)
-    path = run(settings_from(args), args.out, command.strip(), console)
+    command = command_line("utility", argv, via)
+    console = make_console()
+    path = run(settings_from(args), args.out, command, console)
     console.print(f"wrote {path}")
     return 0
 
