@@ -18,7 +18,7 @@ Rows:
 
 * DP-SGD jobs as the node plans them: `plan_dp` of the shipped job spec
   (`examples/jobs/lending_risk.toml`) at several epsilons, on each demo department's number
-  of training rows (`count_train_rows`, what the node's own dry-run quote reads).
+  public size figure (`plan_for_node`, as the node plans it).
 * Cross-job composition: 2, 3 and 4 such jobs on one dataset, shipped spec on every
   department, and jobs of rising epsilon on the largest one; reported next to the sum of
   the single jobs' epsilons (basic composition, which would also add their deltas).
@@ -56,10 +56,9 @@ from rich.table import Table
 from bench.departments import DemoDepartments
 from bench.dp_oracle import dp_event
 from bench.report import command_line, environment, make_console, write_result
-from clients.dp_trainer import DpPlan, plan_dp
+from clients.job_plan import DpPlan, plan_dp, planned_rows
 from clients.ledger import Requester
 from clients.node_config import load_node_config
-from clients.row_count import count_train_rows
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import (
     DEFAULT_ORDERS,
@@ -469,11 +468,11 @@ def _measure(case: _Case, ledger_path: Path, dataset: str, interval: float) -> d
 
 
 def _departments(spec: RiskJobSpec) -> list[_Department]:
-    """Each demo department's training rows, counted as the node's dry-run quote counts them."""
+    """Each demo department's planned training rows, from its officer's public figure."""
     demo = DemoDepartments()
     try:
         return [
-            _Department(d.name, count_train_rows(load_node_config(d.config_path), spec.target))
+            _Department(d.name, planned_rows(load_node_config(d.config_path)))
             for d in demo.departments
         ]
     finally:

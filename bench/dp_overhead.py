@@ -46,7 +46,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench.departments import DemoDepartments, NodeData
 from bench.report import command_line, environment, make_console, write_result
-from clients.dp_trainer import DpPlan, train_round
+from clients.dp_trainer import train_round
+from clients.job_plan import DpPlan
 from vocab.jobspec import ModelKind, RiskJobSpec, load_job_spec
 from vocab.models import build_model, get_weights, set_weights
 

@@ -52,12 +52,12 @@ from rich.table import Table
 
 import clients.dp_trainer
 from bench.report import command_line, environment, make_console, write_result
-from clients.dp_trainer import DpPlan, RoundResult, plan_dp
+from clients.dp_trainer import RoundResult
 from clients.job_handler import JobRequest, handle_quote, handle_request
+from clients.job_plan import DpPlan, plan_for_node
 from clients.ledger import EntryStatus, Requester
 from clients.node_audit import audit_path_for
 from clients.node_config import NodeConfig
-from clients.row_count import count_train_rows
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent, forget_cached_curves
@@ -244,7 +244,7 @@ def _setup(folder: Path, shape: HistoryShape, prior: int, settings: GovernanceSe
         folder, DEPARTMENT, settings.budget_epsilon, make_rows(settings.rows, settings.seed)
     )
     spec = synthetic_spec("governance", **_JOB)
-    plan = plan_dp(spec, count_train_rows(cfg, spec.target))
+    plan = plan_for_node(cfg, spec)
     who = Requester(spec.purpose, spec.analyst, spec.project)
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget, PERIOD)
     reply = rng.randbytes(settings.reply_bytes)

@@ -22,7 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.departments import NodeData
-from clients.dp_trainer import DpPlan, plan_dp, train_round
+from clients.dp_trainer import train_round
+from clients.job_plan import DpPlan, plan_dp
 from server.aggregation import ServerOptimizer, mean_delta
 from vocab.accounting import calibrate_noise_multiplier, epsilon_spent
 from vocab.jobspec import RiskJobSpec

@@ -29,7 +29,7 @@ from vocab.wire import (
     NodeQuote,
     NodeReport,
     ReplyStatus,
-    summary_to_record,
+    histogram_to_record,
 )
 
 __all__ = ["CONFIG_KEY", "DEPARTMENT_KEY", "app"]
@@ -45,7 +45,7 @@ app = ClientApp()
 def _reply(msg: Message, outcome: JobOutcome) -> Message:
     content = RecordDict({REPORT: ConfigRecord(outcome.report.to_record())})
     if outcome.holdout is not None:
-        content[HOLDOUT] = MetricRecord(summary_to_record(outcome.holdout))
+        content[HOLDOUT] = MetricRecord(histogram_to_record(outcome.holdout))
     if outcome.weights is not None:
         content[ARRAYS] = ArrayRecord(outcome.weights)
     return Message(content, reply_to=msg)
@@ -108,7 +108,7 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """Held-out statistics of the final model; releases no weights and charges nothing."""
+    """A noisy held-out histogram of the model sent, charged to the ledger first."""
     return _answer(msg, context, train=False)
 
 

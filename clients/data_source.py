@@ -61,9 +61,10 @@ def check_requested_columns(
     have = set(available)
     missing = [name for name in wanted if name not in have]
     if missing:
+        # Only names the job asked for: the source's other columns are not for the
+        # coordinator to learn.
         raise DataError(
-            f"{description} has no column {', '.join(f'`{m}`' for m in missing)}; "
-            f"it has: {', '.join(available) or '(no columns)'}",
+            f"{description} has no column {', '.join(f'`{m}`' for m in missing)}",
             "rename the column in the data, or fix its name under [columns] in the node config",
         )
     return wanted

@@ -1,43 +1,68 @@
-"""DP-SGD at the node with Opacus: plan the noise for the whole job, then train one round."""
+"""DP-SGD at the node with Opacus, its noise and sampling drawn from a secure generator.
+
+Opacus is the engine: `GradSampleModule` computes per-sample gradients and `DPOptimizer`
+clips, noises and averages them. Two things differ from `PrivacyEngine.make_private`:
+
+* the Gaussian noise and the Poisson batches come from `SecureRng` (ChaCha20 keyed from the
+  OS), not from torch's generator, whose seed a coordinator could search;
+* a row whose per-sample gradient is not finite (crafted weights can overflow one row's
+  activations) contributes nothing instead of turning the whole sum into NaN. Otherwise
+  whether a round "fails" would depend on single rows: an oracle outside the accounting.
+  Zeroing a row keeps its contribution within the clipping norm, so the sensitivity the
+  ledger charges for still holds.
+"""
 
 from __future__ import annotations
 
-import secrets
+import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from opacus import GradSampleModule
+from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from vocab.accounting import calibrate_noise_multiplier
+from clients.job_plan import DpPlan
+from clients.secure_noise import SecureRng
 from vocab.jobspec import RiskJobSpec
-from vocab.metrics import HoldoutSummary, summarize
-from vocab.privacy import DpSgdEvent
+from vocab.metrics import ScoreHistogram, score_histogram
 
-__all__ = ["DpPlan", "RoundResult", "evaluate", "plan_dp", "train_round"]
+__all__ = ["RoundResult", "RoundTimeout", "SecureDPOptimizer", "evaluate", "train_round"]
 
 
-@dataclass(frozen=True)
-class DpPlan:
-    """How this node runs DP-SGD for a job: same sigma, rate and steps every round.
+class RoundTimeout(Exception):
+    """Training ran past the node's wall-time limit for a round."""
 
-    The noise multiplier is calibrated once so that *all* planned rounds together cost at
-    most the job's epsilon at its delta; each round is then one `DpSgdEvent` in the ledger.
-    """
 
-    sample_rate: float
-    steps_per_round: int
-    noise_multiplier: float
-    rounds: int
+class SecureDPOptimizer(DPOptimizer):  # type: ignore[misc]
+    """Opacus' DPOptimizer with secure noise and non-finite rows dropped before clipping."""
 
-    def round_event(self) -> DpSgdEvent:
-        return DpSgdEvent(self.noise_multiplier, self.sample_rate, self.steps_per_round)
+    def __init__(self, *args: object, rng: SecureRng, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._rng = rng
 
-    def events_for(self, rounds: int) -> list[DpSgdEvent]:
-        return [self.round_event()] * rounds
+    def clip_and_accumulate(self) -> None:
+        samples = self.grad_samples
+        if samples and len(samples[0]) > 0:
+            finite = torch.stack(
+                [torch.isfinite(g.reshape(len(g), -1)).all(dim=1) for g in samples]
+            ).all(dim=0)
+            if not bool(finite.all()):
+                for p in self.params:
+                    p.grad_sample[~finite] = 0.0
+        super().clip_and_accumulate()
+
+    def add_noise(self) -> None:
+        std = self.noise_multiplier * self.max_grad_norm
+        for p in self.params:
+            _check_processed_flag(p.summed_grad)
+            noise = self._rng.gaussian(tuple(p.summed_grad.shape), std)
+            p.grad = (p.summed_grad + torch.from_numpy(noise).to(p.summed_grad.dtype)).view_as(p)
+            _mark_as_processed(p.summed_grad)
 
 
 @dataclass(frozen=True)
@@ -49,93 +74,76 @@ class RoundResult:
     mean_batch: float
 
 
-def plan_dp(spec: RiskJobSpec, n_train: int) -> DpPlan:
-    """Calibrate the noise multiplier for `spec.rounds` x local steps on `n_train` rows."""
-    sample_rate = min(1.0, spec.batch_size / n_train)
-    # With Poisson sampling one epoch is 1/q expected batches.
-    steps_per_round = max(1, round(spec.local_epochs / sample_rate))
-    sigma = calibrate_noise_multiplier(
-        target_epsilon=spec.epsilon,
-        delta=spec.delta,
-        sample_rate=sample_rate,
-        steps=steps_per_round * spec.rounds,
-    )
-    return DpPlan(sample_rate, steps_per_round, sigma, spec.rounds)
-
-
-def _seed_from_os() -> None:
-    # Noise and sampling must not be predictable by the coordinator, so they never derive
-    # from the job's seed: a party that knew the noise could subtract it.
-    torch.manual_seed(secrets.randbits(63))
-
-
 def train_round(
     model: nn.Module,
     x: npt.NDArray[np.float32],
     y: npt.NDArray[np.float32],
     spec: RiskJobSpec,
     plan: DpPlan,
+    *,
+    deadline_s: float | None = None,
 ) -> RoundResult:
     """Run exactly `plan.steps_per_round` DP-SGD steps (Poisson sampling, per-sample clipping).
 
-    Returns the trained plain module (Opacus wrappers removed).
-    """
-    from opacus import PrivacyEngine  # heavy import, only on the training path
+    Args:
+        deadline_s: Wall-time limit in seconds; past it the round stops (`RoundTimeout`).
 
-    _seed_from_os()
-    model.train()  # Opacus validates the module in training mode
-    dataset = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-    loader = DataLoader(dataset, batch_size=spec.batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
-    with warnings.catch_warnings():
-        # Opacus warns that its secure RNG is off; noise seeding is handled above (and
-        # the CSPRNG limitation is stated in the README).
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        engine = PrivacyEngine(accountant="rdp")
-        dp_model, dp_optimizer, dp_loader = engine.make_private(
-            module=model,
-            optimizer=optimizer,
-            data_loader=loader,
-            noise_multiplier=plan.noise_multiplier,
-            max_grad_norm=spec.max_grad_norm,
-            poisson_sampling=True,
-        )
-    # Opacus' own accountant is unused: the node ledger accounts from the plan instead.
-    loss_fn = nn.BCEWithLogitsLoss()
-    steps, rows = 0, 0
-    dp_model.train()
+    Returns:
+        The trained plain module (Opacus hooks removed).
+
+    Raises:
+        RoundTimeout: The round ran past `deadline_s`.
+    """
+    started = time.monotonic()
+    rng = SecureRng()
+    model.train()
+    features, labels = torch.from_numpy(x), torch.from_numpy(y)
     with warnings.catch_warnings():
         # Opacus' hooks fire on inputs that need no gradient; expected, not a problem.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        while steps < plan.steps_per_round:
-            for xb, yb in dp_loader:
-                dp_optimizer.zero_grad(set_to_none=True)
-                logits = dp_model(xb).squeeze(-1)
-                # An empty Poisson batch still takes a (pure-noise) step, as the accounting
-                # assumes; its zero loss gives Opacus empty per-sample gradients instead of NaN.
-                loss = loss_fn(logits, yb) if len(xb) > 0 else logits.sum() * 0.0
-                loss.backward()
-                rows += len(xb)
-                dp_optimizer.step()
-                steps += 1
-                if steps == plan.steps_per_round:
-                    break
+        dp_model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+        optimizer = SecureDPOptimizer(
+            torch.optim.SGD(dp_model.parameters(), lr=spec.learning_rate),
+            noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=spec.max_grad_norm,
+            # The public expected batch: the true one would reveal the row count.
+            expected_batch_size=spec.batch_size,
+            loss_reduction="mean",
+            rng=rng,
+        )
+        loss_fn = nn.BCEWithLogitsLoss()
+        rows = 0
+        for _ in range(plan.steps_per_round):
+            if deadline_s is not None and time.monotonic() - started > deadline_s:
+                raise RoundTimeout(f"the round ran past {deadline_s:g} s")
+            # Poisson sampling: every row joins the batch independently with rate q.
+            mask = torch.from_numpy(rng.poisson_mask(len(labels), plan.sample_rate))
+            xb, yb = features[mask], labels[mask]
+            optimizer.zero_grad(set_to_none=True)
+            logits = dp_model(xb).squeeze(-1)
+            # An empty batch still takes a (pure-noise) step, as the accounting assumes;
+            # its zero loss gives Opacus empty per-sample gradients instead of NaN.
+            loss = loss_fn(logits, yb) if len(xb) > 0 else logits.sum() * 0.0
+            loss.backward()
+            rows += len(xb)
+            optimizer.step()
     trained: nn.Module = dp_model._module
     # Drop Opacus hooks and per-sample buffers so the module is a plain model again.
     dp_model.remove_hooks()
     for p in trained.parameters():
         setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
+    steps = plan.steps_per_round
     return RoundResult(trained, steps, rows / max(steps, 1))
 
 
 def evaluate(
-    model: nn.Module, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]
-) -> HoldoutSummary:
-    """Held-out statistics of `model` (not noised: see the model card)."""
+    model: nn.Module,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float32],
+    thresholds: tuple[float, ...],
+) -> ScoreHistogram:
+    """Exact per-class score histogram of `model` on held-out rows (the caller noises it)."""
     model.eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(x)).squeeze(-1).numpy()
-    if not np.all(np.isfinite(logits)):
-        # A diverged model must still give finite loss sums (inf - inf would be NaN).
-        logits = np.nan_to_num(logits, nan=0.0, posinf=1e6, neginf=-1e6)
-    return summarize(logits, y)
+    return score_histogram(logits, y, thresholds)

@@ -1,4 +1,8 @@
-"""A node's answer to one job message: check policy, check budget, reserve, train, commit.
+"""A node's answer to one job message: plan, admit, reserve, compute with noise, commit.
+
+Every number a reply carries is a charged release (a DP-SGD update, a noisy held-out
+histogram) or follows from public figures (the plan, the ledger's epsilons). Once the noisy
+computation has started its charge stands, whatever happens next.
 
 Flower-free so it can be tested directly; `client_app.py` adapts it to Flower messages.
 """
@@ -10,17 +14,19 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from clients.column_policy import PolicyDecision, check_job_columns
-from clients.ledger import DuplicateRelease, Ledger, Requester
+from clients.job_plan import DpPlan, check_limits, plan_for_node
+from clients.ledger import DuplicateRelease, Ledger, Quote, Requester
 from clients.node_audit import audit_path_for, log_budget_change
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
 from clients.reply_codec import decode_reply, encode_reply
+from clients.round_lock import RunSlots
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import epsilon_spent
 from vocab.approval import JobClaims
@@ -29,17 +35,30 @@ from vocab.audit_log import AuditLog
 from vocab.errors import (
     BudgetExceeded,
     InternalError,
+    JobSpecError,
     PolicyRefusal,
     RefusalCode,
     SilobridgeError,
 )
 from vocab.jobspec import RiskJobSpec
-from vocab.metrics import HoldoutSummary
+from vocab.metrics import ScoreHistogram
 from vocab.privacy import PrivacyEvent
 from vocab.serde import job_to_bytes
-from vocab.wire import NodeQuote, NodeReport, ReplyStatus
+from vocab.wire import NodeQuote, NodeReport, ReleaseRecord, ReplyStatus
 
-__all__ = ["JobOutcome", "JobRequest", "handle_quote", "handle_request", "log_malformed"]
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+__all__ = [
+    "MAX_WEIGHT",
+    "JobOutcome",
+    "JobRequest",
+    "NodeBusy",
+    "handle_quote",
+    "handle_request",
+    "log_malformed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +66,25 @@ Weights = list[npt.NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
+class NodeBusy(SilobridgeError):
+    """The node is answering as many job messages as its [limits] allow."""
+
+    code = RefusalCode.BUSY
+
+    def __init__(self, slots: int) -> None:
+        super().__init__(
+            f"the node is already answering {slots} job message(s), its limit",
+            "retry later; the node's officer sets [limits] max_concurrent_runs",
+        )
+
+
+@dataclass(frozen=True)
 class JobRequest:
-    """One message from the coordinator: train a round, or evaluate the final model."""
+    """One message from the coordinator: train a round, or evaluate a model.
+
+    `round` is a training round (1..rounds) or, for an evaluation, the evaluation's round
+    (`spec.evaluation_round(after)`).
+    """
 
     spec: RiskJobSpec
     job_id: str
@@ -59,11 +95,22 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """The node's reply: always a report; weights only for a charged training round."""
+    """The node's reply: always a report; a noisy histogram for an evaluation, weights for a
+    training round."""
 
     report: NodeReport
-    holdout: HoldoutSummary | None = None
+    holdout: ScoreHistogram | None = None
     weights: Weights | None = None
+
+
+MAX_WEIGHT = 1e4
+"""Largest magnitude an incoming weight may have: the features are scaled to [-1, 1], so
+larger weights only make rows' activations overflow (see `dp_trainer`)."""
+
+_FAILED_REASON = (
+    "round {round} of job {job!r} failed after its noisy computation started; the round "
+    "stays charged and is never computed again"
+)
 
 
 def _requester(spec: RiskJobSpec) -> Requester:
@@ -130,12 +177,36 @@ def _check_policy(
     return decision
 
 
-def _check_round(spec: RiskJobSpec, round: int) -> None:
-    if not 1 <= round <= spec.rounds:
+def _message_step(spec: RiskJobSpec, req: JobRequest) -> int:
+    """Where the message falls in the job's time order: training round r is step 2r - 1,
+    the evaluation after round r step 2r.
+
+    Raises:
+        PolicyRefusal: The job makes no such training round or evaluation.
+    """
+    if req.train:
+        if 1 <= req.round <= spec.rounds:
+            return 2 * req.round - 1
         raise PolicyRefusal(
-            f"job {spec.name!r} has rounds 1 to {spec.rounds}; round {round} is not one of them",
+            f"job {spec.name!r} has rounds 1 to {spec.rounds}; round {req.round} is not one "
+            "of them",
             "the coordinator asks only for the rounds the job spec names",
         )
+    for after in spec.evaluated_after():
+        if spec.evaluation_round(after) == req.round:
+            return 2 * after
+    raise PolicyRefusal(
+        f"job {spec.name!r} makes no evaluation as message {req.round} (evaluation "
+        f"{spec.evaluation.value!r}: after round(s) {list(spec.evaluated_after())})",
+        "the coordinator asks only for the evaluations the job spec pays for",
+    )
+
+
+def _rest(spec: RiskJobSpec, plan: DpPlan, step: int) -> list[PrivacyEvent]:
+    """The releases the job still makes from `step` on, this message's included."""
+    rounds = sum(1 for r in range(1, spec.rounds + 1) if 2 * r - 1 >= step)
+    evaluations = sum(1 for a in spec.evaluated_after() if 2 * a >= step)
+    return [*plan.events_for(rounds), *plan.evaluation_events(evaluations)]
 
 
 def _check_job_total(ledger: Ledger, spec: RiskJobSpec, job_id: str, event: PrivacyEvent) -> None:
@@ -143,55 +214,129 @@ def _check_job_total(ledger: Ledger, spec: RiskJobSpec, job_id: str, event: Priv
     total = epsilon_spent([*ledger.job_events(job_id), event], spec.delta)
     if total > spec.epsilon:
         raise PolicyRefusal(
-            f"another round of job {spec.name!r} would bring it to epsilon {total:.4f} at delta "
-            f"{spec.delta:g}, above the job's own epsilon {spec.epsilon:g}",
+            f"another release of job {spec.name!r} would bring it to epsilon {total:.4f} at "
+            f"delta {spec.delta:g}, above the job's own epsilon {spec.epsilon:g}",
             "the job has used its epsilon; start a new job",
         )
 
 
-def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
-    # Imports torch/opacus only once policy and config checks have passed.
-    from clients.dp_trainer import evaluate, plan_dp, train_round
-    from vocab.features import encode_features, encode_target
-    from vocab.models import build_model, get_weights, set_weights
+def _incoming_model(spec: RiskJobSpec, weights: Weights) -> nn.Module:
+    """The coordinator's weights in the spec's model, refused unless finite and bounded.
 
-    spec = req.spec
-    if req.train:
-        _check_round(spec, req.round)
-    elif ledger.committed_rounds(req.job_id) == 0:
-        # Evaluation statistics are not charged: only a job that trained here gets them.
+    Checked before anything is reserved: the weights are the coordinator's own, so the
+    refusal says nothing about the data.
+    """
+    from vocab.models import build_model, set_weights
+
+    if not all(np.all(np.isfinite(w)) and np.all(np.abs(w) <= MAX_WEIGHT) for w in weights):
         raise PolicyRefusal(
-            f"job {spec.name!r} trained no round on this node, so it gets no evaluation",
-            "evaluation follows training on the same node",
+            f"the coordinator's weights for job {spec.name!r} are not all finite numbers "
+            f"within +-{MAX_WEIGHT:g}",
+            "send the job's aggregated model; diverged weights are not trained or evaluated",
         )
-    decision = _check_policy(cfg, spec, audit, req.job_id, spec.epsilon)
-    train_df, holdout_df = load_job_frames(cfg, JobClaims.from_spec(spec))
     model = build_model(spec)
     try:
-        set_weights(model, req.weights)
+        set_weights(model, weights)
     except (ValueError, RuntimeError) as err:
-        raise InternalError(f"coordinator weights do not fit the spec's model: {err}") from err
-    holdout = evaluate(model, encode_features(holdout_df, spec), encode_target(holdout_df, spec))
-    if not req.train:
-        report = NodeReport(cfg.department, ReplyStatus.OK, **_figures(ledger, req.job_id))
-        # One evaluation per job: a second request gets the first answer again.
-        first = ledger.store_evaluation(req.job_id, encode_reply(report, holdout, []))
-        stored_report, stored_holdout, _ = decode_reply(first)
-        return JobOutcome(stored_report, stored_holdout)
+        raise JobSpecError(
+            f"the coordinator's weights do not fit job {spec.name!r}'s model: {err}",
+            "coordinator and node run different silobridge versions?",
+        ) from err
+    return model
 
-    plan = plan_dp(spec, len(train_df))
+
+def _admit(
+    cfg: NodeConfig,
+    ledger: Ledger,
+    audit: AuditLog,
+    spec: RiskJobSpec,
+    job_id: str,
+    plan: DpPlan,
+    rest: list[PrivacyEvent],
+) -> tuple[pd.DataFrame, pd.DataFrame, Quote]:
+    """Every check before a release, on public figures and the data's schema alone.
+
+    Node limits, column classes and approvals (covering the job as priced at this node's
+    delta), the data read and checked against its schema, then the rest of the job quoted
+    against every budget. Returns the job's frames and the quote.
+    """
+    check_limits(cfg.limits, spec, plan)
+    decision = _check_policy(cfg, spec, audit, job_id, spec.epsilon)
     if decision.approvals:
         # Priced at this dataset's delta the job may cost more than it claims: the approvals
-        # must cover what it really costs here. (The job alone: no history is needed.)
-        priced = epsilon_spent(plan.events_for(spec.rounds), ledger.budget().delta)
+        # must cover what it really costs here.
+        priced = epsilon_spent(plan.job_events(), ledger.budget().delta)
         if priced > spec.epsilon:
-            _check_policy(cfg, spec, None, req.job_id, priced)
-    rounds_left = spec.rounds - req.round + 1
-    quote = ledger.quote(plan.events_for(rounds_left), _requester(spec))
+            _check_policy(cfg, spec, None, job_id, priced)
+    train_df, holdout_df = load_job_frames(cfg, JobClaims.from_spec(spec))
+    return train_df, holdout_df, ledger.quote(rest, _requester(spec))
+
+
+def _release_record(ledger: Ledger, round: int, event: PrivacyEvent, train: bool) -> ReleaseRecord:
+    params: dict[str, float | int] = dict(event.params())
+    if not train:
+        params.update(sensitivity=1, noise_std=params["noise_multiplier"])
+    return ReleaseRecord(
+        round=round,
+        what="model_update" if train else "evaluation",
+        mechanism=event.mechanism.value,
+        params=params,
+        epsilon=epsilon_spent([event], ledger.budget().delta),
+    )
+
+
+def _execute(
+    cfg: NodeConfig,
+    spec: RiskJobSpec,
+    plan: DpPlan,
+    req: JobRequest,
+    model: nn.Module,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+) -> tuple[ScoreHistogram | None, Weights]:
+    """The noisy computation itself: a DP-SGD round, or a noisy held-out histogram."""
+    from clients.dp_trainer import evaluate, train_round
+    from clients.secure_noise import discrete_gaussian
+    from vocab.features import encode_features, encode_target
+    from vocab.models import get_weights
+
+    train_df, holdout_df = frames
+    if not req.train:
+        exact = evaluate(
+            model,
+            encode_features(holdout_df, spec),
+            encode_target(holdout_df, spec),
+            spec.thresholds,
+        )
+        noisy = discrete_gaussian(exact.cells(), plan.evaluation_noise)
+        return ScoreHistogram.from_cells(noisy, plan.evaluation_noise), []
+    result = train_round(
+        model,
+        encode_features(train_df, spec),
+        encode_target(train_df, spec),
+        spec,
+        plan,
+        deadline_s=float(cfg.limits.max_round_seconds),
+    )
+    weights = get_weights(result.model)
+    if not all(np.all(np.isfinite(w)) for w in weights):
+        # Post-processing of the noisy steps (non-finite rows never enter the sum), so
+        # saying so reveals nothing more; but such weights are no use to anyone.
+        raise ValueError("training produced non-finite weights")
+    return None, weights
+
+
+def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
+    spec = req.spec
+    step = _message_step(spec, req)
+    plan = plan_for_node(cfg, spec)
+    model = _incoming_model(spec, req.weights)
+    event: PrivacyEvent = plan.round_event() if req.train else plan.evaluation_event()
+    train_df, holdout_df, quote = _admit(
+        cfg, ledger, audit, spec, req.job_id, plan, _rest(spec, plan, step)
+    )
     if not quote.fits:
-        # Refuse the rest of the job up front rather than spend on rounds it cannot finish.
-        raise quote.refusal(f"the remaining {rounds_left} round(s) of job {spec.name!r}")
-    event = plan.round_event()
+        # Refuse the rest of the job up front rather than spend on releases it cannot finish.
+        raise quote.refusal(f"the rest of job {spec.name!r}")
     _check_job_total(ledger, spec, req.job_id, event)
     reservation = ledger.reserve(req.job_id, req.round, event, _requester(spec), fingerprint(spec))
     audit.append(
@@ -199,48 +344,45 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
          "mechanism": event.mechanism.value, **event.params(), "resumed": reservation.resumed},
     )  # fmt: skip
-    try:
-        result = train_round(
-            model, encode_features(train_df, spec), encode_target(train_df, spec), spec, plan
-        )
-        if result.steps != plan.steps_per_round:
-            raise InternalError(f"ran {result.steps} steps, charged {plan.steps_per_round}")
-        weights = get_weights(result.model)
-        if not all(np.all(np.isfinite(w)) for w in weights):
-            raise InternalError("training produced non-finite weights")
-        # A reservation counts as spent, so these figures already hold after the commit.
+    release = _release_record(ledger, req.round, event, req.train)
+    holdout: ScoreHistogram | None = None
+    weights: Weights = []
+    failed = reservation.resumed  # an attempt that died may have computed: never again
+    if not failed:
+        try:
+            holdout, weights = _execute(cfg, spec, plan, req, model, (train_df, holdout_df))
+        except Exception:
+            # Charge what ran: the computation started, so whatever it was stays spent.
+            log.exception("job %s message %d failed after it started", req.job_id, req.round)
+            failed = True
+    figures = _figures(ledger, req.job_id)  # a reservation already counts as spent
+    if failed:
         report = NodeReport(
-            cfg.department,
-            ReplyStatus.OK,
-            noise_multiplier=plan.noise_multiplier,
-            sample_rate=plan.sample_rate,
-            steps=result.steps,
-            **_figures(ledger, req.job_id),
-        )
-        payload = encode_reply(report, holdout, weights)
-    except BaseException:
-        # Nothing left the node: the reservation is released, not charged.
-        ledger.cancel(reservation)
-        audit.append(
-            "cancel", {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id}
-        )
-        raise
-    ledger.commit(reservation, payload)
+            cfg.department, ReplyStatus.REFUSED, RefusalCode.ROUND_FAILED.value,
+            _FAILED_REASON.format(round=req.round, job=spec.name), releases=(release,),
+            **figures,
+        )  # fmt: skip
+    elif req.train:
+        report = NodeReport(
+            cfg.department, ReplyStatus.OK, noise_multiplier=plan.noise_multiplier,
+            sample_rate=plan.sample_rate, steps=plan.steps_per_round, releases=(release,),
+            **figures,
+        )  # fmt: skip
+    else:
+        report = NodeReport(cfg.department, ReplyStatus.OK, releases=(release,), **figures)
+    ledger.commit(reservation, encode_reply(report, holdout, weights))
     audit.append(
         "charge",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
-         "epsilon_spent": report.epsilon_spent, "period": ledger.period()},
+         "epsilon_spent": report.epsilon_spent, "period": ledger.period(), "failed": failed},
     )  # fmt: skip
-    log.info("job %s round %d: charged %d DP-SGD steps", req.job_id, req.round, result.steps)
-    return JobOutcome(report, holdout, weights)
+    log.info("job %s message %d: charged %s", req.job_id, req.round, event.mechanism.value)
+    return JobOutcome(report, holdout, weights or None)
 
 
 def _resend(ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome | None:
     """The reply already given for this round or evaluation, if any: same bytes, no charge."""
-    if req.train:
-        payload = ledger.stored_reply(req.job_id, req.round, fingerprint(req.spec))
-    else:
-        payload = ledger.stored_evaluation(req.job_id)
+    payload = ledger.stored_reply(req.job_id, req.round, fingerprint(req.spec))
     if payload is None:
         return None
     report, holdout, weights = decode_reply(payload)
@@ -270,7 +412,7 @@ def _record_outcome(audit: AuditLog, req: JobRequest, outcome: JobOutcome) -> Jo
     report = outcome.report
     where = _where(req.job_id, req.round)
     if report.status is ReplyStatus.OK:
-        released = ["holdout_statistics"] + (["model_update"] if outcome.weights else [])
+        released = [r.what for r in report.releases]
         audit.append("release", {**where, "released": released})
     else:
         audit.append("refusal", {**where, "code": report.code, "reason": report.reason})
@@ -307,7 +449,14 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
         _log_received(audit, req.spec, req.job_id, req.round, "train" if req.train else "evaluate")
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
-        outcome = _answer(cfg, ledger, audit, req)
+        slots = RunSlots(cfg.ledger_path, cfg.limits.max_concurrent_runs)
+        slot = slots.acquire()
+        if slot is None:
+            raise NodeBusy(cfg.limits.max_concurrent_runs)
+        try:
+            outcome = _answer(cfg, ledger, audit, req)
+        finally:
+            slots.release(slot)
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
@@ -338,16 +487,10 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
 
 
 def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> NodeQuote:
-    from clients.dp_trainer import plan_dp
-    from clients.row_count import count_train_rows
-
-    decision = _check_policy(cfg, spec, audit, job_id, spec.epsilon)
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
     log_budget_change(audit, ledger.config_change)
-    plan = plan_dp(spec, max(1, count_train_rows(cfg, spec.target)))
-    quote = ledger.quote(plan.events_for(spec.rounds), _requester(spec))
-    if decision.approvals and quote.requested > spec.epsilon:
-        _check_policy(cfg, spec, None, job_id, quote.requested)
+    plan = plan_for_node(cfg, spec)
+    _, _, quote = _admit(cfg, ledger, audit, spec, job_id, plan, plan.job_events())
     refusal = None if quote.fits else quote.refusal(f"job {spec.name!r}")
     return NodeQuote(
         department=cfg.department,
@@ -362,11 +505,12 @@ def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> 
 def handle_quote(
     config_path: Path, department_hint: str, spec: RiskJobSpec, job_id: str
 ) -> NodeQuote:
-    """Price a whole job without running it. Never raises; charges and releases nothing.
+    """Price and admit a whole job without running it. Never raises; charges nothing.
 
-    The node runs every check a real run would - column classes, approvals, every budget
-    scope - but reads only the row count the sampling rate needs. A quote is a snapshot:
-    the real run checks again.
+    The node runs every check a real run would - its limits, column classes, approvals,
+    the data's schema, every budget scope - and prices the job from public figures only,
+    so the answer holds no figure computed from the rows. The coordinator admits a job
+    with these answers before round 1; each round checks again.
     """
     audit: AuditLog | None = None
     department = department_hint

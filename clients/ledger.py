@@ -156,6 +156,7 @@ class Quote:
                 budget=scope.epsilon,
                 scope=f"{what} (budget: {scope.scope}, whose delta is 0: Gaussian noise and "
                 "DP-SGD have no finite epsilon there; only Laplace releases fit)",
+                after=scope.spent_after,
             )
         return BudgetExceeded(
             requested=scope.requested,
@@ -163,6 +164,7 @@ class Quote:
             remaining=scope.remaining,
             budget=scope.epsilon,
             scope=f"{what} (budget: {scope.scope})",
+            after=scope.spent_after,
         )
 
 
@@ -308,17 +310,6 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def committed_rounds(self, job_id: str) -> int:
         """How many of a job's rounds were released."""
-
-    @abc.abstractmethod
-    def store_evaluation(self, job_id: str, payload: bytes) -> bytes:
-        """Keeps a job's evaluation reply; returns the first one stored for the job.
-
-        Evaluations are not charged, so a job gets one: asked again, the node repeats it.
-        """
-
-    @abc.abstractmethod
-    def stored_evaluation(self, job_id: str) -> bytes | None:
-        """The job's evaluation reply, if one was given."""
 
     @abc.abstractmethod
     def history(self) -> list[LedgerEntry]:

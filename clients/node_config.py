@@ -15,6 +15,15 @@ File format (every key shown; keys marked optional may be left out)::
     person_id = "person_id"      # optional: the unit of privacy (a declared column)
     holdout_fraction = 0.2       # optional, default 0.2; in (0, 0.9]
     split_seed = 7               # optional, default 0; integer >= 0
+    public_rows = 5000           # needed to train: the officer's public figure for the
+                                 # number of rows (persons); sampling is planned from it
+
+    [limits]                     # optional: what one job may ask of this node
+    max_rounds = 100             # training rounds of one job
+    max_steps_per_round = 5000   # DP-SGD steps of one round
+    max_model_parameters = 100000
+    max_concurrent_runs = 2      # job messages answered at once; more are refused
+    max_round_seconds = 900      # wall time of one round's training; then it stops, charged
 
     [budget]
     epsilon = 3.0                # > 0
@@ -46,6 +55,7 @@ to split, then drops it, so it may (and usually should) be classed restricted.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import math
@@ -64,6 +74,7 @@ __all__ = [
     "ColumnSpec",
     "DataSourceSpec",
     "NodeConfig",
+    "NodeLimits",
     "OfficerConfig",
     "SourceKind",
     "load_node_config",
@@ -129,6 +140,17 @@ class OfficerConfig:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """[limits]: the most one job may ask of this node; a spec over a limit is refused."""
+
+    max_rounds: int = 100
+    max_steps_per_round: int = 5000
+    max_model_parameters: int = 100_000
+    max_concurrent_runs: int = 2
+    max_round_seconds: int = 900
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """A validated node config; paths are absolute once loaded from a file."""
 
@@ -143,6 +165,10 @@ class NodeConfig:
     split_seed: int
     config_path: Path
     officer: OfficerConfig | None = None
+    public_rows: int | None = None
+    """The officer's public size figure; DP-SGD plans its sampling rate from it, so the
+    exact number of rows never shapes anything a node releases."""
+    limits: NodeLimits = NodeLimits()
 
     @property
     def approvals_dir(self) -> Path:
@@ -291,7 +317,7 @@ def _parse_node(r: _Reader, doc: Mapping[str, Any]) -> tuple[str, str, Path]:
 
 
 def _parse_source(r: _Reader, data: Mapping[str, Any]) -> DataSourceSpec:
-    common = ("person_id", "holdout_fraction", "split_seed")
+    common = ("person_id", "holdout_fraction", "split_seed", "public_rows")
     if "source" not in data:
         raise r.error("[data] `source`", "is missing", 'add source = "csv" (or parquet, sql)')
     kind = r.choice(data["source"], "[data] `source`", SourceKind)
@@ -337,6 +363,34 @@ def _parse_split(r: _Reader, data: Mapping[str, Any]) -> tuple[float, int]:
             "use e.g. split_seed = 7 (and never change it: it fixes the held-out rows)",
         )
     return float(fraction), seed
+
+
+def _positive_int(r: _Reader, value: object, key: str, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise r.error(key, f"must be an integer >= 1, got {value!r}", hint)
+    return value
+
+
+def _parse_public_rows(r: _Reader, data: Mapping[str, Any]) -> int | None:
+    if "public_rows" not in data:
+        return None
+    return _positive_int(
+        r, data["public_rows"], "[data] `public_rows`",
+        "write the number of rows (persons) the dataset holds, rounded as the officer "
+        "publishes it, e.g. public_rows = 5000",
+    )  # fmt: skip
+
+
+def _parse_limits(r: _Reader, doc: Mapping[str, Any]) -> NodeLimits:
+    table = r.table(doc, "limits", required=False)
+    names = tuple(f.name for f in dataclasses.fields(NodeLimits))
+    r.check_keys(table, "[limits]", (), names)
+    values = {
+        name: _positive_int(r, table[name], f"[limits] `{name}`", f"set {name} = <n>")
+        for name in names
+        if name in table
+    }
+    return NodeLimits(**values)
 
 
 def _parse_budget(r: _Reader, doc: Mapping[str, Any]) -> Budget:
@@ -489,7 +543,7 @@ def load_node_config(path: Path) -> NodeConfig:
     doc = _read_toml(config_path)
     _refuse_unsigned_approvals(r, doc)
     # Missing sections are reported by the section readers, which know their shape.
-    r.check_keys(doc, "top level", (), ("node", "data", "budget", "columns", "officer"))
+    r.check_keys(doc, "top level", (), ("node", "data", "budget", "columns", "officer", "limits"))
     department, dataset, ledger_path = _parse_node(r, doc)
     data = r.table(doc, "data", required=True)
     source = _parse_source(r, data)
@@ -508,6 +562,8 @@ def load_node_config(path: Path) -> NodeConfig:
         split_seed=split_seed,
         config_path=config_path,
         officer=_parse_officer(r, doc),
+        public_rows=_parse_public_rows(r, data),
+        limits=_parse_limits(r, doc),
     )
 
 
@@ -564,6 +620,13 @@ def render_node_config(cfg: NodeConfig) -> str:
     lines += [
         f"holdout_fraction = {float(cfg.holdout_fraction)!r}",
         f"split_seed = {cfg.split_seed}",
+    ]
+    if cfg.public_rows is not None:
+        lines.append(f"public_rows = {cfg.public_rows}")
+    if cfg.limits != NodeLimits():
+        lines += ["", "[limits]"]
+        lines += [f"{k} = {v}" for k, v in dataclasses.asdict(cfg.limits).items()]
+    lines += [
         "",
         "[budget]",
         f"epsilon = {float(cfg.budget.epsilon)!r}",

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
 from clients.column_policy import check_job_columns
 from clients.data_source import open_source
 from clients.node_config import ColumnSpec, NodeConfig
 from clients.schema_check import validate_frame
+from clients.split_key import held_out, node_secret
 from vocab.approval import JobClaims
 from vocab.errors import DataError, InternalError, JobSpecError
 
-__all__ = ["load_job_frames", "split_key_in_holdout"]
-
-_HASH_BYTES = 8
-_HASH_RANGE = float(2 ** (8 * _HASH_BYTES))
-
-
-def split_key_in_holdout(key: object, split_seed: int, holdout_fraction: float) -> bool:
-    """Says whether the row with this key is held out: a stable hash falls below the fraction.
-
-    The hash (BLAKE2b of `f"{split_seed}:{key}"`) depends on nothing but the seed and the
-    key, so a row keeps its side across rounds, jobs, processes and Python versions.
-    """
-    digest = hashlib.blake2b(f"{split_seed}:{key}".encode(), digest_size=_HASH_BYTES).digest()
-    return int.from_bytes(digest, "big") / _HASH_RANGE < holdout_fraction
+__all__ = ["load_job_frames"]
 
 
 def _spec(config: NodeConfig, name: str) -> ColumnSpec:
@@ -53,10 +39,11 @@ def load_job_frames(
     and record-level DP on these frames is person-level DP at this node. Without a person
     id, the unit of privacy is the row.
 
-    The split: a row is held out iff `split_key_in_holdout` says so for its key, the person
-    id when set, else the row's position in the source (0-based). The same rows are held
-    out for every round and job and after restarts, so held-out rows never train. Without a
-    person id this holds as long as existing rows keep their order in the source.
+    The split: a row is held out iff `clients.split_key.held_out` says so for its key - a
+    hash keyed with the node's secret of the person id when set, else of the row's values
+    in the job's columns. Removing a row never moves another across the split; within a
+    job the same rows are held out every round and after restarts, so held-out rows never
+    train. (Without a person id, jobs reading other columns may split differently.)
 
     Args:
         config: This node's config.
@@ -95,20 +82,16 @@ def load_job_frames(
         keys: Sequence[object] = frame[person_id].tolist()
         frame = frame.drop(columns=[person_id])
     else:
-        keys = range(len(frame))
-    held_out = np.fromiter(
-        (split_key_in_holdout(key, config.split_seed, config.holdout_fraction) for key in keys),
-        dtype=bool,
-        count=len(frame),
-    )
-    train = frame[~held_out].reset_index(drop=True)
-    holdout = frame[held_out].reset_index(drop=True)
+        keys = list(frame.itertuples(index=False, name=None))
+    secret = node_secret(config.ledger_path)
+    side = held_out(keys, secret, config.split_seed, config.holdout_fraction)
+    train = frame[~side].reset_index(drop=True)
+    holdout = frame[side].reset_index(drop=True)
     if train.empty or holdout.empty:
+        # No counts: how many rows a node holds is not for the coordinator to learn.
         empty = "train" if train.empty else "holdout"
         raise DataError(
-            f"{source.description}: the {empty} split is empty ({len(train)} train, "
-            f"{len(holdout)} holdout rows of {len(frame)}"
-            + (" distinct persons)" if person_id is not None else ")"),
+            f"{source.description}: the {empty} split is empty",
             "add rows, or change `holdout_fraction` under [data] in the node config",
         )
     return train, holdout

@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from vocab.errors import InternalError
-from vocab.metrics import HoldoutSummary
-from vocab.wire import NodeReport, summary_from_record, summary_to_record
+from vocab.metrics import ScoreHistogram
+from vocab.wire import NodeReport, histogram_from_record, histogram_to_record
 
 __all__ = ["decode_reply", "encode_reply"]
 
@@ -19,12 +19,12 @@ _HEADER = "header"
 
 
 def encode_reply(
-    report: NodeReport, holdout: HoldoutSummary | None, weights: list[npt.NDArray[np.float32]]
+    report: NodeReport, holdout: ScoreHistogram | None, weights: list[npt.NDArray[np.float32]]
 ) -> bytes:
     """Packs a reply: an .npz of the weights plus a JSON header (no pickles)."""
     header = {
         "report": report.to_record(),
-        "holdout": None if holdout is None else summary_to_record(holdout),
+        "holdout": None if holdout is None else histogram_to_record(holdout),
         "layers": len(weights),
     }
     arrays: dict[str, Any] = {f"w{i}": w for i, w in enumerate(weights)}
@@ -36,7 +36,7 @@ def encode_reply(
 
 def decode_reply(
     payload: bytes,
-) -> tuple[NodeReport, HoldoutSummary | None, list[npt.NDArray[np.float32]]]:
+) -> tuple[NodeReport, ScoreHistogram | None, list[npt.NDArray[np.float32]]]:
     """Unpacks `encode_reply`'s bytes.
 
     Raises:
@@ -49,7 +49,7 @@ def decode_reply(
         holdout = header["holdout"]
         return (
             NodeReport.from_record(header["report"]),
-            None if holdout is None else summary_from_record(holdout),
+            None if holdout is None else histogram_from_record(holdout),
             weights,
         )
     except (OSError, ValueError, KeyError, TypeError) as err:

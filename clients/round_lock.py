@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-__all__ = ["RoundLock"]
+__all__ = ["RoundLock", "RunSlots"]
 
 
 class RoundLock:
@@ -44,4 +44,32 @@ class RoundLock:
         """Drops a lock; `forget` removes its file, safe only once the round is final."""
         if forget is not None:
             forget.unlink(missing_ok=True)
+        os.close(fd)
+
+
+class RunSlots:
+    """At most `slots` job messages answered at once on a node: one flock per slot.
+
+    A process that dies frees its slot with its lock, so a crash never wedges the node.
+    """
+
+    def __init__(self, ledger_path: Path, slots: int) -> None:
+        self._folder = ledger_path.with_name(ledger_path.name + ".locks")
+        self._slots = slots
+
+    def acquire(self) -> int | None:
+        """A held slot's descriptor, or None when every slot is taken."""
+        self._folder.mkdir(parents=True, exist_ok=True)
+        for slot in range(self._slots):
+            fd = os.open(self._folder / f"run-slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return fd
+        return None
+
+    @staticmethod
+    def release(fd: int) -> None:
         os.close(fd)

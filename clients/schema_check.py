@@ -107,10 +107,7 @@ def _is_absent(value: object, column_type: ColumnType) -> bool:
     return not text or (column_type in _NUMERIC and text.lower() == "nan")
 
 
-def _shown(value: object, spec: ColumnSpec) -> str:
-    # Refusal reasons travel to the coordinator: only an open column's value may be quoted.
-    if spec.column_class is not ColumnClass.OPEN:
-        return f"withheld ({spec.column_class.value} column)"
+def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
@@ -118,18 +115,28 @@ def _shown(value: object, spec: ColumnSpec) -> str:
 def _rows_problem(
     spec: ColumnSpec, rows: list[int], what: str, hint: str, raw: np.ndarray
 ) -> _Problem:
+    if spec.column_class is not ColumnClass.OPEN:
+        # Refusals travel to the coordinator: of a conditional or restricted column they
+        # say what is wrong, never how many rows, which ones, or what value.
+        return _Problem(f"column `{spec.name}` ({spec.column_class.value}): values {what}", hint)
     first = rows[0]
     return _Problem(
         f"column `{spec.name}`: {len(rows)} value(s) {what} "
-        f"(first: data row {first + 1}, value {_shown(raw[first], spec)})",
+        f"(first: data row {first + 1}, value {_shown(raw[first])})",
         hint,
     )
 
 
-def _missing_problem(name: str, missing: np.ndarray) -> _Problem:
+def _missing_problem(spec: ColumnSpec, missing: np.ndarray) -> _Problem:
+    if spec.column_class is not ColumnClass.OPEN:
+        return _Problem(
+            f"column `{spec.name}` ({spec.column_class.value}): missing values in a required "
+            "column",
+            _FIX_MISSING,
+        )
     rows = np.flatnonzero(missing)
     return _Problem(
-        f"column `{name}`: {len(rows)} missing value(s) in a required column "
+        f"column `{spec.name}`: {len(rows)} missing value(s) in a required column "
         f"(first: data row {rows[0] + 1})",
         _FIX_MISSING,
     )
@@ -168,7 +175,7 @@ def _typed_path(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, list[_P
             raw = series.to_numpy(dtype=object)
             problems.append(_rows_problem(spec, rows, "are infinite", _FIX_INFINITE, raw))
     if spec.required and missing.any():
-        problems.append(_missing_problem(spec.name, missing))
+        problems.append(_missing_problem(spec, missing))
     if problems:
         return series, problems
     if column_type is ColumnType.FLOAT:
@@ -212,7 +219,7 @@ def _text_path(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, list[_Pr
     else:
         values = series.astype(object).where(~absent, None)
     if spec.required and absent.any():
-        return series, [_missing_problem(spec.name, absent)]
+        return series, [_missing_problem(spec, absent)]
     return _typed(values, spec), []
 
 
@@ -249,7 +256,7 @@ def _convert(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, list[_Prob
     if infinite:
         problems.append(_rows_problem(spec, infinite, "are infinite", _FIX_INFINITE, raw))
     if spec.required and missing.any():
-        problems.append(_missing_problem(spec.name, missing))
+        problems.append(_missing_problem(spec, missing))
     if problems:
         return series, problems
     return _typed(pd.Series(parsed, index=series.index, dtype=object), spec), []

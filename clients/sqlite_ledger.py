@@ -97,14 +97,6 @@ _SCHEMA = (
         release_id INTEGER PRIMARY KEY REFERENCES releases (id),
         payload    BLOB NOT NULL
     )""",
-    # The one evaluation reply a job gets from this dataset (see `store_evaluation`).
-    """CREATE TABLE IF NOT EXISTS evaluations (
-        dataset    TEXT NOT NULL,
-        job_id     TEXT NOT NULL,
-        payload    BLOB NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (dataset, job_id)
-    )""",
 )
 
 _RELEASE_COLUMNS = (
@@ -398,27 +390,6 @@ class SqliteLedger(Ledger):
                 (self._dataset, job_id, EntryStatus.COMMITTED.value),
             ).fetchone()
         return int(row[0])
-
-    def store_evaluation(self, job_id: str, payload: bytes) -> bytes:
-        with self._connect() as conn, write_locked(conn):
-            conn.execute(
-                "INSERT OR IGNORE INTO evaluations (dataset, job_id, payload, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (self._dataset, job_id, payload, _now()),
-            )
-            row = conn.execute(
-                "SELECT payload FROM evaluations WHERE dataset = ? AND job_id = ?",
-                (self._dataset, job_id),
-            ).fetchone()
-        return bytes(row["payload"])
-
-    def stored_evaluation(self, job_id: str) -> bytes | None:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT payload FROM evaluations WHERE dataset = ? AND job_id = ?",
-                (self._dataset, job_id),
-            ).fetchone()
-        return None if row is None else bytes(row["payload"])
 
     def history(self) -> list[LedgerEntry]:
         with self._connect() as conn:

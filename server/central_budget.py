@@ -68,9 +68,11 @@ class CapExceeded(BudgetExceeded):
     def __init__(
         self, *, requested: float, spent: float, remaining: float, budget: float, scope: str
     ) -> None:
+        # Central caps add jobs' epsilons: after is spent plus the job.
         super().__init__(
-            requested=requested, spent=spent, remaining=remaining, budget=budget, scope=scope
-        )
+            requested=requested, spent=spent, remaining=remaining, budget=budget, scope=scope,
+            after=spent + requested,
+        )  # fmt: skip
         # The central officer, not a department's, decides on this cap.
         self.hint = (
             "ask the central privacy officer to raise the cap (`silobridge budget set`), "

@@ -13,6 +13,7 @@ import numpy as np
 from server.risk_job import JobOutcome
 from vocab.bundle import CARD_FILE, RESULT_FILE, TORCH_FILE, WEIGHTS_FILE
 from vocab.jobspec import RiskJobSpec
+from vocab.wire import ReleaseRecord
 
 __all__ = ["render_bundle"]
 
@@ -26,13 +27,25 @@ def _spec_dict(spec: RiskJobSpec) -> dict[str, Any]:
     data.pop("_budget", None)
     data["model"] = spec.model.value
     data["aggregator"] = spec.aggregator.value
+    data["evaluation"] = spec.evaluation.value
     return data
+
+
+def _release(release: ReleaseRecord) -> dict[str, Any]:
+    return {
+        "round": release.round,
+        "what": release.what,
+        "mechanism": release.mechanism,
+        "params": release.params,
+        "epsilon": release.epsilon,
+    }
 
 
 def _nodes(outcome: JobOutcome) -> dict[str, Any]:
     nodes: dict[str, Any] = {}
     for tally in outcome.nodes.values():
         report = tally.last_report
+        training = tally.training
         # Two nodes claiming one department (or two silent ones) must not overwrite.
         key = (
             tally.department
@@ -49,9 +62,11 @@ def _nodes(outcome: JobOutcome) -> dict[str, Any]:
                 max(0.0, report.epsilon_budget - report.epsilon_spent) if report else None
             ),
             "delta": report.delta if report else None,
-            "noise_multiplier": report.noise_multiplier if report else None,
-            "sample_rate": report.sample_rate if report else None,
-            "steps_per_round": report.steps if report else None,
+            # The training rounds' DP-SGD figures (an evaluation's report carries none).
+            "noise_multiplier": training.noise_multiplier if training else None,
+            "sample_rate": training.sample_rate if training else None,
+            "steps_per_round": training.steps if training else None,
+            "releases": [_release(r) for r in tally.releases],
             "refusals": tally.refusals,
             # The node's audit-log head as of its last reply: an anchor against truncation.
             "audit_head": (
@@ -65,7 +80,7 @@ def _nodes(outcome: JobOutcome) -> dict[str, Any]:
 
 def _result(outcome: JobOutcome) -> dict[str, Any]:
     return {
-        "schema": "silobridge.result.v1",
+        "schema": "silobridge.result.v2",
         "job_id": outcome.job_id,
         "status": outcome.status,
         "failure": outcome.failure,
@@ -75,23 +90,47 @@ def _result(outcome: JobOutcome) -> dict[str, Any]:
                 "round": r.round,
                 "participants": list(r.participants),
                 "refused": list(r.refused),
-                "metrics_of_incoming_model": {k: _finite(v) for k, v in r.metrics.items()},
+                "metrics_after_round": {k: _finite(v) for k, v in r.metrics.items()},
                 "seconds": round(r.seconds, 3),
             }
             for r in outcome.rounds
         ],
         "metrics": {k: _finite(v) for k, v in outcome.final_metrics.items()},
-        "initial_metrics": {k: _finite(v) for k, v in outcome.initial_metrics.items()},
-        "metrics_privacy": "not covered by DP: pooled held-out loss, accuracy and score "
-        "histograms are computed from un-noised node statistics",
+        "metrics_privacy": "differentially private: each node released a held-out score "
+        "histogram with discrete Gaussian noise (sensitivity 1), charged to its ledger as "
+        "part of this job (see each node's releases); *_se is the noise's standard error",
         "nodes": _nodes(outcome),
         "seconds": round(outcome.seconds, 3),
     }
 
 
+def _releases_table(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| department | round | release | mechanism | parameters | epsilon (alone) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dept, n in sorted(result["nodes"].items()):
+        for r in n["releases"]:
+            params = ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in r["params"].items()
+            )
+            lines.append(
+                f"| {dept} | {r['round']} | {r['what']} | {r['mechanism']} | {params} | "
+                f"{r['epsilon']:.4f} |"
+            )
+    return lines
+
+
 def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
     spec = outcome.spec
     m = result["metrics"]
+    share = (
+        "no evaluation"
+        if not spec.evaluations
+        else f"{spec.evaluations} evaluation(s) ({spec.evaluation.value}), "
+        f"{spec.evaluation_share:.0%} of the job's epsilon on their own"
+    )
     lines = [
         f"# Model card: {spec.name}",
         "",
@@ -106,14 +145,18 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
         f"- **Training**: {spec.rounds} federated rounds x {spec.local_epochs} local epoch(s), "
         f"aggregator {spec.aggregator.value}, DP-SGD (Opacus) with Poisson sampling, "
         f"per-sample clipping at {spec.max_grad_norm}, batch {spec.batch_size}",
+        f"- **Evaluation**: {share}",
         "",
         "## Privacy guarantee",
         "",
         f"Each department's rows are protected by ({spec.epsilon}, {spec.delta})-differential "
-        "privacy for this whole job (all rounds composed), at the unit of privacy that the "
-        "department's node config declares (a record, or a person when a person-id column is "
-        "set). The noise is calibrated and added at the department's own node, and the node "
-        "charges every round to its ledger *before* releasing the update. Across jobs, each "
+        "privacy for this whole job - every training round and every evaluation composed - "
+        "at the unit of privacy that the department's node config declares (a record, or a "
+        "person when a person-id column is set). Every number a node sent is a release "
+        "charged to its own ledger *before* it left (a DP-SGD model update, or a noisy "
+        "held-out histogram), or a figure computed from public parameters (epsilons, noise "
+        "multipliers, sampling rates planned from the officer's public size figure). The "
+        "noise comes from a cryptographically secure generator at the node. Across jobs, each "
         "node composes all releases on its dataset against its officer's budget.",
         "",
         "| department | rounds | epsilon (this job) | dataset spent / budget | delta | refusals |",
@@ -128,27 +171,28 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
             f"| {dept} | {len(n['rounds'])} | {n['epsilon_spent']:.3f} | {used} | "
             f"{n['delta'] if n['delta'] is not None else '-'} | {refusals} |"
         )
-    auc = m.get("auc")
-    acc = m.get("accuracy")
+    lines += ["", "## Every release", "", *_releases_table(result)]
+    auc, acc = m.get("auc"), m.get("accuracy")
     lines += [
         "",
         "## Evaluation",
         "",
-        f"Pooled over the departments' held-out rows (never used for training): "
-        f"AUC {auc:.4f}, accuracy {acc:.4f}."
+        f"Pooled over the departments' held-out rows (never used for training), from noisy "
+        f"histograms: AUC {auc:.3f} ± {m.get('auc_se') or float('nan'):.3f}, accuracy "
+        f"{acc:.3f} ± {m.get('accuracy_se') or float('nan'):.3f} (± is the standard error "
+        "the DP noise alone causes)."
         if auc is not None and acc is not None
-        else "No final evaluation is available.",
+        else "No evaluation is available (the spec turned it off, or no node evaluated).",
         "",
-        "**These evaluation metrics are NOT covered by differential privacy.** Each node "
-        "reports un-noised held-out statistics (row count, loss sum, correct count and "
-        "binned score histograms per class) that the coordinator pools. They reveal "
-        "aggregate facts about each department's held-out rows; treat them as you would "
-        "any aggregate statistic under your data-sharing agreement.",
+        "These figures are differentially private: each node counted its held-out rows by "
+        "class and predicted-probability bin (edges "
+        f"{', '.join(f'{t:g}' for t in spec.thresholds)}), added discrete Gaussian noise to "
+        "every count and charged that release to its ledger. They are coarse by design.",
         "",
         "## Files",
         "",
         f"- `{WEIGHTS_FILE}` / `{TORCH_FILE}`: final weights (numpy arrays / torch state dict)",
-        f"- `{RESULT_FILE}`: machine-readable result (spec, rounds, metrics, per-node privacy)",
+        f"- `{RESULT_FILE}`: machine-readable result (spec, rounds, metrics, per-node releases)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -160,7 +204,7 @@ def render_bundle(outcome: JobOutcome) -> dict[str, bytes]:
     from vocab.models import build_model, set_weights
 
     files: dict[str, bytes] = {}
-    if outcome.weights:
+    if outcome.weights and outcome.status == "succeeded":
         buffer = io.BytesIO()
         np.savez(buffer, *outcome.weights)
         files[WEIGHTS_FILE] = buffer.getvalue()

@@ -1,4 +1,4 @@
-"""Runs one federated DP risk-model job over a Flower Grid: rounds, quorum, final evaluation."""
+"""Runs one federated DP risk-model job over a Flower Grid: admission, rounds, evaluations."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from server.aggregation import ServerOptimizer, mean_delta
-from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull, wait_for_nodes
+from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull
+from server.quote_round import QuoteOutcome
 from vocab.jobspec import RiskJobSpec
-from vocab.metrics import HoldoutSummary
+from vocab.metrics import ScoreHistogram, evaluation_metrics
 from vocab.serde import job_to_bytes
 from vocab.wire import (
     ARRAYS,
@@ -26,8 +27,9 @@ from vocab.wire import (
     REPORT,
     TRAIN,
     NodeReport,
+    ReleaseRecord,
     ReplyStatus,
-    summary_from_record,
+    histogram_from_record,
 )
 
 __all__ = ["JobOutcome", "NodeTally", "RoundRecord", "run_risk_job"]
@@ -38,22 +40,32 @@ Weights = list[npt.NDArray[np.float32]]
 Emit = Callable[..., None]
 OnReply = Callable[[NodeReply], None]
 
+ADMISSION_ROUND = 0
+
 
 @dataclass
 class NodeTally:
-    """What the coordinator knows about one department over the job."""
+    """What the coordinator knows about one department over the job.
+
+    `last_report` carries the latest privacy figures; `training` the last training round's
+    (noise multiplier, sampling rate, steps: an evaluation's report has none); `releases`
+    every charged release the node reported, in order.
+    """
 
     node_id: int
     department: str = "?"
     last_report: NodeReport | None = None
+    training: NodeReport | None = None
     rounds: list[int] = field(default_factory=list)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    releases: list[ReleaseRecord] = field(default_factory=list)
     active: bool = True
 
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """One round: who trained, who refused, and the incoming model's pooled held-out metrics."""
+    """One round: who trained, who refused, and the noisy metrics of the model after it
+    (when the job pays for an evaluation after this round)."""
 
     round: int
     participants: tuple[str, ...]
@@ -71,22 +83,10 @@ class JobOutcome:
     status: str = "running"
     failure: str = ""
     rounds: list[RoundRecord] = field(default_factory=list)
-    initial_metrics: dict[str, float] = field(default_factory=dict)
     final_metrics: dict[str, float] = field(default_factory=dict)
     nodes: dict[int, NodeTally] = field(default_factory=dict)
     weights: Weights = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _metrics(summary: HoldoutSummary | None) -> dict[str, float]:
-    if summary is None or summary.n == 0:
-        return {}
-    return {
-        "auc": summary.auc,
-        "accuracy": summary.accuracy,
-        "loss": summary.loss,
-        "n_holdout": float(summary.n),
-    }
 
 
 def _send(
@@ -112,11 +112,15 @@ def _send(
     return push_and_pull(grid, node_ids, content, kind, str(rnd), spec.round_timeout_s)
 
 
+def _drop(tally: NodeTally, rnd: int, code: str, reason: str) -> None:
+    tally.refusals.append({"round": rnd, "code": code, "reason": reason})
+    tally.active = False
+
+
 def _no_answer(
     tally: NodeTally, rnd: int, kind: str, code: str, reason: str, on_reply: OnReply
 ) -> None:
-    tally.refusals.append({"round": rnd, "code": code, "reason": reason})
-    tally.active = False
+    _drop(tally, rnd, code, reason)
     status = AnswerStatus.NO_ANSWER
     on_reply(NodeReply(tally.node_id, tally.department, rnd, kind, status, code, reason))
 
@@ -146,15 +150,16 @@ def _collect(
     *,
     kind: str,
     on_reply: OnReply,
-) -> tuple[list[tuple[NodeTally, Message]], list[NodeTally], HoldoutSummary | None]:
+) -> tuple[list[tuple[NodeTally, Message]], list[NodeTally], ScoreHistogram | None]:
     """Sort replies into accepted and refused; drop refusing or silent nodes from the job.
 
-    Every answer, and every silence, is passed to `on_reply`.
+    Every answer, and every silence, is passed to `on_reply`; every release a node reports
+    (a failed round's too) is kept in its tally.
     """
     need_weights = kind == TRAIN
     accepted: list[tuple[NodeTally, Message]] = []
     refused: list[NodeTally] = []
-    pooled: HoldoutSummary | None = None
+    pooled: ScoreHistogram | None = None
     answered: set[int] = set()
     for node_id, reply in replies:
         tally = outcome.nodes[node_id]
@@ -166,28 +171,30 @@ def _collect(
             continue
         try:
             report = NodeReport.from_record(dict(reply.content[REPORT]))
-            accepted_without_weights = (
-                report.status is ReplyStatus.OK
-                and need_weights
-                and ARRAYS not in reply.content.array_records
-            )
-            if accepted_without_weights:
-                raise KeyError(ARRAYS)
+            holdout = None
+            if report.status is ReplyStatus.OK:
+                if need_weights and ARRAYS not in reply.content.array_records:
+                    raise KeyError(ARRAYS)
+                if not need_weights:
+                    holdout = histogram_from_record(dict(reply.content[HOLDOUT]))
         except (KeyError, TypeError, ValueError) as err:
             reason = f"malformed reply ({type(err).__name__}: {err}); node runs another version?"
             _no_answer(tally, rnd, kind, "bad_reply", reason, on_reply)
             refused.append(tally)
             continue
         tally.department, tally.last_report = report.department, report
+        tally.releases.extend(report.releases)
         _answered(tally, rnd, kind, report, on_reply)
         if report.status is ReplyStatus.REFUSED:
-            tally.refusals.append({"round": rnd, "code": report.code, "reason": report.reason})
-            tally.active = False
+            _drop(tally, rnd, report.code, report.reason)
             refused.append(tally)
             continue
-        if HOLDOUT in reply.content.metric_records:
-            summary = summary_from_record(dict(reply.content[HOLDOUT]))
-            pooled = summary if pooled is None else pooled.merge(summary)
+        if holdout is not None:
+            if len(holdout.pos) != len(outcome.spec.thresholds) + 1:
+                _drop(tally, rnd, "bad_reply", "evaluation histogram has the wrong bins")
+                refused.append(tally)
+                continue
+            pooled = holdout if pooled is None else pooled.merge(holdout)
         accepted.append((tally, reply))
     for node_id in asked:
         if node_id not in answered:
@@ -202,55 +209,60 @@ def _ignore(reply: NodeReply) -> None:
     del reply
 
 
+def _admitted(outcome: JobOutcome, admission: QuoteOutcome, emit: Emit) -> list[int]:
+    """The nodes that admitted the whole job; the others are recorded as refusals."""
+    outcome.nodes = {a.node_id: NodeTally(a.node_id, a.department) for a in admission.answers}
+    for answer in admission.answers:
+        if not answer.would_run:
+            tally = outcome.nodes[answer.node_id]
+            _drop(tally, ADMISSION_ROUND, answer.code or answer.status.value, answer.reason)
+            emit("refusal", department=tally.department, **tally.refusals[-1])
+    return [a.node_id for a in admission.answers if a.would_run]
+
+
 def run_risk_job(
     grid: Grid,
     spec: RiskJobSpec,
     job_id: str,
     initial: Weights,
+    admission: QuoteOutcome,
     emit: Emit,
     on_reply: OnReply = _ignore,
 ) -> JobOutcome:
-    """Train `spec` across the connected nodes; never raises for node-side failures.
+    """Train `spec` across the nodes that admitted it; never raises for node-side failures.
 
-    A round continues while at least `spec.min_nodes` nodes accept; refusing or silent
-    nodes are recorded with their reason and not asked again in this job. `on_reply`
-    sees every node's answer (or silence) to every message, in order.
+    Round 1 starts only when `admission` (every node's dry run of the whole job: limits,
+    policy, approvals, schema, every budget) has a quorum, so no node is charged for a job
+    that could not start. A round continues while at least `spec.min_nodes` nodes accept;
+    refusing or silent nodes are recorded with their reason and not asked again. The nodes
+    evaluate the model after the rounds the spec pays for (charged, noisy). `on_reply` sees
+    every node's answer (or silence) to every message, in order.
     """
     started = time.monotonic()
     outcome = JobOutcome(spec=spec, job_id=job_id, weights=initial)
-    node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit)
-    outcome.nodes = {nid: NodeTally(nid) for nid in node_ids}
-    if len(node_ids) < spec.min_nodes:
+    admitted = _admitted(outcome, admission, emit)
+    if not admission.ok:
         outcome.status = "failed"
-        outcome.failure = (
-            f"only {len(node_ids)} node(s) connected within {spec.node_wait_s:.0f}s;"
-            f" the job needs {spec.min_nodes}"
-        )
+        outcome.failure = f"not started, nothing charged: {admission.reason}"
         return outcome
+    for tally in outcome.nodes.values():
+        tally.active = tally.node_id in admitted
     optimizer = ServerOptimizer(spec.aggregator, spec.server_learning_rate)
     weights = initial
+    evaluated_after = spec.evaluated_after()
     for rnd in range(1, spec.rounds + 1):
         t0 = time.monotonic()
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
         replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked)
-        accepted, refused, pooled = _collect(
-            replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply
-        )
+        accepted, refused, _ = _collect(replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply)
         for tally in refused:
             emit("refusal", department=tally.department, **tally.refusals[-1])
-        metrics = _metrics(pooled)
-        if rnd == 1:
-            outcome.initial_metrics = metrics
-        record = RoundRecord(
-            round=rnd,
-            participants=tuple(sorted(t.department for t, _ in accepted)),
-            refused=tuple(sorted(t.department for t in refused)),
-            metrics=metrics,
-            seconds=time.monotonic() - t0,
-        )
-        outcome.rounds.append(record)
+        participants = tuple(sorted(t.department for t, _ in accepted))
+        refused_names = tuple(sorted(t.department for t in refused))
         if len(accepted) < spec.min_nodes:
+            record = RoundRecord(rnd, participants, refused_names, {}, time.monotonic() - t0)
+            outcome.rounds.append(record)
             outcome.status = "failed"
             outcome.failure = (
                 f"round {rnd}: only {len(accepted)} node(s) accepted; the job "
@@ -260,6 +272,7 @@ def run_risk_job(
             break
         for tally, _ in accepted:
             tally.rounds.append(rnd)
+            tally.training = tally.last_report
         updates = [
             [
                 np.asarray(a, np.float32)
@@ -268,37 +281,46 @@ def run_risk_job(
             for _, reply in accepted
         ]
         weights = optimizer.step(weights, mean_delta(weights, updates))
+        metrics: dict[str, float] = {}
+        if rnd in evaluated_after:
+            metrics = _evaluation(grid, spec, job_id, rnd, weights, outcome, emit, on_reply)
+        record = RoundRecord(rnd, participants, refused_names, metrics, time.monotonic() - t0)
+        outcome.rounds.append(record)
         emit("round_end", **_round_event(record, outcome))
     outcome.weights = weights
     if outcome.status != "failed":
-        _final_evaluation(grid, spec, job_id, weights, outcome, emit, on_reply)
+        outcome.status = "succeeded"
+        if evaluated_after:
+            outcome.final_metrics = outcome.rounds[-1].metrics
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
-def _final_evaluation(
+def _evaluation(
     grid: Grid,
     spec: RiskJobSpec,
     job_id: str,
+    after: int,
     weights: Weights,
     outcome: JobOutcome,
     emit: Emit,
     on_reply: OnReply,
-) -> None:
+) -> dict[str, float]:
+    """The nodes' noisy held-out histograms of the model after round `after`, pooled."""
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
-    emit("evaluate_start", nodes=len(asked))
-    rnd = spec.rounds + 1
+    emit("evaluate_start", after_round=after, nodes=len(asked))
+    rnd = spec.evaluation_round(after)
     replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked)
     accepted, refused, pooled = _collect(
         replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply
     )
     for tally in refused:
         emit("refusal", department=tally.department, **tally.refusals[-1])
-    outcome.final_metrics = _metrics(pooled)
-    outcome.status = "succeeded" if pooled is not None else "failed"
-    if pooled is None:
-        outcome.failure = "no node evaluated the final model"
-    emit("evaluated", nodes=len(accepted), **outcome.final_metrics)
+    metrics = {} if pooled is None else evaluation_metrics(pooled, spec.thresholds)
+    if pooled is not None:
+        metrics["noise_std_per_bin"] = pooled.noise_std
+    emit("evaluated", after_round=after, nodes=len(accepted), **metrics)
+    return metrics
 
 
 def _round_event(record: RoundRecord, outcome: JobOutcome) -> dict[str, Any]:

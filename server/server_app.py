@@ -126,8 +126,12 @@ def _run(
     try:
         audit.cap_check(job_id, check, mode=RunMode.RUN, reserved=True)
         emit("job_start", **_job_start(config, job_id))
+        # Admission: every node runs the whole job's checks first, so no node is charged
+        # for a job that a quorum would not take.
+        admission = run_quote(grid, spec, job_id, check, emit, on_reply)
+        emit("admission", **admission.event())
         initial = get_weights(build_model(spec))
-        outcome = run_risk_job(grid, spec, job_id, initial, emit, on_reply)
+        outcome = run_risk_job(grid, spec, job_id, initial, admission, emit, on_reply)
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
         files = render_bundle(outcome)
         audit.job_end(

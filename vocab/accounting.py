@@ -360,9 +360,17 @@ def epsilon_spent(
 
 
 def calibrate_noise_multiplier(
-    *, target_epsilon: float, delta: float, sample_rate: float, steps: int
+    *,
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    alongside: Sequence[PrivacyEvent] = (),
 ) -> float:
     """Smallest noise multiplier whose DP-SGD release stays within `target_epsilon`.
+
+    With `alongside`, the DP-SGD release composed with those releases (a job's charged
+    evaluations) stays within the target.
 
     Bisects log(sigma) over [0.1, 1e4] until the bracket is narrower than a relative 1e-3,
     keeping the invariant that the upper end meets the target, and returns that upper end:
@@ -390,9 +398,11 @@ def calibrate_noise_multiplier(
             "use a delta > 0, e.g. below 1 / number of records",
         )
 
+    others = list(alongside)
+
     def fits(sigma: float) -> bool:
         event = DpSgdEvent(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
-        return epsilon_spent([event], d) <= target
+        return epsilon_spent([event, *others], d) <= target
 
     if not fits(_SIGMA_MAX):
         raise ConfigError(

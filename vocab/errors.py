@@ -13,6 +13,9 @@ class RefusalCode(enum.Enum):
     POLICY = "policy"
     CONFIG_INVALID = "config_invalid"
     SPEC_INVALID = "spec_invalid"
+    BUSY = "busy"
+    ROUND_FAILED = "round_failed"
+    """Training started and then failed; the round stays charged and is never retrained."""
     INTERNAL = "internal"
 
 
@@ -57,22 +60,31 @@ class PolicyRefusal(SilobridgeError):
 class BudgetExceeded(SilobridgeError):
     """A release would push the dataset past its privacy budget.
 
-    Amounts are epsilons at the budget's delta: `requested` is what the job (or round) would
-    cost on its own, `spent` what the ledger already holds, `remaining` the budget minus spent.
+    Amounts are epsilons at the budget's delta: `spent` is what the ledger already holds,
+    `after` the ledger with the asked releases composed (what the cap is checked against),
+    `requested` the releases on their own, `remaining` the budget minus spent.
     """
 
     code = RefusalCode.BUDGET_EXCEEDED
 
     def __init__(
-        self, *, requested: float, spent: float, remaining: float, budget: float, scope: str
+        self,
+        *,
+        requested: float,
+        spent: float,
+        remaining: float,
+        budget: float,
+        scope: str,
+        after: float,
     ) -> None:
         self.requested = requested
         self.spent = spent
         self.remaining = remaining
         self.budget = budget
+        self.after = after
         super().__init__(
-            f"{scope} needs epsilon {requested:.4f} but only {remaining:.4f} of "
-            f"{budget:.4f} remains (spent {spent:.4f})",
+            f"{scope} would bring epsilon spent from {spent:.4f} to {after:.4f}, above the "
+            f"cap {budget:.4f}",
             "ask the department's privacy officer for more budget, or lower the job's "
             "epsilon / rounds",
         )

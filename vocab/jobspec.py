@@ -14,8 +14,10 @@ from vocab.errors import JobSpecError
 from vocab.privacy import Budget
 
 __all__ = [
+    "DEFAULT_EVALUATION_THRESHOLDS",
     "NAME_RE",
     "Aggregator",
+    "EvaluationMode",
     "FeatureSpec",
     "ModelKind",
     "RiskJobSpec",
@@ -39,6 +41,24 @@ class Aggregator(enum.Enum):
 
     FEDAVG = "fedavg"
     FEDADAM = "fedadam"
+
+
+class EvaluationMode(enum.Enum):
+    """Which models the nodes evaluate on their held-out rows; every evaluation is charged."""
+
+    FINAL = "final"
+    """Once, on the final model."""
+    ROUNDS = "rounds"
+    """After every round (a learning curve); the last one is the final model's."""
+    OFF = "off"
+    """Never: the whole epsilon goes to training."""
+
+
+DEFAULT_EVALUATION_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.5)
+"""Predicted-probability edges of the evaluation histogram's bins (risk scores crowd low)."""
+
+MAX_LEARNING_RATE = 100.0
+"""Larger steps only make training diverge; bounded so a spec cannot provoke failures."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,9 @@ class RiskJobSpec:
     seed: int = 0
     round_timeout_s: float = 900.0
     node_wait_s: float = 120.0
+    evaluation: EvaluationMode = EvaluationMode.FINAL
+    evaluation_share: float = 0.1
+    evaluation_thresholds: tuple[float, ...] = DEFAULT_EVALUATION_THRESHOLDS
     _budget: Budget = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +129,28 @@ class RiskJobSpec:
     @property
     def n_inputs(self) -> int:
         return sum(f.width for f in self.features)
+
+    @property
+    def evaluations(self) -> int:
+        """How many evaluation releases the job makes at each node."""
+        return {EvaluationMode.FINAL: 1, EvaluationMode.ROUNDS: self.rounds}.get(self.evaluation, 0)
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """The evaluation bins' probability edges, 0.5 always among them (accuracy)."""
+        return tuple(sorted({*self.evaluation_thresholds, 0.5}))
+
+    def evaluation_round(self, after: int) -> int:
+        """The message (and ledger) round of the evaluation after training round `after`."""
+        return self.rounds + after
+
+    def evaluated_after(self) -> tuple[int, ...]:
+        """The training rounds after which the nodes evaluate the model."""
+        if self.evaluation is EvaluationMode.OFF:
+            return ()
+        if self.evaluation is EvaluationMode.FINAL:
+            return (self.rounds,)
+        return tuple(range(1, self.rounds + 1))
 
 
 def _as_budget(epsilon: float, delta: float) -> Budget:
@@ -204,6 +249,39 @@ def _validate(spec: RiskJobSpec) -> None:
         _positive_float(spec, name)
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
         raise JobSpecError(f"job `seed` must be a non-negative integer, got {spec.seed!r}")
+    for name in ("learning_rate", "server_learning_rate"):
+        if getattr(spec, name) > MAX_LEARNING_RATE:
+            raise JobSpecError(
+                f"job `{name}` is {getattr(spec, name)!r}, above {MAX_LEARNING_RATE:g}",
+                f"set `{name}` to at most {MAX_LEARNING_RATE:g}: larger steps only diverge",
+            )
+    _validate_evaluation(spec)
+
+
+def _validate_evaluation(spec: RiskJobSpec) -> None:
+    share = spec.evaluation_share
+    if (
+        isinstance(share, bool)
+        or not isinstance(share, int | float)
+        or not (math.isfinite(share) and 0 < share < 1)
+    ):
+        raise JobSpecError(
+            f"job `evaluation_share` must be a number strictly between 0 and 1, got {share!r}",
+            'it is the share of the job\'s epsilon spent on evaluation; use evaluation = "off" '
+            "to spend none",
+        )
+    edges = spec.evaluation_thresholds
+    if (
+        not edges
+        or len(edges) > 32
+        or not all(isinstance(t, float) and 0 < t < 1 for t in edges)
+        or list(edges) != sorted(set(edges))
+    ):
+        raise JobSpecError(
+            f"job `evaluation_thresholds` must be 1-32 increasing probabilities in (0, 1), "
+            f"got {list(edges)!r}",
+            "e.g. evaluation_thresholds = [0.05, 0.1, 0.2, 0.5]",
+        )
 
 
 _JOB_KEYS = {
@@ -229,6 +307,9 @@ _JOB_KEYS = {
     "seed",
     "round_timeout_s",
     "node_wait_s",
+    "evaluation",
+    "evaluation_share",
+    "evaluation_thresholds",
 }
 _FEATURE_KEYS = {"lower", "upper", "log", "categories"}
 
@@ -301,6 +382,18 @@ def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobS
         kwargs["model"] = _enum_value(ModelKind, "model", kwargs["model"])
     if "aggregator" in kwargs:
         kwargs["aggregator"] = _enum_value(Aggregator, "aggregator", kwargs["aggregator"])
+    if "evaluation" in kwargs:
+        kwargs["evaluation"] = _enum_value(EvaluationMode, "evaluation", kwargs["evaluation"])
+    if "evaluation_thresholds" in kwargs:
+        raw = kwargs["evaluation_thresholds"]
+        if not isinstance(raw, list) or not all(
+            isinstance(t, int | float) and not isinstance(t, bool) for t in raw
+        ):
+            raise JobSpecError(
+                f"{source}: `evaluation_thresholds` must be a list of numbers, got {raw!r}",
+                "e.g. evaluation_thresholds = [0.05, 0.1, 0.2, 0.5]",
+            )
+        kwargs["evaluation_thresholds"] = tuple(float(t) for t in raw)
     kwargs["features"] = tuple(_parse_feature(c, r) for c, r in features_raw.items())
     try:
         return RiskJobSpec(**kwargs)

@@ -6,7 +6,7 @@ from google.protobuf.message import DecodeError
 
 from protos.silobridge.v1 import job_pb2
 from vocab.errors import JobSpecError
-from vocab.jobspec import Aggregator, FeatureSpec, ModelKind, RiskJobSpec
+from vocab.jobspec import Aggregator, EvaluationMode, FeatureSpec, ModelKind, RiskJobSpec
 
 __all__ = ["job_from_bytes", "job_to_bytes"]
 
@@ -18,7 +18,13 @@ _AGG_TO_PB = {
     Aggregator.FEDAVG: job_pb2.AGGREGATOR_FEDAVG,
     Aggregator.FEDADAM: job_pb2.AGGREGATOR_FEDADAM,
 }
+_EVAL_TO_PB = {
+    EvaluationMode.FINAL: job_pb2.EVALUATION_MODE_FINAL,
+    EvaluationMode.ROUNDS: job_pb2.EVALUATION_MODE_ROUNDS,
+    EvaluationMode.OFF: job_pb2.EVALUATION_MODE_OFF,
+}
 _MODEL_FROM_PB = {v: k for k, v in _MODEL_TO_PB.items()}
+_EVAL_FROM_PB = {v: k for k, v in _EVAL_TO_PB.items()}
 _AGG_FROM_PB = {v: k for k, v in _AGG_TO_PB.items()}
 
 # Fields carried unchanged: same name and meaning in the dataclass and the message.
@@ -26,6 +32,7 @@ _SCALARS = (
     "name", "purpose", "target", "positive", "hidden", "rounds", "local_epochs",
     "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes",
     "server_learning_rate", "seed", "round_timeout_s", "node_wait_s", "analyst", "project",
+    "evaluation_share",
 )  # fmt: skip
 _FEATURE_SCALARS = ("column", "lower", "upper", "log")
 
@@ -36,6 +43,8 @@ def job_to_bytes(spec: RiskJobSpec) -> bytes:
         **{name: getattr(spec, name) for name in _SCALARS},
         model=_MODEL_TO_PB[spec.model],
         aggregator=_AGG_TO_PB[spec.aggregator],
+        evaluation=_EVAL_TO_PB[spec.evaluation],
+        evaluation_thresholds=list(spec.evaluation_thresholds),
         features=[
             job_pb2.FeatureSpec(
                 **{name: getattr(f, name) for name in _FEATURE_SCALARS},
@@ -58,15 +67,21 @@ def job_from_bytes(data: bytes) -> RiskJobSpec:
         msg.ParseFromString(data)
     except DecodeError as err:
         raise JobSpecError(f"job spec bytes do not decode: {err}") from err
-    if msg.model not in _MODEL_FROM_PB or msg.aggregator not in _AGG_FROM_PB:
+    if (
+        msg.model not in _MODEL_FROM_PB
+        or msg.aggregator not in _AGG_FROM_PB
+        or msg.evaluation not in _EVAL_FROM_PB
+    ):
         raise JobSpecError(
-            "job spec names an unknown model or aggregator",
+            "job spec names an unknown model, aggregator or evaluation mode",
             "coordinator and node run different silobridge versions?",
         )
     return RiskJobSpec(
         **{name: getattr(msg, name) for name in _SCALARS},
         model=_MODEL_FROM_PB[msg.model],
         aggregator=_AGG_FROM_PB[msg.aggregator],
+        evaluation=_EVAL_FROM_PB[msg.evaluation],
+        evaluation_thresholds=tuple(msg.evaluation_thresholds),
         features=tuple(
             FeatureSpec(
                 **{name: getattr(f, name) for name in _FEATURE_SCALARS},

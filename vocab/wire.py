@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from vocab.metrics import HoldoutSummary
+from vocab.metrics import ScoreHistogram
 
 __all__ = [
     "ARRAYS",
@@ -20,17 +20,18 @@ __all__ = [
     "REPORT",
     "NodeQuote",
     "NodeReport",
+    "ReleaseRecord",
     "ReplyStatus",
     "ScopeQuote",
-    "summary_from_record",
-    "summary_to_record",
+    "histogram_from_record",
+    "histogram_to_record",
 ]
 
 # Record names inside a message's RecordDict.
 ARRAYS = "arrays"  # model weights (ArrayRecord)
 JOB = "job"  # ConfigRecord: spec bytes, round, job id
 REPORT = "report"  # ConfigRecord: the node's NodeReport
-HOLDOUT = "holdout"  # MetricRecord: HoldoutSummary of the incoming model
+HOLDOUT = "holdout"  # MetricRecord: the noisy ScoreHistogram of an evaluation
 
 # Message types beyond Flower's train/evaluate.
 TRAIN = "train"
@@ -43,6 +44,21 @@ class ReplyStatus(enum.Enum):
 
     OK = "ok"
     REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One charged release a node made for a job: its mechanism, parameters and cost.
+
+    `what` is "model_update" (DP-SGD) or "evaluation" (a noisy histogram); `epsilon` is
+    the release on its own at the node budget's delta (composition is cheaper than a sum).
+    """
+
+    round: int
+    what: str
+    mechanism: str
+    params: dict[str, float | int]
+    epsilon: float
 
 
 @dataclass(frozen=True)
@@ -66,10 +82,12 @@ class NodeReport:
     steps: int = 0
     audit_seq: int = 0  # head of the node's audit log after this reply was logged
     audit_head: str = ""
+    releases: tuple[ReleaseRecord, ...] = ()  # what this message released, and its cost
 
     def to_record(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
+        data["releases"] = json.dumps([asdict(r) for r in self.releases])
         return data
 
     @classmethod
@@ -77,26 +95,22 @@ class NodeReport:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in record.items() if k in known}
         data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
+        data["releases"] = tuple(
+            ReleaseRecord(**r) for r in json.loads(str(data.get("releases", "[]")))
+        )
         return cls(**data)
 
 
-def summary_to_record(summary: HoldoutSummary) -> dict[str, Any]:
-    return {
-        "n": summary.n,
-        "loss_sum": summary.loss_sum,
-        "correct": summary.correct,
-        "pos_hist": list(summary.pos_hist),
-        "neg_hist": list(summary.neg_hist),
-    }
+def histogram_to_record(hist: ScoreHistogram) -> dict[str, Any]:
+    return {"pos": list(hist.pos), "neg": list(hist.neg), "noise_std": hist.noise_std}
 
 
-def summary_from_record(record: dict[str, Any]) -> HoldoutSummary:
-    return HoldoutSummary(
-        n=int(record["n"]),
-        loss_sum=float(record["loss_sum"]),
-        correct=int(record["correct"]),
-        pos_hist=tuple(int(v) for v in record["pos_hist"]),
-        neg_hist=tuple(int(v) for v in record["neg_hist"]),
+def histogram_from_record(record: dict[str, Any]) -> ScoreHistogram:
+    pos, neg = list(record["pos"]), list(record["neg"])
+    if len(pos) != len(neg):
+        raise ValueError("an evaluation histogram has classes of different lengths")
+    return ScoreHistogram(
+        tuple(int(v) for v in pos), tuple(int(v) for v in neg), float(record["noise_std"])
     )
 
 

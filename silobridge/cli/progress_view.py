@@ -14,11 +14,16 @@ __all__ = ["ProgressView", "print_quote", "print_summary"]
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
-    parts = [
-        f"{k} {v:.4f}"
-        for k, v in metrics.items()
-        if k in {"auc", "accuracy", "loss"} and isinstance(v, float)
-    ]
+    """Noisy metrics with their DP-noise standard errors, e.g. "AUC 0.712 ± 0.031"."""
+    parts = []
+    for key, label in (("auc", "AUC"), ("accuracy", "accuracy"), ("n_holdout", "rows")):
+        value = metrics.get(key)
+        if not isinstance(value, float | int) or value != value:
+            continue
+        se = metrics.get(f"{key}_se")
+        digits = 0 if key == "n_holdout" else 3
+        spread = f" ± {se:.{digits}f}" if isinstance(se, float) and se == se else ""
+        parts.append(f"{label} {value:.{digits}f}{spread}")
     return ", ".join(parts) or "-"
 
 
@@ -45,6 +50,12 @@ class ProgressView:
             )
         elif kind == "nodes":
             c.print(f"  {event['connected']} node(s) connected (need {event['min_nodes']})")
+        elif kind == "admission":
+            c.print(
+                f"  admission: {event['would_run']} of {len(event['nodes'])} node(s) admit "
+                f"the whole job (need {event['min_nodes']})"
+                + ("" if event["ok"] else "; [red]not started, nothing charged[/]")
+            )
         elif kind == "round_start":
             c.print(
                 f"[cyan]round {event['round']}/{event['rounds']}[/]: asking "
@@ -62,13 +73,17 @@ class ProgressView:
             )
             c.print(
                 f"  round {event['round']} done in {event['seconds']:.1f}s: "
-                f"{len(event['participants'])} trained; incoming model {_fmt(event['metrics'])}"
-                f"; epsilon so far: {spent}"
+                f"{len(event['participants'])} trained"
+                + (f"; model after it: {_fmt(event['metrics'])}" if event["metrics"] else "")
+                + f"; epsilon so far: {spent}"
             )
         elif kind == "evaluate_start":
-            c.print(f"[cyan]final evaluation[/] on {event['nodes']} node(s)…")
+            c.print(
+                f"  [cyan]evaluation[/] of the model after round {event['after_round']} on "
+                f"{event['nodes']} node(s) (noisy, charged)…"
+            )
         elif kind == "evaluated":
-            c.print(f"  final model: {_fmt(event)}")
+            c.print(f"  evaluated: {_fmt(event)} (± is the DP noise's standard error)")
         elif kind == "failed":
             c.print(f"[red]job failed[/]: {event['reason']}", highlight=False)
 
@@ -108,9 +123,8 @@ def print_summary(console: Console, result_path: Path) -> dict[str, Any]:
     m = result["metrics"]
     if m:
         console.print(
-            f"final pooled held-out metrics: AUC [bold]{m['auc']:.4f}[/], accuracy "
-            f"{m['accuracy']:.4f}, loss {m['loss']:.4f} on {int(m['n_holdout'])} rows "
-            "(not covered by DP; see MODEL_CARD.md)"
+            f"final pooled held-out metrics (noisy, charged to each department): {_fmt(m)}; "
+            "± is the DP noise's standard error (see MODEL_CARD.md)"
         )
     return result
 

@@ -13,6 +13,13 @@ class ModelKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_KIND_LOGISTIC: _ClassVar[ModelKind]
     MODEL_KIND_MLP: _ClassVar[ModelKind]
 
+class EvaluationMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVALUATION_MODE_UNSPECIFIED: _ClassVar[EvaluationMode]
+    EVALUATION_MODE_FINAL: _ClassVar[EvaluationMode]
+    EVALUATION_MODE_ROUNDS: _ClassVar[EvaluationMode]
+    EVALUATION_MODE_OFF: _ClassVar[EvaluationMode]
+
 class Aggregator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     AGGREGATOR_UNSPECIFIED: _ClassVar[Aggregator]
@@ -21,6 +28,10 @@ class Aggregator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 MODEL_KIND_UNSPECIFIED: ModelKind
 MODEL_KIND_LOGISTIC: ModelKind
 MODEL_KIND_MLP: ModelKind
+EVALUATION_MODE_UNSPECIFIED: EvaluationMode
+EVALUATION_MODE_FINAL: EvaluationMode
+EVALUATION_MODE_ROUNDS: EvaluationMode
+EVALUATION_MODE_OFF: EvaluationMode
 AGGREGATOR_UNSPECIFIED: Aggregator
 AGGREGATOR_FEDAVG: Aggregator
 AGGREGATOR_FEDADAM: Aggregator
@@ -40,7 +51,7 @@ class FeatureSpec(_message.Message):
     def __init__(self, column: _Optional[str] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ..., log: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RiskJobSpec(_message.Message):
-    __slots__ = ("name", "purpose", "target", "positive", "model", "hidden", "features", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes", "aggregator", "server_learning_rate", "seed", "round_timeout_s", "node_wait_s", "analyst", "project")
+    __slots__ = ("name", "purpose", "target", "positive", "model", "hidden", "features", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes", "aggregator", "server_learning_rate", "seed", "round_timeout_s", "node_wait_s", "analyst", "project", "evaluation", "evaluation_share", "evaluation_thresholds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +74,9 @@ class RiskJobSpec(_message.Message):
     NODE_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     ANALYST_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_SHARE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     purpose: str
     target: str
@@ -85,4 +99,7 @@ class RiskJobSpec(_message.Message):
     node_wait_s: float
     analyst: str
     project: str
-    def __init__(self, name: _Optional[str] = ..., purpose: _Optional[str] = ..., target: _Optional[str] = ..., positive: _Optional[str] = ..., model: _Optional[_Union[ModelKind, str]] = ..., hidden: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., rounds: _Optional[int] = ..., local_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., min_nodes: _Optional[int] = ..., aggregator: _Optional[_Union[Aggregator, str]] = ..., server_learning_rate: _Optional[float] = ..., seed: _Optional[int] = ..., round_timeout_s: _Optional[float] = ..., node_wait_s: _Optional[float] = ..., analyst: _Optional[str] = ..., project: _Optional[str] = ...) -> None: ...
+    evaluation: EvaluationMode
+    evaluation_share: float
+    evaluation_thresholds: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., purpose: _Optional[str] = ..., target: _Optional[str] = ..., positive: _Optional[str] = ..., model: _Optional[_Union[ModelKind, str]] = ..., hidden: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., rounds: _Optional[int] = ..., local_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., min_nodes: _Optional[int] = ..., aggregator: _Optional[_Union[Aggregator, str]] = ..., server_learning_rate: _Optional[float] = ..., seed: _Optional[int] = ..., round_timeout_s: _Optional[float] = ..., node_wait_s: _Optional[float] = ..., analyst: _Optional[str] = ..., project: _Optional[str] = ..., evaluation: _Optional[_Union[EvaluationMode, str]] = ..., evaluation_share: _Optional[float] = ..., evaluation_thresholds: _Optional[_Iterable[float]] = ...) -> None: ...

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clients.dp_trainer import evaluate, plan_dp, train_round
+from clients.dp_trainer import RoundTimeout, evaluate, train_round
+from clients.job_plan import plan_dp
 from vocab.accounting import epsilon_spent
 from vocab.jobspec import RiskJobSpec, parse_job_spec
+from vocab.metrics import auc_from_histograms
 from vocab.models import build_model, get_weights
+from vocab.privacy import GaussianEvent
 
 
 def _spec(**job: object) -> RiskJobSpec:
@@ -44,15 +47,28 @@ def test_planned_rounds_compose_to_at_most_the_job_epsilon(
     spec = _spec(epsilon=epsilon, rounds=rounds)
     plan = plan_dp(spec, n)
     assert plan.sample_rate == pytest.approx(32 / n)
-    spent = epsilon_spent(plan.events_for(rounds), spec.delta)
-    assert spent <= epsilon
-    # Calibration is tight: 2% less noise would overshoot.
+    # Training rounds and the final evaluation together stay within the job's epsilon ...
+    assert plan.evaluations == 1
+    assert epsilon_spent(plan.job_events(), spec.delta) <= epsilon
+    # ... and the evaluation on its own costs its declared share.
+    alone = epsilon_spent([plan.evaluation_event()], spec.delta)
+    assert 0.9 * spec.evaluation_share * epsilon < alone <= spec.evaluation_share * epsilon
+    # Calibration is tight: 2% less training noise would overshoot.
     looser = [
         type(plan.round_event())(
             plan.noise_multiplier * 0.98, plan.sample_rate, plan.steps_per_round
         )
     ] * rounds
-    assert epsilon_spent(looser, spec.delta) > epsilon
+    looser_job = [*looser, GaussianEvent(plan.evaluation_noise)]
+    assert epsilon_spent(looser_job, spec.delta) > epsilon
+
+
+def test_without_evaluation_the_whole_epsilon_trains() -> None:
+    spec = _spec(evaluation="off")
+    plan = plan_dp(spec, 500)
+    assert plan.evaluations == 0 and plan.job_events() == plan.events_for(spec.rounds)
+    with_eval = plan_dp(_spec(), 500)
+    assert plan.noise_multiplier < with_eval.noise_multiplier
 
 
 def test_round_takes_exactly_the_planned_steps_even_with_empty_batches() -> None:
@@ -72,8 +88,27 @@ def test_training_reduces_loss_at_generous_epsilon() -> None:
     spec = _spec(epsilon=50.0, rounds=1, local_epochs=5, learning_rate=2.0)
     x, y = _data(1000)
     model = build_model(spec)
-    start = evaluate(model, x, y)
+    thresholds = (0.1, 0.3, 0.5, 0.7, 0.9)
+    start = evaluate(model, x, y, thresholds)
     trained = train_round(model, x, y, spec, plan_dp(spec, len(x))).model
-    end = evaluate(trained, x, y)
-    assert end.loss < start.loss
-    assert end.auc > 0.9
+    end = evaluate(trained, x, y, thresholds)
+    assert auc_from_histograms(end.pos, end.neg) > max(0.85, auc_from_histograms(start.pos, start.neg))
+    assert sum(end.cells()) == len(y)  # exact here: the caller noises it
+
+
+def test_a_round_past_its_wall_time_stops() -> None:
+    spec = _spec(batch_size=1, local_epochs=50, rounds=1, epsilon=8.0)
+    x, y = _data(200)
+    with pytest.raises(RoundTimeout):
+        train_round(build_model(spec), x, y, spec, plan_dp(spec, len(x)), deadline_s=0.0)
+
+
+def test_rows_with_non_finite_gradients_add_nothing_instead_of_poisoning_the_round() -> None:
+    # A row whose activations overflow (as crafted weights could make them): its
+    # per-sample gradient is not finite.
+    spec = _spec(model="mlp", hidden=4, epsilon=8.0, rounds=1, local_epochs=1, batch_size=64)
+    x, y = _data(300)
+    x[::10] = np.inf  # every batch holds some
+    model = build_model(spec)
+    result = train_round(model, x, y, spec, plan_dp(spec, len(x)))
+    assert all(np.all(np.isfinite(w)) for w in get_weights(result.model))

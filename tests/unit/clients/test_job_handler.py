@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from clients.job_handler import JobRequest, handle_request
+from clients.ledger import EntryStatus
 from clients.node_audit import audit_path_for
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
@@ -41,24 +42,36 @@ def test_rounds_outside_the_job_are_refused_and_never_charged(
     assert ledger.history() == []
 
 
-def test_evaluation_only_after_training_and_only_once(node: tuple[Path, SqliteLedger]) -> None:
+def test_every_evaluation_is_charged_and_answered_once(node: tuple[Path, SqliteLedger]) -> None:
     config, ledger = node
-    early = handle_request(config, "alpha", _request(3, train=False))
-    assert early.report.status is ReplyStatus.REFUSED
-    assert "trained no round" in early.report.reason
-    assert early.holdout is None
-
-    trained = handle_request(config, "alpha", _request(1))
-    assert trained.report.status is ReplyStatus.OK, trained.report.reason
-    first = handle_request(config, "alpha", _request(3, train=False))
-    assert first.report.status is ReplyStatus.OK and first.holdout is not None
-    # Other weights, same job: the node repeats its one evaluation.
-    other = JobRequest(SPEC, "answers#1", 3, [w + 1.0 for w in _request(3).weights], train=False)
+    final = SPEC.evaluation_round(SPEC.rounds)
+    # No training first: an evaluation is a charged release of its own.
+    first = handle_request(config, "alpha", _request(final, train=False))
+    assert first.report.status is ReplyStatus.OK, first.report.reason
+    assert first.holdout is not None and first.holdout.noise_std > 0
+    (release,) = first.report.releases
+    assert (release.what, release.mechanism) == ("evaluation", "gaussian")
+    (entry,) = ledger.history()
+    assert entry.round == final and entry.status is EntryStatus.COMMITTED
+    assert ledger.job_epsilon("answers#1") == pytest.approx(release.epsilon)
+    # Other weights, same message: the node repeats its one (charged) answer.
+    other = JobRequest(SPEC, "answers#1", final, [w + 1.0 for w in _request(1).weights], False)
     again = handle_request(config, "alpha", other)
     assert again.holdout == first.holdout
     kinds = [e.kind for e in read_entries(audit_path_for(ledger.path))]
     assert kinds.count("resend") == 1
-    assert len(ledger.history()) == 1  # evaluations charge nothing
+    assert len(ledger.history()) == 1
+
+
+def test_evaluations_the_spec_does_not_pay_for_are_refused(
+    node: tuple[Path, SqliteLedger],
+) -> None:
+    config, ledger = node
+    for rnd in (1, SPEC.evaluation_round(1), SPEC.evaluation_round(SPEC.rounds) + 1):
+        outcome = handle_request(config, "alpha", _request(rnd, train=False))
+        assert outcome.report.status is ReplyStatus.REFUSED
+        assert "makes no evaluation" in outcome.report.reason
+    assert ledger.history() == []
 
 
 def test_an_unexpected_error_keeps_its_text_at_the_node(

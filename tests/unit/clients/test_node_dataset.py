@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,8 @@ from clients.node_config import (
     load_node_config,
     render_node_config,
 )
-from clients.node_dataset import load_job_frames, split_key_in_holdout
+from clients.node_dataset import load_job_frames
+from clients.split_key import held_out, node_secret
 from vocab.approval import Approval, JobClaims, SignedApproval, serialize_signed_approval
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError, JobSpecError, PolicyRefusal
@@ -162,9 +164,13 @@ def test_split_is_the_same_for_every_source_kind(tmp_path: Path, write: Writer) 
     people = _people(300)
     reference_dir = tmp_path / "ref"
     reference_dir.mkdir()
-    expected = _frames(_config(reference_dir, _csv(reference_dir, people)), USED)
-
-    train, holdout = _frames(_config(tmp_path, write(tmp_path, people)), USED)
+    reference = _config(reference_dir, _csv(reference_dir, people))
+    expected = _frames(reference, USED)
+    # The same node (same ledger, so the same split secret) reading another kind of source.
+    config = dataclasses.replace(
+        _config(tmp_path, write(tmp_path, people)), ledger_path=reference.ledger_path
+    )
+    train, holdout = _frames(config, USED)
 
     pd.testing.assert_frame_equal(train, expected[0])
     pd.testing.assert_frame_equal(holdout, expected[1])
@@ -297,7 +303,7 @@ def test_holdout_fraction_is_roughly_respected(tmp_path: Path, person_id: str | 
     assert abs(len(holdout) - 500) < 80
 
 
-def test_positional_split_keeps_old_rows_in_place_when_rows_are_appended(tmp_path: Path) -> None:
+def test_content_split_keeps_old_rows_in_place_when_rows_are_appended(tmp_path: Path) -> None:
     people = _people(600)
     people["age"] = np.arange(600)
     used = ["age"]
@@ -309,33 +315,33 @@ def test_positional_split_keeps_old_rows_in_place_when_rows_are_appended(tmp_pat
     assert set(before[1]["age"]) == {a for a in after[1]["age"] if a < 400}
 
 
+SECRET = b"\x01" * 32
+
+
 def test_split_hash_is_pinned() -> None:
     # Changing the hash would move held-out rows into training. Expected values come from
-    # blake2b(f"{seed}:{key}", digest_size=8) read as a big-endian fraction of 2**64:
-    # p00000 0.557, p00001 0.817, 0 0.866, 1 0.301, 2 0.065, 4 0.278.
+    # BLAKE2b keyed with the node secret, salted with the seed, over repr(key).
     keys: list[object] = ["p00000", "p00001", 0, 1, 2, 4]
-    assert [split_key_in_holdout(k, 7, 0.5) for k in keys] == [
-        False,
-        False,
-        False,
-        True,
-        True,
-        True,
-    ]
-    assert [split_key_in_holdout(k, 7, 0.1) for k in keys] == [
-        False,
-        False,
-        False,
-        False,
-        True,
-        False,
-    ]
+    assert list(held_out(keys, SECRET, 7, 0.5)) == [False, True, False, False, True, False]
+    assert list(held_out(keys, SECRET, 7, 0.1)) == [False, False, False, False, True, False]
+
+
+def test_split_depends_on_the_node_secret() -> None:
+    keys = range(1_000)
+    assert list(held_out(keys, SECRET, 1, 0.3)) != list(held_out(keys, b"\x02" * 32, 1, 0.3))
+
+
+def test_node_secret_is_made_once_and_kept(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    first = node_secret(ledger)
+    assert len(first) == 32 and node_secret(ledger) == first
+    assert node_secret(tmp_path / "other" / "ledger.sqlite") != first
 
 
 def test_split_grows_monotonically_with_the_fraction() -> None:
-    keys = range(1_000)
-    small = {k for k in keys if split_key_in_holdout(k, 1, 0.1)}
-    large = {k for k in keys if split_key_in_holdout(k, 1, 0.3)}
+    keys = list(range(1_000))
+    small = {k for k, out in zip(keys, held_out(keys, SECRET, 1, 0.1), strict=True) if out}
+    large = {k for k, out in zip(keys, held_out(keys, SECRET, 1, 0.3), strict=True) if out}
     assert small < large
 
 

@@ -499,13 +499,6 @@ class TestReviewHardening:
         assert edited.config_change is not None
         assert (edited.config_change.old, edited.config_change.new) == (THREE, Budget(4.0, DELTA))
 
-    def test_a_job_gets_one_evaluation(self, tmp_path: Path) -> None:
-        ledger = _ledger(tmp_path)
-        assert ledger.stored_evaluation("job-1") is None
-        assert ledger.store_evaluation("job-1", b"first") == b"first"
-        assert ledger.store_evaluation("job-1", b"second") == b"first"
-        assert ledger.stored_evaluation("job-1") == b"first"
-
     def test_a_committed_round_drops_its_lock_file(self, tmp_path: Path) -> None:
         ledger = _ledger(tmp_path)
         locks = ledger.path.with_name(ledger.path.name + ".locks")

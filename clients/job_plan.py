@@ -1,0 +1,144 @@
+"""A job's releases at this node, planned from public figures only, and the node's limits.
+
+Everything here is computed from the job spec and the node config - never from the rows -
+so a plan, its price and a refusal over a limit reveal nothing about the data:
+
+* the Poisson sampling rate is the spec's batch size over the officer's public size figure
+  (`[data] public_rows`), not over the true row count;
+* each evaluation is one discrete-Gaussian histogram of sensitivity 1, calibrated so that
+  all of the job's evaluations cost `evaluation_share` of its epsilon on their own;
+* DP-SGD's noise multiplier is calibrated so that all training rounds composed with all
+  evaluations cost at most the job's epsilon at its delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clients.node_config import NodeConfig, NodeLimits
+from vocab.accounting import calibrate_noise_multiplier, gaussian_noise_multiplier
+from vocab.errors import ConfigError, PolicyRefusal
+from vocab.jobspec import ModelKind, RiskJobSpec
+from vocab.privacy import DpSgdEvent, GaussianEvent, PrivacyEvent
+
+__all__ = [
+    "DpPlan",
+    "check_limits",
+    "model_parameters",
+    "plan_dp",
+    "plan_for_node",
+    "planned_rows",
+]
+
+
+@dataclass(frozen=True)
+class DpPlan:
+    """How this node runs a job: the same DP-SGD round each time, the same evaluation.
+
+    `evaluation_noise` is the discrete Gaussian scale of each evaluation histogram (its
+    sensitivity is 1); 0 when the job evaluates nothing.
+    """
+
+    sample_rate: float
+    steps_per_round: int
+    noise_multiplier: float
+    rounds: int
+    evaluations: int = 0
+    evaluation_noise: float = 0.0
+
+    def round_event(self) -> DpSgdEvent:
+        return DpSgdEvent(self.noise_multiplier, self.sample_rate, self.steps_per_round)
+
+    def evaluation_event(self) -> GaussianEvent:
+        return GaussianEvent(self.evaluation_noise)
+
+    def events_for(self, rounds: int) -> list[DpSgdEvent]:
+        return [self.round_event()] * rounds
+
+    def evaluation_events(self, count: int) -> list[GaussianEvent]:
+        return [self.evaluation_event()] * count if count else []
+
+    def job_events(self) -> list[PrivacyEvent]:
+        """Every release of the whole job: its training rounds and its evaluations."""
+        return [*self.events_for(self.rounds), *self.evaluation_events(self.evaluations)]
+
+
+def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
+    """Calibrate the job's noise for `spec.rounds` x local steps on `public_rows` rows.
+
+    Raises:
+        ConfigError: The job's epsilon cannot pay for its rounds and evaluations.
+    """
+    sample_rate = min(1.0, spec.batch_size / public_rows)
+    # With Poisson sampling one epoch is 1/q expected batches.
+    steps_per_round = max(1, round(spec.local_epochs / sample_rate))
+    evaluations = spec.evaluations
+    evaluation_noise = 0.0
+    if evaluations:
+        evaluation_noise = gaussian_noise_multiplier(
+            spec.epsilon * spec.evaluation_share, spec.delta, evaluations
+        )
+    alongside = [GaussianEvent(evaluation_noise)] * evaluations if evaluations else []
+    sigma = calibrate_noise_multiplier(
+        target_epsilon=spec.epsilon,
+        delta=spec.delta,
+        sample_rate=sample_rate,
+        steps=steps_per_round * spec.rounds,
+        alongside=alongside,
+    )
+    return DpPlan(sample_rate, steps_per_round, sigma, spec.rounds, evaluations, evaluation_noise)
+
+
+def planned_rows(cfg: NodeConfig) -> int:
+    """The training rows a node plans for: its public size figure less the held-out share
+    (public too).
+
+    Raises:
+        ConfigError: The node config declares no `public_rows`.
+    """
+    if cfg.public_rows is None:
+        raise ConfigError(
+            f"node {cfg.department!r} declares no public size figure, so it cannot plan "
+            "DP-SGD sampling without releasing its exact row count",
+            "the officer adds `public_rows = <rows, rounded as published>` under [data] "
+            "in the node config",
+        )
+    return max(1, round(cfg.public_rows * (1.0 - cfg.holdout_fraction)))
+
+
+def plan_for_node(cfg: NodeConfig, spec: RiskJobSpec) -> DpPlan:
+    """The node's plan for `spec`, from its officer's public size figure.
+
+    Raises:
+        ConfigError: The node config declares no `public_rows`.
+    """
+    return plan_dp(spec, planned_rows(cfg))
+
+
+def model_parameters(spec: RiskJobSpec) -> int:
+    """How many weights the spec's model has (as `vocab.models.build_model` builds it)."""
+    if spec.model is ModelKind.LOGISTIC:
+        return spec.n_inputs + 1
+    return spec.n_inputs * spec.hidden + spec.hidden + spec.hidden + 1
+
+
+def check_limits(limits: NodeLimits, spec: RiskJobSpec, plan: DpPlan) -> None:
+    """Refuses a job that asks more of this node than its [limits] allow.
+
+    Raises:
+        PolicyRefusal: Naming the limit, the value asked, and the node's cap.
+    """
+    asked = (
+        ("rounds", spec.rounds, limits.max_rounds, "max_rounds"),
+        ("DP-SGD steps per round", plan.steps_per_round, limits.max_steps_per_round,
+         "max_steps_per_round"),
+        ("model parameters", model_parameters(spec), limits.max_model_parameters,
+         "max_model_parameters"),
+    )  # fmt: skip
+    for what, value, cap, key in asked:
+        if value > cap:
+            raise PolicyRefusal(
+                f"job {spec.name!r} asks for {value} {what}; this node allows at most {cap} "
+                f"([limits] {key})",
+                "lower the job's rounds, local epochs, batch size or model size",
+            )
