@@ -23,7 +23,7 @@ from server.run_config import RunConfig, RunMode, decode_run_config
 from vocab.bundle import files_to_event, write_files
 from vocab.errors import SilobridgeError
 from vocab.progress import encode_event
-from vocab.wire import TRAIN
+from vocab.wire import EVALUATE, TRAIN
 
 __all__ = ["app", "charged_epsilon", "run_submission"]
 
@@ -42,13 +42,14 @@ def charged_epsilon(requested: float, replies: Sequence[NodeReply]) -> float:
     """What a finished job settles to against the central caps.
 
     The largest epsilon any node reported having charged for the job - more than requested
-    if a node, pricing the job at its own delta, charged more. A training message that got
-    no usable answer may still have been charged at its node (only the reply may have been
-    lost), so then the job counts at least its full reservation: the coordinator errs
-    toward counting more.
+    if a node, pricing the job at its own delta, charged more. A training or evaluation
+    message that got no usable answer may still have been charged at its node (only the
+    reply may have been lost), so then the job counts at least its full reservation: the
+    coordinator errs toward counting more.
     """
     reported = max((r.epsilon_job for r in replies), default=0.0)
-    if any(r.message_type == TRAIN and r.status is AnswerStatus.NO_ANSWER for r in replies):
+    charged_kinds = (TRAIN, EVALUATE)
+    if any(r.message_type in charged_kinds and r.status is AnswerStatus.NO_ANSWER for r in replies):
         return max(requested, reported)
     return reported
 

@@ -92,7 +92,9 @@ def test_training_reduces_loss_at_generous_epsilon() -> None:
     start = evaluate(model, x, y, thresholds)
     trained = train_round(model, x, y, spec, plan_dp(spec, len(x))).model
     end = evaluate(trained, x, y, thresholds)
-    assert auc_from_histograms(end.pos, end.neg) > max(0.85, auc_from_histograms(start.pos, start.neg))
+    assert auc_from_histograms(end.pos, end.neg) > max(
+        0.85, auc_from_histograms(start.pos, start.neg)
+    )
     assert sum(end.cells()) == len(y)  # exact here: the caller noises it
 
 

@@ -84,9 +84,11 @@ class CentralBudgetContract:
         err = caught.value
         assert isinstance(err, BudgetExceeded) and err.code is RefusalCode.BUDGET_EXCEEDED
         assert (err.requested, err.spent, err.remaining, err.budget) == (1.0, 1.5, 0.5, 2.0)
+        # Composed figures: spent -> after, against the cap.
+        assert err.after == 2.5
         assert str(err).startswith(
-            "the central cap of analyst 'r.ahmed' needs epsilon 1.0000 but only 0.5000 of "
-            "2.0000 remains (spent 1.5000)"
+            "the central cap of analyst 'r.ahmed' would bring epsilon spent from 1.5000 to "
+            "2.5000, above the cap 2.0000"
         )
         assert "central privacy officer" in err.hint
         assert [c.job_id for c in budget.charges()] == ["j#1"]
@@ -126,7 +128,7 @@ class CentralBudgetContract:
         # Recorded all the same: a cap set later counts them.
         assert [c.job_id for c in budget.charges()] == ["j#1", "j#2"]
         budget.set_cap(CapKind.ANALYST, "someone.else", 6.0)
-        with pytest.raises(CapExceeded, match=r"spent 5\.0000"):
+        with pytest.raises(CapExceeded, match=r"from 5\.0000 to 6\.5000"):
             budget.reserve("j#3", "someone.else", "", 1.5)
 
     def test_check_changes_nothing(self, tmp_path: Path) -> None:

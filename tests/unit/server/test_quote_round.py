@@ -148,5 +148,6 @@ def test_central_cap_makes_the_quote_fail_even_when_nodes_would_run() -> None:
     outcome, _ = _quote(grid, _spec(), CentralCheck(1.0, (check,)))
     assert outcome.would_run == 2 and not outcome.ok
     assert outcome.reason.startswith(
-        "refused by the coordinator: the central cap of project 'fraud' needs epsilon 1.0000"
+        "refused by the coordinator: the central cap of project 'fraud' would bring epsilon "
+        "spent from 1.0000 to 2.0000"
     )

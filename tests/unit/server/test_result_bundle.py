@@ -12,7 +12,7 @@ from server.risk_job import JobOutcome, NodeTally, RoundRecord
 from vocab.bundle import files_from_event, files_to_event, write_files
 from vocab.jobspec import parse_job_spec
 from vocab.models import build_model, get_weights
-from vocab.wire import NodeReport, ReplyStatus
+from vocab.wire import NodeReport, ReleaseRecord, ReplyStatus
 
 
 def test_bundle_has_required_fields_and_a_card(tmp_path: Path) -> None:
@@ -30,17 +30,25 @@ def test_bundle_has_required_fields_and_a_card(tmp_path: Path) -> None:
         epsilon_budget=3.0,
         delta=1e-5,
         noise_multiplier=2.0,
+        sample_rate=0.05,
+        steps=60,
     )
+    release = ReleaseRecord(
+        4, "evaluation", "gaussian", {"noise_multiplier": 30.0, "count": 1, "sensitivity": 1},
+        0.1,
+    )  # fmt: skip
+    evaluated = NodeReport("tax", ReplyStatus.OK, epsilon_job=0.9, epsilon_spent=1.4,
+                           epsilon_budget=3.0, delta=1e-5, releases=(release,))  # fmt: skip
     outcome = JobOutcome(
         spec=spec, job_id="j#1", status="succeeded", weights=get_weights(build_model(spec))
     )
     outcome.nodes = {
-        1: NodeTally(1, "tax", ok, rounds=[1, 2, 3]),
+        1: NodeTally(1, "tax", evaluated, ok, rounds=[1, 2, 3], releases=[release]),
         2: NodeTally(2, "?", refusals=[{"round": 1, "code": "no_reply", "reason": "x"}]),
         3: NodeTally(3, "?", refusals=[{"round": 1, "code": "no_reply", "reason": "y"}]),
     }
     outcome.rounds = [RoundRecord(1, ("tax",), ("?",), {"auc": float("nan")}, 1.0)]
-    outcome.final_metrics = {"auc": 0.8, "accuracy": 0.9, "loss": 0.3, "n_holdout": 10.0}
+    outcome.final_metrics = {"auc": 0.8, "auc_se": 0.05, "accuracy": 0.9, "n_holdout": 10.0}
     files = render_bundle(outcome)
     # The bundle survives the trip through a progress event byte for byte.
     assert files_from_event(files_to_event(files)) == files
@@ -49,13 +57,21 @@ def test_bundle_has_required_fields_and_a_card(tmp_path: Path) -> None:
     assert set(result) >= {"job", "rounds", "metrics", "nodes"}
     assert (
         result["metrics"]["auc"] == 0.8
-        and result["rounds"][0]["metrics_of_incoming_model"]["auc"] is None
+        and result["rounds"][0]["metrics_after_round"]["auc"] is None
     )
+    # The training figures survive the evaluation's report (which carries none).
+    tax = result["nodes"]["tax"]
+    assert (tax["noise_multiplier"], tax["sample_rate"], tax["steps_per_round"]) == (2.0, 0.05, 60)
+    assert tax["releases"] == [
+        {"round": 4, "what": "evaluation", "mechanism": "gaussian",
+         "params": {"noise_multiplier": 30.0, "count": 1, "sensitivity": 1}, "epsilon": 0.1}
+    ]  # fmt: skip
     assert result["nodes"]["tax"]["epsilon_spent"] == 0.9
     assert result["nodes"]["tax"]["epsilon_remaining"] == 3.0 - 1.4
     assert len(result["nodes"]) == 3  # two silent nodes do not collide
     card = (tmp_path / "risk" / "MODEL_CARD.md").read_text()
-    assert "NOT covered by differential privacy" in card and "tax" in card
+    assert "These figures are differentially private" in card and "tax" in card
+    assert "| tax | 4 | evaluation | gaussian |" in card
     weights = np.load(tmp_path / "risk" / "model.npz")
     assert len(weights.files) == 2
 

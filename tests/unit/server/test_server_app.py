@@ -21,7 +21,7 @@ from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
 from vocab.errors import JobSpecError
 from vocab.jobspec import RiskJobSpec, parse_job_spec
-from vocab.metrics import summarize
+from vocab.metrics import score_histogram
 from vocab.serde import job_to_bytes
 from vocab.wire import (
     ARRAYS,
@@ -33,7 +33,7 @@ from vocab.wire import (
     NodeQuote,
     NodeReport,
     ReplyStatus,
-    summary_to_record,
+    histogram_to_record,
 )
 
 pytestmark = pytest.mark.usefixtures("no_join_grace")
@@ -87,11 +87,12 @@ def _node(name: str, per_round: float = 0.3) -> Behaviour:
         report = NodeReport(name, ReplyStatus.OK, epsilon_job=charged["epsilon"],
                             epsilon_spent=charged["epsilon"], epsilon_budget=3.0, delta=1e-5,
                             audit_seq=5, audit_head="d" * 64)  # fmt: skip
-        holdout = summarize(np.array([-1.0, 1.0, 2.0]), np.array([0.0, 1.0, 1.0]))
-        content = RecordDict(
-            {REPORT: ConfigRecord(report.to_record()),
-             HOLDOUT: MetricRecord(summary_to_record(holdout))}
-        )  # fmt: skip
+        content = RecordDict({REPORT: ConfigRecord(report.to_record())})
+        if kind == EVALUATE:
+            holdout = score_histogram(
+                np.array([-1.0, 1.0, 2.0]), np.array([0.0, 1.0, 1.0]), _spec().thresholds
+            )
+            content[HOLDOUT] = MetricRecord(histogram_to_record(holdout))
         if kind == TRAIN:
             weights = [w + 0.1 for w in msg.content.array_records[ARRAYS].to_numpy_ndarrays()]
             content[ARRAYS] = ArrayRecord(weights)
@@ -148,12 +149,13 @@ def test_a_job_is_admitted_logged_and_settled(tmp_path: Path) -> None:
     }  # fmt: skip
     assert entries[2].data["reserved"] is True and entries[2].data["fits"] is True
     replies = [e.data for e in entries if e.kind == "node_reply"]
-    # Two training rounds and the final evaluation, for each of the two nodes.
-    assert len(replies) == 6
+    # Admission, two training rounds and the final evaluation, for each of the two nodes.
+    assert len(replies) == 8
     assert {(r["department"], r["round"], r["message_type"]) for r in replies} >= {
-        ("tax", 1, TRAIN), ("health", 2, TRAIN), ("tax", 3, EVALUATE)
+        ("tax", 0, QUOTE), ("tax", 1, TRAIN), ("health", 2, TRAIN), ("tax", 4, EVALUATE)
     }  # fmt: skip
-    assert all(r["audit_seq"] == 5 and r["audit_head"] == "d" * 64 for r in replies)
+    assert all(r["audit_seq"] == 5 and r["audit_head"] == "d" * 64 for r in replies
+               if r["message_type"] != QUOTE)  # fmt: skip
     end = entries[-1].data
     assert end["status"] == "succeeded" and end["epsilon_settled"] == pytest.approx(0.9)
     # Metadata only: no weights, no statistics.
@@ -170,8 +172,8 @@ def test_over_cap_is_refused_before_any_node_is_contacted(tmp_path: Path) -> Non
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 8, str(home.root), emit)
     assert emit.kinds() == ["failed"]
     assert emit.last["reason"].startswith(
-        "the central cap of project 'fraud' needs epsilon 1.0000 but only 0.5000 of 1.5000 "
-        "remains (spent 1.0000)"
+        "the central cap of project 'fraud' would bring epsilon spent from 1.0000 to 2.0000, "
+        "above the cap 1.5000"
     )
     assert grid.count == 0
     assert [c.job_id for c in home.budget().charges()] == ["earlier#1"]
@@ -240,16 +242,23 @@ def test_settlement_is_the_largest_reported_charge() -> None:
     assert charged_epsilon(1.0, [refused]) == 0.2
 
 
-def test_a_lost_training_reply_keeps_the_full_reservation() -> None:
+def test_a_lost_charged_reply_keeps_the_full_reservation() -> None:
     ok = AnswerStatus.OK
     silent = _reply(TRAIN, AnswerStatus.NO_ANSWER)
     assert charged_epsilon(1.0, [_reply(TRAIN, ok, 0.3), silent]) == 1.0
-    # A lost evaluation or quote reply charged nothing.
-    assert charged_epsilon(1.0, [_reply(EVALUATE, AnswerStatus.NO_ANSWER)]) == 0.0
+    # Evaluations are charged releases too.
+    assert charged_epsilon(1.0, [_reply(EVALUATE, AnswerStatus.NO_ANSWER)]) == 1.0
+    # A lost quote reply charged nothing.
+    assert charged_epsilon(1.0, [_reply(QUOTE, AnswerStatus.NO_ANSWER)]) == 0.0
 
 
 def test_an_unreachable_node_during_training_keeps_the_reservation(tmp_path: Path) -> None:
+    quoting = _node("transport")
+
     def unreachable(msg: Message) -> Message:
+        # Admits the job, then cannot be reached: its round may have been charged.
+        if msg.metadata.message_type == QUOTE:
+            return quoting(msg)
         return Message(Error(code=3, reason="node unavailable"), reply_to=msg)
 
     home = _home(tmp_path)

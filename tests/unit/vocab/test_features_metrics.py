@@ -8,7 +8,7 @@ import pytest
 
 from vocab.features import encode_features, encode_target
 from vocab.jobspec import parse_job_spec
-from vocab.metrics import roc_auc, summarize
+from vocab.metrics import ScoreHistogram, evaluation_metrics, roc_auc, score_histogram
 
 
 def _spec() -> object:
@@ -47,12 +47,39 @@ def test_exact_auc_known_values() -> None:
     assert roc_auc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
 
 
-def test_histogram_auc_close_to_exact_and_merge_is_additive() -> None:
+THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def test_histogram_auc_tracks_exact_auc_and_merge_is_additive() -> None:
     rng = np.random.default_rng(0)
     y = rng.random(4000) < 0.1
     z = rng.normal(size=4000) + 1.2 * y - 2.5
-    whole = summarize(z, y)
-    parts = summarize(z[:1000], y[:1000]).merge(summarize(z[1000:], y[1000:]))
+    whole = score_histogram(z, y, THRESHOLDS)
+    parts = score_histogram(z[:1000], y[:1000], THRESHOLDS).merge(
+        score_histogram(z[1000:], y[1000:], THRESHOLDS)
+    )
     assert parts == whole
-    assert abs(whole.auc - roc_auc(z, y)) < 2e-3
-    assert whole.n == 4000 and 0 < whole.accuracy <= 1
+    metrics = evaluation_metrics(whole, THRESHOLDS)
+    # Six coarse bins lose some ranking: the AUC is close, not equal.
+    assert abs(metrics["auc"] - roc_auc(z, y)) < 0.03
+    assert metrics["n_holdout"] == 4000
+    assert metrics["accuracy"] == pytest.approx(np.mean((z > 0) == y))
+    assert "auc_se" not in metrics  # exact counts: no noise to report
+
+
+def test_noisy_histograms_report_the_noise_standard_error() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.random(4000) < 0.3
+    z = rng.normal(size=4000) + 2.0 * y - 1.0
+    exact = score_histogram(z, y, THRESHOLDS)
+    sigma = 20.0
+    noisy = ScoreHistogram.from_cells([int(c + rng.normal(0, sigma)) for c in exact.cells()], sigma)
+    merged = noisy.merge(noisy)
+    assert merged.noise_std == pytest.approx(sigma * np.sqrt(2))
+    metrics = evaluation_metrics(noisy, THRESHOLDS)
+    # Twelve cells with noise sd 20: the row count's standard error is about 20 * sqrt(12).
+    assert metrics["n_holdout_se"] == pytest.approx(sigma * np.sqrt(12), rel=0.2)
+    assert 0 < metrics["auc_se"] < 0.1
+    assert (
+        abs(metrics["auc"] - evaluation_metrics(exact, THRESHOLDS)["auc"]) < 4 * metrics["auc_se"]
+    )
