@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 Weights = list[npt.NDArray[np.float32]]
 
 
-@dataclass(frozen=True)
 class NodeBusy(SilobridgeError):
     """The node is answering as many job messages as its [limits] allow."""
 

@@ -94,8 +94,9 @@ def test_second_job_is_refused_because_the_first_spent_the_analyst_budget(
         ledger = _ledger(federation, name)
         assert ledger.job_epsilon(second["job_id"]) == 0.0
         node_log = read_entries(audit_path_for(federation.nodes[name].ledger_path))
+        # Refused at admission: the node's quote of the whole job said no.
         refusals = [e for e in node_log
-                    if e.kind == "refusal" and e.data["job_id"] == second["job_id"]]  # fmt: skip
+                    if e.kind == "quote" and e.data["job_id"] == second["job_id"]]  # fmt: skip
         assert refusals and refusals[0].data["code"] == "budget_exceeded"
         assert f"budget: analyst {ANALYST}" in refusals[0].data["reason"]
 
