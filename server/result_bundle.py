@@ -13,7 +13,6 @@ import numpy as np
 from server.risk_job import JobOutcome
 from vocab.bundle import CARD_FILE, RESULT_FILE, TORCH_FILE, WEIGHTS_FILE
 from vocab.jobspec import RiskJobSpec
-from vocab.wire import ReleaseRecord
 
 __all__ = ["render_bundle"]
 
@@ -29,16 +28,6 @@ def _spec_dict(spec: RiskJobSpec) -> dict[str, Any]:
     data["aggregator"] = spec.aggregator.value
     data["evaluation"] = spec.evaluation.value
     return data
-
-
-def _release(release: ReleaseRecord) -> dict[str, Any]:
-    return {
-        "round": release.round,
-        "what": release.what,
-        "mechanism": release.mechanism,
-        "params": release.params,
-        "epsilon": release.epsilon,
-    }
 
 
 def _nodes(outcome: JobOutcome) -> dict[str, Any]:
@@ -66,7 +55,7 @@ def _nodes(outcome: JobOutcome) -> dict[str, Any]:
             "noise_multiplier": training.noise_multiplier if training else None,
             "sample_rate": training.sample_rate if training else None,
             "steps_per_round": training.steps if training else None,
-            "releases": [_release(r) for r in tally.releases],
+            "releases": [asdict(r) for r in tally.releases],
             "refusals": tally.refusals,
             # The node's audit-log head as of its last reply: an anchor against truncation.
             "audit_head": (

@@ -180,6 +180,15 @@ def print_quote(console: Console, quote: dict[str, Any]) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
+    if quote["evaluations"]:
+        console.print(
+            f"evaluation: {quote['evaluations']} charged release(s) ({quote['evaluation']}), "
+            f"{quote['evaluation_share']:.0%} of the job's epsilon on their own; ε of the "
+            "job above includes them",
+            highlight=False,
+        )
+    else:
+        console.print("evaluation: off (the whole epsilon trains the model)", highlight=False)
     console.print(_central_line(quote["central"]), highlight=False)
     console.print(
         f"{quote['would_run']} of {len(quote['nodes'])} node(s) would run the job "
