@@ -16,11 +16,14 @@ Variants:
   flat clipping, Gaussian noise) with Opacus' ``grad_sample_mode`` ``<mode>``; setup
   (`PrivacyEngine` + `make_private`) is timed separately, since a node pays it once per round
   and not per epoch.
-* ``train_round``: the nodes' function itself, one epoch per call, setup included.
+* ``train_round``: the nodes' function itself, one epoch per call, setup included: Opacus'
+  per-sample gradients and clipping, noise and Poisson masks from the secure generator
+  (ChaCha20), batches sliced from tensors; compared with ``plain/tensor``.
 * ``loader``: iterating the `DataLoader` alone: the share of an epoch that is data fetch.
 * ``plain/tensor`` and ``dp/hooks/tensor``: the same two trainings with batches sliced
   from tensors (Poisson batches as one boolean mask) instead of a per-row `DataLoader`;
-  ``dp/hooks/tensor`` is compared with ``plain/tensor``, everything else with ``plain``.
+  ``dp/hooks/tensor`` (torch's generator) is compared with ``plain/tensor``, the ``dp/<mode>``
+  variants and ``loader`` with ``plain``.
 """
 
 from __future__ import annotations
@@ -336,7 +339,10 @@ def _measure(
             summary[name] = {"error": errors[name]}
             continue
         # Each data path is compared with plain SGD on the same data path.
-        baseline = "plain/tensor" if name.endswith("/tensor") else "plain"
+        # The node's round slices tensors with a secure Poisson mask: its fair baseline is
+        # plain SGD on sliced tensors too.
+        sliced = name.endswith("/tensor") or name == "train_round"
+        baseline = "plain/tensor" if sliced else "plain"
         plain = [r["epoch_s"] for r in raw[baseline]]
         epoch = [r["epoch_s"] for r in raw[name]]
         ratios = [t / p for t, p in zip(epoch, plain, strict=True)]

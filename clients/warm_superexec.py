@@ -33,6 +33,10 @@ PRELOAD = [
     "pyarrow.csv",
     "torch",
     "opacus",
+    # Loading the library draws no randomness: each forked ClientApp seeds its own
+    # generators (OpenSSL's inside OpenDP, ChaCha20 keys from os.urandom) after the fork.
+    "opendp.prelude",
+    "cryptography.hazmat.primitives.ciphers",
     "flwr.clientapp",
     "flwr.supernode.cli",
 ]
