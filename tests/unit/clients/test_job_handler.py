@@ -87,3 +87,22 @@ def test_an_unexpected_error_keeps_its_text_at_the_node(
     assert outcome.report.code == RefusalCode.INTERNAL.value
     assert "ValueError" in outcome.report.reason
     assert "123456" not in outcome.report.reason
+
+
+def test_a_learning_curve_is_paid_for_and_stays_within_the_job_epsilon(tmp_path: Path) -> None:
+    cfg = write_node(tmp_path / "alpha", "alpha", 8.0, make_rows(600, seed=6))
+    spec = synthetic_spec("curve", rounds=2, local_epochs=1, epsilon=2.0, evaluation="rounds")
+    ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+    weights = get_weights(build_model(spec))
+    # In time order: train 1, evaluate after 1, train 2, evaluate after 2.
+    for rnd, train in ((1, True), (spec.evaluation_round(1), False), (2, True),
+                       (spec.evaluation_round(2), False)):  # fmt: skip
+        outcome = handle_request(
+            cfg.config_path, "alpha", JobRequest(spec, "c#1", rnd, weights, train)
+        )
+        assert outcome.report.status is ReplyStatus.OK, outcome.report.reason
+        assert (outcome.holdout is None) == train
+    kinds = [(e.round, e.event.mechanism.value) for e in ledger.history()]
+    assert kinds == [(1, "subsampled_gaussian"), (3, "gaussian"), (2, "subsampled_gaussian"),
+                     (4, "gaussian")]  # fmt: skip
+    assert ledger.job_epsilon("c#1") <= spec.epsilon

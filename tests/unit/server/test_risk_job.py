@@ -7,6 +7,8 @@ The real path is covered by tests/integration.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 
@@ -14,7 +16,7 @@ from server.central_budget import CentralCheck
 from server.quote_round import QuoteOutcome, run_quote
 from server.risk_job import run_risk_job
 from tests.unit.server.fake_grid import Behaviour, InProcessGrid
-from vocab.jobspec import RiskJobSpec, parse_job_spec
+from vocab.jobspec import EvaluationMode, RiskJobSpec, parse_job_spec
 from vocab.metrics import score_histogram
 from vocab.models import build_model, get_weights
 from vocab.wire import (
@@ -128,3 +130,18 @@ def test_without_a_quorum_at_admission_no_node_is_asked_to_train() -> None:
     assert outcome.status == "failed" and "nothing charged" in outcome.failure
     assert grid.count == asked  # no training message was sent
     assert outcome.rounds == []
+
+
+def test_a_paid_learning_curve_evaluates_after_every_round() -> None:
+    grid = InProcessGrid({11: _healthy("tax"), 12: _healthy("health")})
+    spec = dataclasses.replace(_spec(min_nodes=2), evaluation=EvaluationMode.ROUNDS)
+    events: list[tuple[str, dict[str, object]]] = []
+    outcome = run_risk_job(
+        grid, spec, "j#4", get_weights(build_model(spec)), _admission(grid, spec),
+        lambda kind, **fields: events.append((kind, fields)),
+    )  # fmt: skip
+    assert outcome.status == "succeeded"
+    assert all(r.metrics for r in outcome.rounds)
+    assert [f["after_round"] for k, f in events if k == "evaluated"] == [1, 2]
+    asked = [k for k, _ in events if k == "evaluate_start"]
+    assert len(asked) == spec.rounds
