@@ -12,16 +12,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from clients.column_policy import PolicyDecision, check_job_columns
 from clients.job_plan import DpPlan, check_limits, plan_for_node
-from clients.ledger import DuplicateRelease, Ledger, Quote, Requester
+from clients.ledger import DuplicateRelease, Ledger, Quote, Requester, Reservation
 from clients.node_audit import audit_path_for, log_budget_change
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
@@ -324,42 +325,37 @@ def _execute(
     return None, weights
 
 
-def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
-    spec = req.spec
-    step = _message_step(spec, req)
-    plan = plan_for_node(cfg, spec)
-    model = _incoming_model(spec, req.weights)
-    event: PrivacyEvent = plan.round_event() if req.train else plan.evaluation_event()
-    train_df, holdout_df, quote = _admit(
-        cfg, ledger, audit, spec, req.job_id, plan, _rest(spec, plan, step)
+def _reserve(ledger: Ledger, audit: AuditLog, req: JobRequest, event: PrivacyEvent) -> Reservation:
+    reservation = ledger.reserve(
+        req.job_id, req.round, event, _requester(req.spec), fingerprint(req.spec)
     )
-    if not quote.fits:
-        # Refuse the rest of the job up front rather than spend on releases it cannot finish.
-        raise quote.refusal(f"the rest of job {spec.name!r}")
-    _check_job_total(ledger, spec, req.job_id, event)
-    reservation = ledger.reserve(req.job_id, req.round, event, _requester(spec), fingerprint(spec))
     audit.append(
         "reservation",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
          "mechanism": event.mechanism.value, **event.params(), "resumed": reservation.resumed},
     )  # fmt: skip
+    return reservation
+
+
+def _commit(
+    cfg: NodeConfig,
+    ledger: Ledger,
+    audit: AuditLog,
+    req: JobRequest,
+    plan: DpPlan,
+    reservation: Reservation,
+    result: tuple[ScoreHistogram | None, Weights] | None,
+) -> JobOutcome:
+    """Commits a reserved release with its reply; `result` None means it failed."""
+    event = reservation.event
     release = _release_record(ledger, req.round, event, req.train)
-    holdout: ScoreHistogram | None = None
-    weights: Weights = []
-    failed = reservation.resumed  # an attempt that died may have computed: never again
-    if not failed:
-        try:
-            holdout, weights = _execute(cfg, spec, plan, req, model, (train_df, holdout_df))
-        except Exception:
-            # Charge what ran: the computation started, so whatever it was stays spent.
-            log.exception("job %s message %d failed after it started", req.job_id, req.round)
-            failed = True
     figures = _figures(ledger, req.job_id)  # a reservation already counts as spent
-    if failed:
+    holdout, weights = result if result is not None else (None, [])
+    if result is None:
+        reason = _FAILED_REASON.format(round=req.round, job=req.spec.name)
         report = NodeReport(
-            cfg.department, ReplyStatus.REFUSED, RefusalCode.ROUND_FAILED.value,
-            _FAILED_REASON.format(round=req.round, job=spec.name), releases=(release,),
-            **figures,
+            cfg.department, ReplyStatus.REFUSED, RefusalCode.ROUND_FAILED.value, reason,
+            releases=(release,), **figures,
         )  # fmt: skip
     elif req.train:
         report = NodeReport(
@@ -373,10 +369,40 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
     audit.append(
         "charge",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
-         "epsilon_spent": report.epsilon_spent, "period": ledger.period(), "failed": failed},
+         "epsilon_spent": report.epsilon_spent, "period": ledger.period(),
+         "failed": result is None},
     )  # fmt: skip
     log.info("job %s message %d: charged %s", req.job_id, req.round, event.mechanism.value)
     return JobOutcome(report, holdout, weights or None)
+
+
+def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
+    spec = req.spec
+    step = _message_step(spec, req)
+    plan = plan_for_node(cfg, spec)
+    event: PrivacyEvent = plan.round_event() if req.train else plan.evaluation_event()
+    if ledger.has_reservation(req.job_id, req.round):
+        # An attempt that died left this release reserved (charged): it may have computed,
+        # so it is closed as failed and never computed again. Checked before admission,
+        # which would count the open charge twice.
+        return _commit(cfg, ledger, audit, req, plan, _reserve(ledger, audit, req, event), None)
+    model = _incoming_model(spec, req.weights)
+    train_df, holdout_df, quote = _admit(
+        cfg, ledger, audit, spec, req.job_id, plan, _rest(spec, plan, step)
+    )
+    if not quote.fits:
+        # Refuse the rest of the job up front rather than spend on releases it cannot finish.
+        raise quote.refusal(f"the rest of job {spec.name!r}")
+    _check_job_total(ledger, spec, req.job_id, event)
+    reservation = _reserve(ledger, audit, req, event)
+    result: tuple[ScoreHistogram | None, Weights] | None = None
+    if not reservation.resumed:  # one that died in between may have computed: never again
+        try:
+            result = _execute(cfg, spec, plan, req, model, (train_df, holdout_df))
+        except Exception:
+            # Charge what ran: the computation started, so whatever it was stays spent.
+            log.exception("job %s message %d failed after it started", req.job_id, req.round)
+    return _commit(cfg, ledger, audit, req, plan, reservation, result)
 
 
 def _resend(ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome | None:
@@ -432,6 +458,25 @@ def _log_received(audit: AuditLog, spec: RiskJobSpec, job_id: str, round: int, k
     )  # fmt: skip
 
 
+_T = TypeVar("_T")
+
+
+def _in_slot(cfg: NodeConfig, work: Callable[[], _T]) -> _T:
+    """Runs `work` in one of the node's run slots ([limits] max_concurrent_runs).
+
+    Raises:
+        NodeBusy: Every slot is taken.
+    """
+    slots = RunSlots(cfg.ledger_path, cfg.limits.max_concurrent_runs)
+    slot = slots.acquire()
+    if slot is None:
+        raise NodeBusy(cfg.limits.max_concurrent_runs)
+    try:
+        return work()
+    finally:
+        slots.release(slot)
+
+
 def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> JobOutcome:
     """Answer one job message. Never raises: every failure becomes a refusal report.
 
@@ -448,14 +493,7 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
         _log_received(audit, req.spec, req.job_id, req.round, "train" if req.train else "evaluate")
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
-        slots = RunSlots(cfg.ledger_path, cfg.limits.max_concurrent_runs)
-        slot = slots.acquire()
-        if slot is None:
-            raise NodeBusy(cfg.limits.max_concurrent_runs)
-        try:
-            outcome = _answer(cfg, ledger, audit, req)
-        finally:
-            slots.release(slot)
+        outcome = _in_slot(cfg, lambda: _answer(cfg, ledger, audit, req))
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
@@ -517,7 +555,8 @@ def handle_quote(
         cfg, audit = _open(config_path)
         department = cfg.department
         _log_received(audit, spec, job_id, 0, "quote")
-        quote = _quote(cfg, audit, spec, job_id)
+        # A quote reads the data too: it takes a run slot like any job message.
+        quote = _in_slot(cfg, lambda: _quote(cfg, audit, spec, job_id))
     except SilobridgeError as err:
         quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, str(err))
     except Exception as err:  # a daemon answers, it does not crash

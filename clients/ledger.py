@@ -304,6 +304,10 @@ class Ledger(abc.ABC):
         """
 
     @abc.abstractmethod
+    def has_reservation(self, job_id: str, round: int) -> bool:
+        """Whether a job's round is reserved and not yet committed or cancelled."""
+
+    @abc.abstractmethod
     def job_events(self, job_id: str) -> list[PrivacyEvent]:
         """One job's reserved and committed releases."""
 

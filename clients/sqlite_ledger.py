@@ -374,6 +374,15 @@ class SqliteLedger(Ledger):
             )  # fmt: skip
         return bytes(row["payload"])
 
+    def has_reservation(self, job_id: str, round: int) -> bool:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM releases WHERE dataset = ? AND job_id = ? AND round = ? "
+                "AND status = ?",
+                (self._dataset, job_id, round, EntryStatus.RESERVED.value),
+            ).fetchone()
+        return row is not None
+
     def job_events(self, job_id: str) -> list[PrivacyEvent]:
         with self._connect() as conn:
             rows = conn.execute(

@@ -36,7 +36,7 @@ HOLDOUT = "holdout"  # MetricRecord: the noisy ScoreHistogram of an evaluation
 # Message types beyond Flower's train/evaluate.
 TRAIN = "train"
 EVALUATE = "evaluate"
-QUOTE = "query"  # a dry run: the node prices the whole job, charges and reads nothing
+QUOTE = "query"  # a dry run and the admission: every check of the whole job, no charge
 
 
 class ReplyStatus(enum.Enum):
@@ -143,15 +143,15 @@ class NodeQuote:
     """A node's dry-run answer: what the whole job would cost it, and whether it would run.
 
     `status` OK means the node would take the job as things stand; REFUSED gives the code
-    and reason it would refuse with. Nothing is read from the data beyond the row count
-    the sampling rate needs, and nothing is charged.
+    and reason it would refuse with. The node reads the job's columns only to check them
+    against its schema; every figure comes from public parameters, and nothing is charged.
     """
 
     department: str
     status: ReplyStatus
     code: str = ""
     reason: str = ""
-    requested: float = 0.0  # epsilon of the whole job on its own, at the job's delta
+    requested: float = 0.0  # epsilon of the whole job on its own, at the budget's delta
     scopes: tuple[ScopeQuote, ...] = ()
     audit_seq: int = 0
     audit_head: str = ""

@@ -57,8 +57,11 @@ def test_runs_beyond_the_concurrency_limit_are_refused_before_reservation(
     assert held is not None
     try:
         outcome = train_as_coordinator(cfg, spec, "busy#1", get_weights(build_model(spec)))
+        # Quotes read the data too: they wait for a slot like any job message.
+        quote = handle_quote(cfg.config_path, cfg.department, spec, "busy#2")
     finally:
         slots.release(held)
+    assert quote.status is ReplyStatus.REFUSED and quote.code == "busy"
     assert outcome.report.status is ReplyStatus.REFUSED and outcome.report.code == "busy"
     assert SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).history() == []
     # Once the other run is done, the same request is served.

@@ -41,24 +41,24 @@ from silobridge.synthetic import synthetic_spec
 from vocab.models import build_model, get_weights
 
 spec = synthetic_spec("crash", local_epochs=40, rounds=2, epsilon=2.0)
-request = JobRequest(spec, "crash#1", 1, get_weights(build_model(spec)), train=True)
+request = JobRequest(spec, "crash#1", int(sys.argv[2]), get_weights(build_model(spec)), True)
 handle_request(Path(sys.argv[1]), "alpha", request)
 """
 
 
-def _request() -> JobRequest:
+def _request(rnd: int) -> JobRequest:
     spec = synthetic_spec("crash", **SPEC_ARGS)
-    return JobRequest(spec, JOB_ID, 1, get_weights(build_model(spec)), train=True)
+    return JobRequest(spec, JOB_ID, rnd, get_weights(build_model(spec)), train=True)
 
 
-def _kill_while_reserved(config: Path, ledger: SqliteLedger) -> None:
+def _kill_while_reserved(config: Path, ledger: SqliteLedger, rnd: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(config)], env=env)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(config), str(rnd)], env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             statuses = [e.status for e in ledger.history()]
-            if statuses == [EntryStatus.RESERVED]:
+            if EntryStatus.RESERVED in statuses:
                 break
             assert child.poll() is None, f"node process ended first, ledger: {statuses}"
             time.sleep(0.01)
@@ -73,9 +73,10 @@ def _kill_while_reserved(config: Path, ledger: SqliteLedger) -> None:
 def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charges(
     tmp_path: Path,
 ) -> None:
+    rnd = 1
     cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(1500, seed=3))
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-    _kill_while_reserved(cfg.config_path, ledger)
+    _kill_while_reserved(cfg.config_path, ledger, rnd)
 
     # The crash lost nothing: the open reservation counts as spent.
     (entry,) = ledger.history()
@@ -88,7 +89,7 @@ def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charg
 
     # The coordinator retries the round: the charge stands, and the round is not trained
     # again - it is committed as failed, and the reply carries nothing from the data.
-    first = handle_request(cfg.config_path, "alpha", _request())
+    first = handle_request(cfg.config_path, "alpha", _request(rnd))
     assert first.report.status is ReplyStatus.REFUSED
     assert first.report.code == RefusalCode.ROUND_FAILED.value
     assert first.weights is None and first.holdout is None
@@ -100,7 +101,7 @@ def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charg
     assert resumed.data["resumed"] is True
 
     # A second retry gets the stored reply back: the same refusal, nothing charged.
-    second = handle_request(cfg.config_path, "alpha", _request())
+    second = handle_request(cfg.config_path, "alpha", _request(rnd))
     assert second.report == dataclasses.replace(
         first.report, audit_seq=second.report.audit_seq, audit_head=second.report.audit_head
     )
@@ -108,3 +109,18 @@ def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charg
     assert ledger.spent() == charged
     assert "resend" in [e.kind for e in read_entries(audit)]
     assert verify_chain(read_entries(audit)).ok
+
+
+def test_a_crash_in_the_jobs_last_round_is_closed_as_charged_on_retry(tmp_path: Path) -> None:
+    # With round 1 committed, round 2 is the job's last training release: the retry must
+    # close the open charge, not refuse for counting it twice and leave it open forever.
+    cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(1500, seed=3))
+    ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+    assert handle_request(cfg.config_path, "alpha", _request(1)).report.status is ReplyStatus.OK
+    _kill_while_reserved(cfg.config_path, ledger, 2)
+    charged = ledger.spent()
+
+    retry = handle_request(cfg.config_path, "alpha", _request(2))
+    assert retry.report.code == RefusalCode.ROUND_FAILED.value, retry.report.reason
+    assert [e.status for e in ledger.history()] == [EntryStatus.COMMITTED] * 2
+    assert ledger.spent() == charged
