@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["CsvSource"]
 
 _FIX_PATH = "check `path` under [data] in the node config"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,17 +92,25 @@ class CsvSource(DataSource):
                 ),
             )
         except (OSError, pa.ArrowException) as exc:
+            # The parser's text may quote a row: it stays in the node's own log.
+            log.warning("cannot parse %s: %s", self.description, exc)
             raise DataError(
-                f"cannot parse {self.description}: {exc}",
+                f"cannot parse {self.description}; the node's log names the row",
                 "fix the file at that row (fields must be UTF-8; quote values with commas)",
             ) from None
         if bad_rows.first is not None:
             number, expected, actual = bad_rows.first
             # pyarrow counts the header as row 1; messages everywhere count data rows.
             where = f"data row {number - 1}" if number is not None else "a row"
+            # Which rows, and how many, are facts about the data: for the operator only.
+            log.warning(
+                "%s is malformed: %d row(s) have the wrong number of fields; first: %s has "
+                "%d fields, the header %d", self.description, bad_rows.count, where, actual,
+                expected,
+            )  # fmt: skip
             raise DataError(
-                f"{self.description} is malformed: {bad_rows.count} row(s) have the wrong "
-                f"number of fields; first: {where} has {actual} fields, the header {expected}",
+                f"{self.description} is malformed: rows have the wrong number of fields; the "
+                "node's log names them",
                 "fix those rows: every row needs one field per header column "
                 '(quote values that contain commas, e.g. "Smith, J")',
             )

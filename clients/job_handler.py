@@ -41,7 +41,7 @@ from vocab.errors import (
     RefusalCode,
     SilobridgeError,
 )
-from vocab.jobspec import RiskJobSpec
+from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram
 from vocab.privacy import PrivacyEvent
 from vocab.serde import job_to_bytes
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
-    "MAX_WEIGHT",
     "JobOutcome",
     "JobRequest",
     "NodeBusy",
@@ -73,7 +72,8 @@ class NodeBusy(SilobridgeError):
 
     def __init__(self, slots: int) -> None:
         super().__init__(
-            f"the node is already answering {slots} job message(s), its limit",
+            f"the node is already answering {slots} job message(s), its limit, and none "
+            "finished in time",
             "retry later; the node's officer sets [limits] max_concurrent_runs",
         )
 
@@ -102,10 +102,6 @@ class JobOutcome:
     holdout: ScoreHistogram | None = None
     weights: Weights | None = None
 
-
-MAX_WEIGHT = 1e4
-"""Largest magnitude an incoming weight may have: the features are scaled to [-1, 1], so
-larger weights only make rows' activations overflow (see `dp_trainer`)."""
 
 _FAILED_REASON = (
     "round {round} of job {job!r} failed after its noisy computation started; the round "
@@ -209,17 +205,6 @@ def _rest(spec: RiskJobSpec, plan: DpPlan, step: int) -> list[PrivacyEvent]:
     return [*plan.events_for(rounds), *plan.evaluation_events(evaluations)]
 
 
-def _check_job_total(ledger: Ledger, spec: RiskJobSpec, job_id: str, event: PrivacyEvent) -> None:
-    """The job never costs more than its own epsilon, whatever the coordinator asks."""
-    total = epsilon_spent([*ledger.job_events(job_id), event], spec.delta)
-    if total > spec.epsilon:
-        raise PolicyRefusal(
-            f"another release of job {spec.name!r} would bring it to epsilon {total:.4f} at "
-            f"delta {spec.delta:g}, above the job's own epsilon {spec.epsilon:g}",
-            "the job has used its epsilon; start a new job",
-        )
-
-
 def _incoming_model(spec: RiskJobSpec, weights: Weights) -> nn.Module:
     """The coordinator's weights in the spec's model, refused unless finite and bounded.
 
@@ -256,11 +241,11 @@ def _admit(
 ) -> tuple[pd.DataFrame, pd.DataFrame, Quote]:
     """Every check before a release, on public figures and the data's schema alone.
 
-    Node limits, column classes and approvals (covering the job as priced at this node's
-    delta), the data read and checked against its schema, then the rest of the job quoted
-    against every budget. Returns the job's frames and the quote.
+    Column classes and approvals (covering the job as priced at this node's delta), the
+    data read and checked against its schema, then the rest of the job quoted against every
+    budget. Returns the job's frames and the quote. (The node's limits come first, in
+    `_plan`.)
     """
-    check_limits(cfg.limits, spec, plan)
     decision = _check_policy(cfg, spec, audit, job_id, spec.epsilon)
     if decision.approvals:
         # Priced at this dataset's delta the job may cost more than it claims: the approvals
@@ -322,13 +307,17 @@ def _execute(
         # Post-processing of the noisy steps (non-finite rows never enter the sum), so
         # saying so reveals nothing more; but such weights are no use to anyone.
         raise ValueError("training produced non-finite weights")
-    return None, weights
+    # Post-processing of the release: keeps the next round's weights within what nodes take.
+    return None, [np.clip(w, -MAX_WEIGHT, MAX_WEIGHT) for w in weights]
 
 
 def _reserve(ledger: Ledger, audit: AuditLog, req: JobRequest, event: PrivacyEvent) -> Reservation:
+    # The job's own epsilon is checked inside the reservation's transaction, so messages
+    # of one job racing each other cannot take it past its epsilon.
     reservation = ledger.reserve(
-        req.job_id, req.round, event, _requester(req.spec), fingerprint(req.spec)
-    )
+        req.job_id, req.round, event, _requester(req.spec), fingerprint(req.spec),
+        job_budget=req.spec.budget,
+    )  # fmt: skip
     audit.append(
         "reservation",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
@@ -376,10 +365,18 @@ def _commit(
     return JobOutcome(report, holdout, weights or None)
 
 
+def _plan(cfg: NodeConfig, spec: RiskJobSpec) -> DpPlan:
+    """The job's plan, refused first if it asks more than the node's limits allow (before
+    any model or data is touched: public figures only)."""
+    plan = plan_for_node(cfg, spec)
+    check_limits(cfg.limits, spec, plan)
+    return plan
+
+
 def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
     spec = req.spec
     step = _message_step(spec, req)
-    plan = plan_for_node(cfg, spec)
+    plan = _plan(cfg, spec)
     event: PrivacyEvent = plan.round_event() if req.train else plan.evaluation_event()
     if ledger.has_reservation(req.job_id, req.round):
         # An attempt that died left this release reserved (charged): it may have computed,
@@ -393,7 +390,6 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
     if not quote.fits:
         # Refuse the rest of the job up front rather than spend on releases it cannot finish.
         raise quote.refusal(f"the rest of job {spec.name!r}")
-    _check_job_total(ledger, spec, req.job_id, event)
     reservation = _reserve(ledger, audit, req, event)
     result: tuple[ScoreHistogram | None, Weights] | None = None
     if not reservation.resumed:  # one that died in between may have computed: never again
@@ -460,6 +456,9 @@ def _log_received(audit: AuditLog, spec: RiskJobSpec, job_id: str, round: int, k
 
 _T = TypeVar("_T")
 
+SLOT_WAIT_S = 30.0
+"""How long a message waits for a run slot before the node answers `busy`."""
+
 
 def _in_slot(cfg: NodeConfig, work: Callable[[], _T]) -> _T:
     """Runs `work` in one of the node's run slots ([limits] max_concurrent_runs).
@@ -468,7 +467,8 @@ def _in_slot(cfg: NodeConfig, work: Callable[[], _T]) -> _T:
         NodeBusy: Every slot is taken.
     """
     slots = RunSlots(cfg.ledger_path, cfg.limits.max_concurrent_runs)
-    slot = slots.acquire()
+    # A short wait rather than a refusal: the coordinator drops a node that refuses.
+    slot = slots.acquire(SLOT_WAIT_S)
     if slot is None:
         raise NodeBusy(cfg.limits.max_concurrent_runs)
     try:
@@ -526,7 +526,7 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
 def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> NodeQuote:
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
     log_budget_change(audit, ledger.config_change)
-    plan = plan_for_node(cfg, spec)
+    plan = _plan(cfg, spec)
     _, _, quote = _admit(cfg, ledger, audit, spec, job_id, plan, plan.job_events())
     refusal = None if quote.fits else quote.refusal(f"job {spec.name!r}")
     return NodeQuote(

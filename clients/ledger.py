@@ -264,16 +264,21 @@ class Ledger(abc.ABC):
         event: PrivacyEvent,
         requester: Requester | None = None,
         fingerprint: str = "",
+        job_budget: Budget | None = None,
     ) -> Reservation:
         """Charges `event` for a job's round, atomically with the check of every scope.
 
         A round whose earlier attempt died between reserve and commit (its process is
         gone, so it released nothing) is resumed under the same charge, never charged
         again - if the retry carries the same job spec (`fingerprint`) and parameters.
+        In the same transaction: a job id names one spec (`fingerprint`), and with
+        `job_budget` the job's live releases and `event` composed stay within it.
 
         Raises:
             BudgetExceeded: If some scope's releases and `event` composed exceed its budget.
             DuplicateRelease: If the round was committed, or is being answered right now.
+            PolicyRefusal: If the job id carries another spec, or the job would pass
+                `job_budget`.
         """
 
     @abc.abstractmethod

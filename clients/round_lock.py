@@ -10,9 +10,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from pathlib import Path
 
 __all__ = ["RoundLock", "RunSlots"]
+
+_SLOT_POLL_S = 0.2
 
 
 class RoundLock:
@@ -57,18 +60,23 @@ class RunSlots:
         self._folder = ledger_path.with_name(ledger_path.name + ".locks")
         self._slots = slots
 
-    def acquire(self) -> int | None:
-        """A held slot's descriptor, or None when every slot is taken."""
+    def acquire(self, wait_s: float = 0.0) -> int | None:
+        """A held slot's descriptor, or None when every slot stayed taken for `wait_s`."""
         self._folder.mkdir(parents=True, exist_ok=True)
-        for slot in range(self._slots):
-            fd = os.open(self._folder / f"run-slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return fd
-        return None
+        deadline = time.monotonic() + wait_s
+        while True:
+            for slot in range(self._slots):
+                path = self._folder / f"run-slot-{slot}.lock"
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                return fd
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(_SLOT_POLL_S)
 
     @staticmethod
     def release(fd: int) -> None:

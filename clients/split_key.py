@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,8 +37,8 @@ def node_secret(ledger_path: Path) -> bytes:
     path = _secret_path(ledger_path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        tmp = Path(name)
         try:
             os.write(fd, os.urandom(_KEY_BYTES))
             os.fsync(fd)
@@ -45,6 +46,7 @@ def node_secret(ledger_path: Path) -> bytes:
             os.close(fd)
         try:
             os.link(tmp, path)  # fails if another process made the key first: keep theirs
+            _fsync_folder(path.parent)
         except FileExistsError:
             pass
         finally:
@@ -53,6 +55,15 @@ def node_secret(ledger_path: Path) -> bytes:
     if len(key) != _KEY_BYTES:
         raise OSError(f"split key {path} is damaged ({len(key)} bytes, expected {_KEY_BYTES})")
     return key
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Makes the new key's directory entry durable: a lost key would re-draw the split."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def held_out(

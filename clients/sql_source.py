@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["SqlSource"]
 
 _FIX_URL = "check `url` under [data] in the node config"
+
+log = logging.getLogger(__name__)
 
 
 class SqlSource(DataSource):
@@ -42,9 +45,13 @@ class SqlSource(DataSource):
                 inspector = sa.inspect(engine)
                 tables = inspector.get_table_names() + inspector.get_view_names()
                 if self._table not in tables:
+                    # The database's other tables are for the operator, not the coordinator.
+                    log.warning(
+                        "%s does not exist; the database has: %s",
+                        self.description, ", ".join(sorted(tables)) or "(no tables)",
+                    )  # fmt: skip
                     raise DataError(
-                        f"{self.description} does not exist; the database has: "
-                        f"{', '.join(sorted(tables)) or '(no tables)'}",
+                        f"{self.description} does not exist; the node's log lists the tables",
                         "fix `table` under [data] in the node config",
                     )
                 return [str(column["name"]) for column in inspector.get_columns(self._table)]

@@ -299,6 +299,7 @@ class SqliteLedger(Ledger):
         event: PrivacyEvent,
         requester: Requester | None = None,
         fingerprint: str = "",
+        job_budget: Budget | None = None,
     ) -> Reservation:
         if not isinstance(job_id, str) or not job_id:
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
@@ -316,7 +317,7 @@ class SqliteLedger(Ledger):
                 why="another attempt is answering it now",
             )  # fmt: skip
         try:
-            reservation = self._reserve_locked(job_id, round, event, who, fingerprint)
+            reservation = self._reserve_locked(job_id, round, event, who, fingerprint, job_budget)
         except BaseException:
             self._locks.release(fd)
             raise
@@ -324,7 +325,13 @@ class SqliteLedger(Ledger):
         return reservation
 
     def _reserve_locked(
-        self, job_id: str, round: int, event: PrivacyEvent, who: Requester, fingerprint: str
+        self,
+        job_id: str,
+        round: int,
+        event: PrivacyEvent,
+        who: Requester,
+        fingerprint: str,
+        job_budget: Budget | None,
     ) -> Reservation:
         with self._connect() as conn, write_locked(conn):
             live = conn.execute(
@@ -335,6 +342,7 @@ class SqliteLedger(Ledger):
             if live is not None:
                 # Checked before the budget: a retry is reported as what it is.
                 return self._resume(conn, live, event, fingerprint)
+            self._check_job(conn, job_id, event, fingerprint, job_budget)
             quote = self._quote(conn, [event], who)
             if not quote.fits:
                 raise quote.refusal(f"job {job_id!r} round {round}")
@@ -599,6 +607,35 @@ class SqliteLedger(Ledger):
                 )
             )
         return Quote(requested=epsilon_spent(events, budgets[total].delta), scopes=tuple(quotes))
+
+    def _check_job(
+        self,
+        conn: sqlite3.Connection,
+        job_id: str,
+        event: PrivacyEvent,
+        fingerprint: str,
+        job_budget: Budget | None,
+    ) -> None:
+        rows = conn.execute(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND job_id = ? "
+            "AND status IN (?, ?) ORDER BY id",
+            (self._dataset, job_id, *_LIVE),
+        ).fetchall()
+        if fingerprint and any(str(r["fingerprint"]) not in ("", fingerprint) for r in rows):
+            raise PolicyRefusal(
+                f"job {job_id!r} was released on dataset {self._dataset!r} under another job "
+                "spec; a job id names one spec",
+                "submit the changed spec as a new job",
+            )
+        if job_budget is not None:
+            total = epsilon_spent([*(_event(r) for r in rows), event], job_budget.delta)
+            if total > job_budget.epsilon:
+                raise PolicyRefusal(
+                    f"another release of job {job_id!r} would bring it to epsilon {total:.4f} "
+                    f"at delta {job_budget.delta:g}, above the job's own epsilon "
+                    f"{job_budget.epsilon:g}",
+                    "the job has used its epsilon; start a new job",
+                )
 
     def _resume(
         self, conn: sqlite3.Connection, live: sqlite3.Row, event: PrivacyEvent, fingerprint: str

@@ -16,7 +16,7 @@ from flwr.serverapp import Grid
 from server.aggregation import ServerOptimizer, mean_delta
 from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull
 from server.quote_round import QuoteOutcome
-from vocab.jobspec import RiskJobSpec
+from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram, evaluation_metrics
 from vocab.serde import job_to_bytes
 from vocab.wire import (
@@ -280,7 +280,9 @@ def run_risk_job(
             ]
             for _, reply in accepted
         ]
-        weights = optimizer.step(weights, mean_delta(weights, updates))
+        stepped = optimizer.step(weights, mean_delta(weights, updates))
+        # Nodes refuse weights beyond MAX_WEIGHT: keep the model within it (FedAdam can jump).
+        weights = [np.clip(w, -MAX_WEIGHT, MAX_WEIGHT) for w in stepped]
         metrics: dict[str, float] = {}
         if rnd in evaluated_after:
             metrics = _evaluation(grid, spec, job_id, rnd, weights, outcome, emit, on_reply)

@@ -15,6 +15,8 @@ from vocab.privacy import Budget
 
 __all__ = [
     "DEFAULT_EVALUATION_THRESHOLDS",
+    "MAX_LEARNING_RATE",
+    "MAX_WEIGHT",
     "NAME_RE",
     "Aggregator",
     "EvaluationMode",
@@ -59,6 +61,11 @@ DEFAULT_EVALUATION_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 MAX_LEARNING_RATE = 100.0
 """Larger steps only make training diverge; bounded so a spec cannot provoke failures."""
+
+MAX_WEIGHT = 1e4
+"""Largest magnitude a model weight may have. Features are scaled to [-1, 1], so larger
+weights only overflow activations; nodes refuse larger incoming weights, and nodes and the
+coordinator clip what they send to this bound (post-processing, free)."""
 
 
 @dataclass(frozen=True)

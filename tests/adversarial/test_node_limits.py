@@ -48,8 +48,9 @@ def test_a_spec_over_a_node_limit_is_refused_before_reservation(
 
 
 def test_runs_beyond_the_concurrency_limit_are_refused_before_reservation(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("clients.job_handler.SLOT_WAIT_S", 0.3)
     cfg = _node(tmp_path, max_concurrent_runs=1)
     spec = synthetic_spec("busy", rounds=1)
     slots = RunSlots(cfg.ledger_path, 1)

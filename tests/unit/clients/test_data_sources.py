@@ -114,8 +114,8 @@ class TestCsvSource(_DataSourceContract):
         ("body", "row", "fields"),
         [("1,2,3\n4,5,6,7\n8,9,10\n", 2, 4), ("1,2,3\n4,5,6\n7,8\n", 3, 2)],
     )
-    def test_malformed_row_is_named_without_its_values(
-        self, tmp_path: Path, body: str, row: int, fields: int
+    def test_malformed_row_is_named_in_the_nodes_log_only(
+        self, tmp_path: Path, body: str, row: int, fields: int, caplog: pytest.LogCaptureFixture
     ) -> None:
         path = tmp_path / "bad.csv"
         path.write_text("a,b,secret\n" + body, encoding="utf-8")
@@ -123,11 +123,12 @@ class TestCsvSource(_DataSourceContract):
         with pytest.raises(DataError) as info:
             CsvSource(path).read(["a"])
 
+        # The refusal travels to the coordinator: no row number, count or value.
         message = info.value.message
-        assert str(path) in message
-        assert f"data row {row}" in message
-        assert f"has {fields} fields" in message
-        assert "6,7" not in message and "7,8" not in message
+        assert str(path) in message and "malformed" in message
+        assert "row " not in message and "6,7" not in message and "7,8" not in message
+        # The operator finds the row in the node's own log.
+        assert f"data row {row} has {fields} fields" in caplog.text
 
     def test_unterminated_quote_is_malformed(self, tmp_path: Path) -> None:
         path = tmp_path / "bad.csv"
@@ -217,13 +218,16 @@ class TestSqlSource(_DataSourceContract):
 
         assert frame["age"].tolist() == [34, 51]
 
-    def test_missing_table_lists_the_tables(self, tmp_path: Path) -> None:
+    def test_missing_table_lists_the_tables_in_the_nodes_log_only(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         path = tmp_path / "t.db"
         _write_sqlite(path, pd.DataFrame(ROWS), table="loans")
         with pytest.raises(DataError) as info:
             SqlSource(f"sqlite:///{path}", "lones").read(["age"])
         assert "`lones`" in info.value.message
-        assert "loans" in info.value.message
+        assert "loans" not in info.value.message
+        assert "the database has: loans" in caplog.text
         assert "`table`" in info.value.hint
 
     def test_missing_database_file_is_not_created(self, tmp_path: Path) -> None:

@@ -14,7 +14,14 @@ import pytest
 from clients.ledger import DuplicateRelease, EntryStatus, Ledger, Requester, Scope, ScopeKind
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import epsilon_spent
-from vocab.errors import BudgetExceeded, ConfigError, InternalError, JobSpecError, RefusalCode
+from vocab.errors import (
+    BudgetExceeded,
+    ConfigError,
+    InternalError,
+    JobSpecError,
+    PolicyRefusal,
+    RefusalCode,
+)
 from vocab.privacy import Budget, DpSgdEvent
 
 DELTA = 1e-5
@@ -518,3 +525,22 @@ def test_a_pure_dp_budget_says_why_gaussian_releases_never_fit(tmp_path: Path) -
         ledger.reserve("job-1", 0, ROUND_EVENT)
     ledger.commit(ledger.reserve("job-1", 1, LaplaceEvent(scale=2.0)))
     assert 0.5 <= ledger.spent() <= 0.5 * (1 + 1e-5)  # pure epsilon, rounded up
+
+
+def test_a_job_id_names_one_spec(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    ledger.commit(ledger.reserve("job-1", 1, ROUND_EVENT, fingerprint="spec-a"))
+    with pytest.raises(PolicyRefusal, match="under another job spec"):
+        ledger.reserve("job-1", 2, ROUND_EVENT, fingerprint="spec-b")
+    assert len(ledger.history()) == 1
+
+
+def test_the_jobs_own_epsilon_is_checked_inside_the_reservation(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    one = epsilon_spent([ROUND_EVENT], DELTA)
+    two = epsilon_spent([ROUND_EVENT] * 2, DELTA)
+    job = Budget((one + two) / 2, DELTA)  # room for one release, not two
+    ledger.reserve("job-1", 1, ROUND_EVENT, job_budget=job)
+    with pytest.raises(PolicyRefusal, match="above the job's own epsilon"):
+        ledger.reserve("job-1", 2, ROUND_EVENT, job_budget=job)
+    assert [e.round for e in ledger.history()] == [1]
