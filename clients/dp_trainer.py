@@ -9,7 +9,13 @@ clips, noises and averages them. Two things differ from `PrivacyEngine.make_priv
   activations) contributes nothing instead of turning the whole sum into NaN. Otherwise
   whether a round "fails" would depend on single rows: an oracle outside the accounting.
   Zeroing a row keeps its contribution within the clipping norm, so the sensitivity the
-  ledger charges for still holds.
+  ledger charges for still holds;
+* the Poisson sample is drawn over `slots` (the officer's public size bound), not over
+  the true rows: slots past the last row are phantom rows of zeros whose loss weighs
+  nothing, so each step does the same work whatever the row count, and how long a round
+  takes (or whether it hits the node's wall-time limit) says nothing about it. Phantom
+  rows add exactly zero to the gradient sum; the real rows are Poisson-sampled at the
+  planned rate, as the accounting assumes.
 """
 
 from __future__ import annotations
@@ -81,11 +87,14 @@ def train_round(
     spec: RiskJobSpec,
     plan: DpPlan,
     *,
+    slots: int | None = None,
     deadline_s: float | None = None,
 ) -> RoundResult:
     """Run exactly `plan.steps_per_round` DP-SGD steps (Poisson sampling, per-sample clipping).
 
     Args:
+        slots: Rows the work is sized for, at least `len(x)` (default: `len(x)`); the
+            ones past the data are phantom rows that contribute nothing.
         deadline_s: Wall-time limit in seconds; past it the round stops (`RoundTimeout`).
 
     Returns:
@@ -98,10 +107,16 @@ def train_round(
     rng = SecureRng()
     model.train()
     features, labels = torch.from_numpy(x), torch.from_numpy(y)
+    rows = len(labels)
+    total = rows if slots is None else slots
+    if total < rows:
+        raise ValueError(f"{rows} rows do not fit in {total} slots")
     with warnings.catch_warnings():
         # Opacus' hooks fire on inputs that need no gradient; expected, not a problem.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        dp_model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+        # Per-sample losses are weighted and summed (phantom rows weigh 0); the optimizer
+        # divides the noisy sum by the public expected batch.
+        dp_model = GradSampleModule(model, batch_first=True, loss_reduction="sum")
         optimizer = SecureDPOptimizer(
             torch.optim.SGD(dp_model.parameters(), lr=spec.learning_rate),
             noise_multiplier=plan.noise_multiplier,
@@ -111,21 +126,25 @@ def train_round(
             loss_reduction="mean",
             rng=rng,
         )
-        loss_fn = nn.BCEWithLogitsLoss()
-        rows = 0
+        loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+        sampled = 0
         for _ in range(plan.steps_per_round):
             if deadline_s is not None and time.monotonic() - started > deadline_s:
                 raise RoundTimeout(f"the round ran past {deadline_s:g} s")
-            # Poisson sampling: every row joins the batch independently with rate q.
-            mask = torch.from_numpy(rng.poisson_mask(len(labels), plan.sample_rate))
-            xb, yb = features[mask], labels[mask]
+            # Poisson sampling: every slot joins the batch independently with rate q.
+            mask = rng.poisson_mask(total, plan.sample_rate)
+            real = torch.from_numpy(mask[:rows])
+            phantoms = int(mask[rows:].sum())
+            xb = torch.cat((features[real], features.new_zeros((phantoms, features.shape[1]))))
+            yb = torch.cat((labels[real], labels.new_zeros(phantoms)))
+            weight = torch.cat((labels.new_ones(int(real.sum())), labels.new_zeros(phantoms)))
             optimizer.zero_grad(set_to_none=True)
             logits = dp_model(xb).squeeze(-1)
             # An empty batch still takes a (pure-noise) step, as the accounting assumes;
             # its zero loss gives Opacus empty per-sample gradients instead of NaN.
-            loss = loss_fn(logits, yb) if len(xb) > 0 else logits.sum() * 0.0
+            loss = (weight * loss_fn(logits, yb)).sum() if len(xb) > 0 else logits.sum() * 0.0
             loss.backward()
-            rows += len(xb)
+            sampled += int(real.sum())
             optimizer.step()
     trained: nn.Module = dp_model._module
     # Drop Opacus hooks and per-sample buffers so the module is a plain model again.
@@ -133,7 +152,7 @@ def train_round(
     for p in trained.parameters():
         setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
     steps = plan.steps_per_round
-    return RoundResult(trained, steps, rows / max(steps, 1))
+    return RoundResult(trained, steps, sampled / max(steps, 1))
 
 
 def evaluate(

@@ -35,6 +35,7 @@ from vocab.audit_chain import ChainHead
 from vocab.audit_log import AuditLog
 from vocab.errors import (
     BudgetExceeded,
+    ConfigError,
     InternalError,
     JobSpecError,
     PolicyRefusal,
@@ -254,6 +255,13 @@ def _admit(
         if priced > spec.epsilon:
             _check_policy(cfg, spec, None, job_id, priced)
     train_df, holdout_df = load_job_frames(cfg, JobClaims.from_spec(spec))
+    if cfg.public_rows is not None and len(train_df) + len(holdout_df) > cfg.public_rows:
+        # The officer's figure must bound the data: training sizes its work by it.
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} holds more rows than its public size figure "
+            "([data] public_rows) declares",
+            "the officer raises public_rows to a published figure at least the rows held",
+        )
     return train_df, holdout_df, ledger.quote(rest, _requester(spec))
 
 
@@ -300,6 +308,8 @@ def _execute(
         encode_target(train_df, spec),
         spec,
         plan,
+        # Work sized by the public figure, not the rows: a round's time tells nothing.
+        slots=cfg.public_rows,
         deadline_s=float(cfg.limits.max_round_seconds),
     )
     weights = get_weights(result.model)

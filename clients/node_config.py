@@ -15,8 +15,9 @@ File format (every key shown; keys marked optional may be left out)::
     person_id = "person_id"      # optional: the unit of privacy (a declared column)
     holdout_fraction = 0.2       # optional, default 0.2; in (0, 0.9]
     split_seed = 7               # optional, default 0; integer >= 0
-    public_rows = 5000           # needed to train: the officer's public figure for the
-                                 # number of rows (persons); sampling is planned from it
+    public_rows = 5000           # needed to train: the officer's published bound on the
+                                 # number of rows (persons), at least the rows held; sampling
+                                 # and each round's work are planned from it
 
     [limits]                     # optional: what one job may ask of this node
     max_rounds = 100             # training rounds of one job
@@ -166,8 +167,8 @@ class NodeConfig:
     config_path: Path
     officer: OfficerConfig | None = None
     public_rows: int | None = None
-    """The officer's public size figure; DP-SGD plans its sampling rate from it, so the
-    exact number of rows never shapes anything a node releases."""
+    """The officer's published bound on the rows; DP-SGD plans its sampling rate and each
+    round's work from it, so the exact number of rows shapes nothing a node sends."""
     limits: NodeLimits = NodeLimits()
 
     @property
@@ -376,8 +377,8 @@ def _parse_public_rows(r: _Reader, data: Mapping[str, Any]) -> int | None:
         return None
     return _positive_int(
         r, data["public_rows"], "[data] `public_rows`",
-        "write the number of rows (persons) the dataset holds, rounded as the officer "
-        "publishes it, e.g. public_rows = 5000",
+        "write a published bound on the rows (persons) the dataset holds, e.g. their "
+        "number rounded up: public_rows = 5000",
     )  # fmt: skip
 
 

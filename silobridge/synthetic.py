@@ -83,7 +83,8 @@ def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None
         holdout_fraction=0.25,
         split_seed=1,
         config_path=folder / "node.toml",
-        public_rows=max(100, round(len(rows), -2)) if rows is not None else 1000,
+        # A published bound on the rows: their count rounded up to hundreds.
+        public_rows=max(100, -(-len(rows) // 100) * 100) if rows is not None else 1000,
     )
     cfg.config_path.write_text(render_node_config(cfg))
     return cfg

@@ -28,7 +28,8 @@ SPEC = synthetic_spec("slow", rounds=1, batch_size=2, local_epochs=8, epsilon=4.
 
 def _slow_node(folder: Path, seed: int) -> tuple[Path, SqliteLedger]:
     cfg = write_node(folder, folder.name, 20.0, make_rows(500 + 37 * seed, seed=seed))
-    cfg = dataclasses.replace(cfg, limits=NodeLimits(max_round_seconds=1))
+    # The same public figures on every node; only the rows differ.
+    cfg = dataclasses.replace(cfg, limits=NodeLimits(max_round_seconds=1), public_rows=800)
     cfg.config_path.write_text(render_node_config(cfg))
     return cfg.config_path, SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
 

@@ -1,0 +1,64 @@
+"""Attack: learn a department's row count from how long its rounds take.
+
+Sampling was planned from the public size figure, but each step still processed only the
+real rows it sampled: a round on 30,000 rows took 15 times longer than on 300, and the
+coordinator could tune a spec so that the node's wall-time limit fails the round only
+above some row count - bisecting the count with tiny-epsilon jobs. Now each step's batch
+is drawn over the public bound's slots, phantom rows of zeros filling the slots past the
+data, so the work per step is the same whatever the row count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from clients.dp_trainer import train_round
+from clients.job_plan import plan_dp
+from clients.node_config import render_node_config
+from clients.sqlite_ledger import SqliteLedger
+from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from tests.adversarial.conftest import train_as_coordinator
+from vocab.models import build_model, get_weights
+from vocab.wire import ReplyStatus
+
+SLOTS = 3_000
+SPEC = synthetic_spec("work", rounds=1, local_epochs=1, batch_size=64, epsilon=2.0)
+
+
+def _batch_sizes(rows: int) -> list[int]:
+    """The rows each DP-SGD step pushes through the model, for a node holding `rows`."""
+    rng = np.random.default_rng(rows)
+    x = rng.normal(size=(rows, SPEC.n_inputs)).astype(np.float32)
+    y = (rng.random(rows) < 0.5).astype(np.float32)
+    model = build_model(SPEC)
+    seen: list[int] = []
+    layer = next(m for m in model.modules() if isinstance(m, nn.Linear))
+    layer.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    plan = plan_dp(SPEC, int(SLOTS * 0.75))
+    train_round(model, x, y, SPEC, plan, slots=SLOTS)
+    return seen
+
+
+def test_each_steps_work_does_not_depend_on_the_row_count() -> None:
+    small, large = _batch_sizes(300), _batch_sizes(SLOTS)
+    assert len(small) == len(large)  # the same number of steps: planned from public figures
+    expected = SLOTS * plan_dp(SPEC, int(SLOTS * 0.75)).sample_rate
+    # Without phantom rows the small node's batches would be a tenth of the large one's.
+    for sizes in (small, large):
+        assert abs(float(np.mean(sizes)) - expected) < 0.1 * expected
+
+
+def test_data_beyond_the_public_bound_is_refused_before_anything_is_charged(
+    tmp_path: Path,
+) -> None:
+    cfg = write_node(tmp_path / "tax", "tax", 10.0, make_rows(700, seed=8))
+    cfg = dataclasses.replace(cfg, public_rows=600)  # the officer's bound is wrong
+    cfg.config_path.write_text(render_node_config(cfg))
+    outcome = train_as_coordinator(cfg, SPEC, "work#1", get_weights(build_model(SPEC)))
+    assert outcome.report.status is ReplyStatus.REFUSED
+    assert "public_rows" in outcome.report.reason and "700" not in outcome.report.reason
+    assert SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).history() == []
