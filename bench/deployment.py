@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.report import environment, write_result
-from silobridge.daemons import CoordinatorAddresses, superlink_argv
+from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, descendants, free_port, wait_for_port
@@ -81,9 +81,10 @@ def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
     )
     group = ProcessGroup(root / "logs")
     with group.running():
+        # The ServerApp needs a coordinator home (central caps, audit log) since issue 3.
         link = group.start(
             "superlink", superlink_argv(addresses, root / "superlink.db"),
-            {"FLWR_HOME": str(root / "superlink-flwr")},
+            superlink_env(root / "superlink-flwr", root / "coordinator"),
         )  # fmt: skip
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, link)
@@ -102,6 +103,8 @@ def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
             final = submit_job(spec, root / "out", Federation(addresses.control),
                                root / "analyst", lambda _event: None)  # fmt: skip
         wall = time.monotonic() - started
+    if final.get("event") != "job_end":
+        raise RuntimeError(f"the benchmark job did not finish: {final}")
     result = json.loads(Path(final["result"]).read_text())
     round_seconds = [r["seconds"] for r in result["rounds"]]
     return {
