@@ -7,6 +7,7 @@ import logging
 import typer
 
 from silobridge.cli import (
+    app_cmd,
     audit_cmd,
     budget_cmd,
     coordinator_cmd,
@@ -30,6 +31,7 @@ app.add_typer(job_cmd.app, name="job")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(budget_cmd.app, name="budget")
 app.add_typer(officer_cmd.app, name="officer")
+app.add_typer(app_cmd.app, name="app")
 app.command("demo")(demo_cmd.demo)
 
 
