@@ -77,7 +77,6 @@ class RoundResult:
 
     model: nn.Module
     steps: int
-    mean_batch: float
 
 
 def train_round(
@@ -127,7 +126,6 @@ def train_round(
             rng=rng,
         )
         loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-        sampled = 0
         for _ in range(plan.steps_per_round):
             if deadline_s is not None and time.monotonic() - started > deadline_s:
                 raise RoundTimeout(f"the round ran past {deadline_s:g} s")
@@ -144,15 +142,13 @@ def train_round(
             # its zero loss gives Opacus empty per-sample gradients instead of NaN.
             loss = (weight * loss_fn(logits, yb)).sum() if len(xb) > 0 else logits.sum() * 0.0
             loss.backward()
-            sampled += int(real.sum())
             optimizer.step()
     trained: nn.Module = dp_model._module
     # Drop Opacus hooks and per-sample buffers so the module is a plain model again.
     dp_model.remove_hooks()
     for p in trained.parameters():
         setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
-    steps = plan.steps_per_round
-    return RoundResult(trained, steps, sampled / max(steps, 1))
+    return RoundResult(trained, plan.steps_per_round)
 
 
 def evaluate(

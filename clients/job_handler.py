@@ -265,7 +265,7 @@ def _admit(
     return train_df, holdout_df, ledger.quote(rest, _requester(spec))
 
 
-def _release_record(ledger: Ledger, round: int, event: PrivacyEvent, train: bool) -> ReleaseRecord:
+def _release_record(round: int, event: PrivacyEvent, train: bool, delta: float) -> ReleaseRecord:
     params: dict[str, float | int] = dict(event.params())
     if not train:
         params.update(sensitivity=1, noise_std=params["noise_multiplier"])
@@ -274,7 +274,7 @@ def _release_record(ledger: Ledger, round: int, event: PrivacyEvent, train: bool
         what="model_update" if train else "evaluation",
         mechanism=event.mechanism.value,
         params=params,
-        epsilon=epsilon_spent([event], ledger.budget().delta),
+        epsilon=epsilon_spent([event], delta),
     )
 
 
@@ -347,8 +347,8 @@ def _commit(
 ) -> JobOutcome:
     """Commits a reserved release with its reply; `result` None means it failed."""
     event = reservation.event
-    release = _release_record(ledger, req.round, event, req.train)
     figures = _figures(ledger, req.job_id)  # a reservation already counts as spent
+    release = _release_record(req.round, event, req.train, figures["delta"])
     holdout, weights = result if result is not None else (None, [])
     if result is None:
         reason = _FAILED_REASON.format(round=req.round, job=req.spec.name)

@@ -317,10 +317,6 @@ class Ledger(abc.ABC):
         """One job's reserved and committed releases."""
 
     @abc.abstractmethod
-    def committed_rounds(self, job_id: str) -> int:
-        """How many of a job's rounds were released."""
-
-    @abc.abstractmethod
     def history(self) -> list[LedgerEntry]:
         """All entries of the dataset, cancelled ones included, oldest first."""
 

@@ -400,14 +400,6 @@ class SqliteLedger(Ledger):
             ).fetchall()
         return [_event(row) for row in rows]
 
-    def committed_rounds(self, job_id: str) -> int:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM releases WHERE dataset = ? AND job_id = ? AND status = ?",
-                (self._dataset, job_id, EntryStatus.COMMITTED.value),
-            ).fetchone()
-        return int(row[0])
-
     def history(self) -> list[LedgerEntry]:
         with self._connect() as conn:
             rows = conn.execute(

@@ -513,7 +513,7 @@ class TestReviewHardening:
         assert len(list(locks.iterdir())) == 1
         ledger.commit(reservation)
         assert list(locks.iterdir()) == []
-        assert ledger.committed_rounds("job-1") == 1
+        assert [e.status for e in ledger.history()] == [EntryStatus.COMMITTED]
         assert ledger.job_events("job-1") == [ROUND_EVENT]
 
 
