@@ -12,6 +12,7 @@ from pathlib import Path
 
 from server.central_budget import CapChange, CapKind
 from server.coordinator_audit import CoordinatorAudit
+from server.node_registry import NODES_DIR, NodeRegistry
 from server.sqlite_central_budget import SqliteCentralBudget
 from vocab.errors import ConfigError
 
@@ -74,6 +75,11 @@ class CoordinatorHome:
     @property
     def budget_path(self) -> Path:
         return self.root / BUDGET_FILE
+
+    @property
+    def nodes(self) -> NodeRegistry:
+        """The registered node identity keys (`silobridge node register`)."""
+        return NodeRegistry(self.root / NODES_DIR)
 
     def audit(self) -> CoordinatorAudit:
         return CoordinatorAudit(self.audit_path)
