@@ -4,11 +4,16 @@ Stock Flower spawns a fresh `flwr-clientapp` interpreter for every message, and 
 that imports torch, opacus and pandas pays seconds of imports each time. This SuperExec keeps
 Flower's design (a SuperNode in `--isolation process` mode, one app process per message,
 talking to the SuperNode's runtime API) but launches those processes from a multiprocessing
-fork server that imported the heavy third-party libraries once. silobridge's own modules are
-*not* preloaded, so each ClientApp still imports the app code Flower installed for the run.
+fork server that imported the heavy third-party libraries once.
+
+Every app process runs the node's app gate (`clients/app_gate.py`): the run's bundle is
+checked against the officer's signed allowlist before any of its code is imported, and an
+approved bundle's code runs alone, with no silobridge module of the node's loaded beside it.
+`--cold` starts each app process from a fresh interpreter instead of the fork server (slower,
+same gate): there is no way to start a ClientApp on a node that skips the check.
 
 Run as: python -m clients.warm_superexec --runtime-api-address HOST:PORT [--insecure]
-[--root-certificates PATH] [--parent-pid PID]
+[--root-certificates PATH] [--parent-pid PID] [--cold]
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import multiprocessing.context
-import sys
 from collections.abc import Sequence
 
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.superexec.executor import ExecutionSpec, LaunchResult
 from flwr.supercore.superexec.plugin import ClientAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
+
+from clients.app_gate import run_gated_clientapp
 
 __all__ = ["PRELOAD", "ForkServerExecutor", "main"]
 
@@ -42,20 +48,22 @@ PRELOAD = [
 ]
 
 
-def _run_clientapp(argv: list[str]) -> None:
-    """Body of a forked app process: run Flower's own `flwr-clientapp` entry point."""
-    from flwr.supernode.cli import flwr_clientapp
-
-    sys.argv = argv
-    flwr_clientapp()
-
-
 class ForkServerExecutor:
-    """A Flower SuperExec executor whose app processes fork from a warm fork server."""
+    """A Flower SuperExec executor whose app processes run the app gate.
+
+    Warm: they fork from a fork server that preloaded `PRELOAD`. Cold: each is spawned.
+    """
+
+    cold = False  # set from --cold before the plugin builds the executor
 
     def __init__(self) -> None:
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(PRELOAD)
+        self._ctx: multiprocessing.context.SpawnContext | multiprocessing.context.ForkServerContext
+        if self.cold:
+            self._ctx = multiprocessing.get_context("spawn")
+        else:
+            fork_server = multiprocessing.get_context("forkserver")
+            fork_server.set_forkserver_preload(PRELOAD)
+            self._ctx = fork_server
         self._procs: list[multiprocessing.process.BaseProcess] = []
         # Start the fork server now, so the first message does not pay for the imports.
         warmup = self._ctx.Process(target=_noop)
@@ -83,7 +91,7 @@ class ForkServerExecutor:
         # Runtime dependency installation is never passed on: nodes install nothing.
         self._procs = [p for p in self._procs if p.is_alive()]
         try:
-            proc = self._ctx.Process(target=_run_clientapp, args=(argv,), daemon=False)
+            proc = self._ctx.Process(target=run_gated_clientapp, args=(argv,), daemon=False)
             proc.start()
         except OSError as err:
             return LaunchResult.failed(f"could not fork a ClientApp process: {err}")
@@ -124,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--insecure", action="store_true")
     parser.add_argument("--root-certificates", default=None)
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--cold", action="store_true", help="no fork server: spawn each app")
     args = parser.parse_args(argv)
+    ForkServerExecutor.cold = args.cold
     run_superexec(
         plugin_class=WarmClientAppPlugin,
         client_class=RuntimeHttpClient,

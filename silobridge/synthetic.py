@@ -12,9 +12,13 @@ from clients.node_config import (
     ColumnSpec,
     DataSourceSpec,
     NodeConfig,
+    OfficerConfig,
     SourceKind,
     render_node_config,
 )
+from silobridge.app_approvals import approve_release
+from silobridge.flower_runner import app_root
+from silobridge.officer_keys import generate_key_pair, load_private_key
 from vocab.columns import ColumnClass, ColumnType
 from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.privacy import Budget
@@ -72,6 +76,13 @@ def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None
     data = folder / "data.csv"
     if rows is not None:
         rows.to_csv(data, index=False)
+    # The department's officer, who has reviewed this release and approved its bundle.
+    officer = folder / "officer"
+    if not (officer / "officer.key").exists():
+        generate_key_pair(officer)
+    approve_release(
+        load_private_key(officer / "officer.key"), name, folder / "approvals", app_root()
+    )
     cfg = NodeConfig(
         department=name,
         dataset="people",
@@ -85,6 +96,9 @@ def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None
         config_path=folder / "node.toml",
         # A published bound on the rows: their count rounded up to hundreds.
         public_rows=max(100, -(-len(rows) // 100) * 100) if rows is not None else 1000,
+        officer=OfficerConfig(
+            folder / "approvals", public_key_path=folder / "officer" / "officer.pub"
+        ),
     )
     cfg.config_path.write_text(render_node_config(cfg))
     return cfg

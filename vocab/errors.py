@@ -16,6 +16,8 @@ class RefusalCode(enum.Enum):
     BUSY = "busy"
     ROUND_FAILED = "round_failed"
     """Training started and then failed; the round stays charged and is never retrained."""
+    APP_NOT_APPROVED = "app_not_approved"
+    """The run's app bundle is not on the node officer's signed allowlist; none of it ran."""
     INTERNAL = "internal"
 
 

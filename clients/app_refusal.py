@@ -1,0 +1,60 @@
+"""The ClientApp that answers for a bundle the node did not approve: a refusal, nothing else.
+
+Built entirely from the node's installed code (`clients/app_gate.py` uses it in place of
+the bundle's app), so no code of the rejected bundle is imported to say no.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from clients.app_gate import AppVerdict
+from clients.job_handler import log_malformed
+from vocab.errors import RefusalCode
+from vocab.wire import JOB, REPORT, NodeQuote, NodeReport, ReplyStatus
+
+__all__ = ["refusal_app"]
+
+
+def _job_id(msg: Message) -> str:
+    job = msg.content.config_records.get(JOB)
+    try:
+        return str(job["job_id"])[:100] if job is not None else ""
+    except (KeyError, TypeError):
+        return ""
+
+
+def refusal_app(config_path: Path, department: str, verdict: AppVerdict) -> ClientApp:
+    """A ClientApp whose every answer is an `app_not_approved` refusal, audited first."""
+    app = ClientApp()
+    code = RefusalCode.APP_NOT_APPROVED
+
+    def _audited(msg: Message) -> tuple[int, str]:
+        head = log_malformed(config_path, code, verdict.reason, _job_id(msg))
+        return (0, "") if head is None else (head.seq, head.hash)
+
+    def _report(msg: Message, context: Context) -> Message:
+        del context
+        seq, head = _audited(msg)
+        report = NodeReport(
+            department, ReplyStatus.REFUSED, code.value, verdict.reason,
+            audit_seq=seq, audit_head=head,
+        )  # fmt: skip
+        return Message(RecordDict({REPORT: ConfigRecord(report.to_record())}), reply_to=msg)
+
+    def _quote(msg: Message, context: Context) -> Message:
+        del context
+        seq, head = _audited(msg)
+        quote = NodeQuote(
+            department, ReplyStatus.REFUSED, code.value, verdict.reason,
+            audit_seq=seq, audit_head=head,
+        )  # fmt: skip
+        return Message(RecordDict({REPORT: ConfigRecord(quote.to_record())}), reply_to=msg)
+
+    app.train()(_report)
+    app.evaluate()(_report)
+    app.query()(_quote)
+    return app
