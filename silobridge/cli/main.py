@@ -10,6 +10,7 @@ from silobridge.cli import (
     app_cmd,
     audit_cmd,
     budget_cmd,
+    certs_cmd,
     coordinator_cmd,
     demo_cmd,
     job_cmd,
@@ -32,6 +33,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(budget_cmd.app, name="budget")
 app.add_typer(officer_cmd.app, name="officer")
 app.add_typer(app_cmd.app, name="app")
+app.add_typer(certs_cmd.app, name="certs")
 app.command("demo")(demo_cmd.demo)
 
 

@@ -1,0 +1,313 @@
+"""A deployment's TLS certificates and its SuperNodes' authentication keys, made locally.
+
+`make_deployment_certs` makes a CA and the SuperLink's server certificate (signed by it,
+with a SAN per host); `make_node_key` makes the key pair Flower's SuperNode authentication
+uses: an ECDSA P-384 key, the private half in OpenSSH format for `flower-supernode
+--auth-supernode-private-key`, the public half in OpenSSH format for the SuperLink's node
+registration (`flwr supernode register` reads the same format). Private keys are written
+with mode 0600; no file is overwritten unless asked, and nothing is written when any target
+already exists.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vocab.errors import ConfigError
+
+__all__ = [
+    "CA_DAYS",
+    "DEFAULT_HOSTS",
+    "SERVER_DAYS",
+    "DeploymentCerts",
+    "NodeKeyFiles",
+    "make_deployment_certs",
+    "make_node_key",
+    "read_node_public_key",
+]
+
+DEFAULT_HOSTS = ("127.0.0.1", "localhost")
+CA_DAYS = 3650
+SERVER_DAYS = 825
+_DEPARTMENT_RE = re.compile(r"[a-z0-9_-]{1,40}")
+_HOST_RE = re.compile(r"[A-Za-z0-9*]([A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?")
+# Flower's SuperNode authentication accepts NIST curves only; its docs use P-384.
+_NODE_CURVE = ec.SECP384R1()
+_TLS_CURVE = ec.SECP384R1()
+
+
+@dataclass(frozen=True)
+class DeploymentCerts:
+    """The files of a certs folder the coordinator and the nodes use for TLS."""
+
+    folder: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        """What every node and analyst passes as `--root-certificates`."""
+        return self.folder / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        """Signs server certificates; keep it off the coordinator host if you can."""
+        return self.folder / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.folder / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.folder / "server.key"
+
+    def superlink_tls(self) -> tuple[Path, Path, Path]:
+        """(CA certificate, server certificate, server key) for `flower-superlink`.
+
+        Raises:
+            ConfigError: If any of the three files is missing.
+        """
+        files = (self.ca_cert, self.server_cert, self.server_key)
+        missing = [p.name for p in files if not p.is_file()]
+        if missing:
+            raise ConfigError(
+                f"the certs folder {self.folder} lacks {', '.join(missing)}",
+                f"make it with `silobridge certs init --out {self.folder}`",
+            )
+        return files
+
+
+@dataclass(frozen=True)
+class NodeKeyFiles:
+    """A SuperNode's authentication key pair (OpenSSH formats)."""
+
+    private: Path
+    public: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path, department: str) -> NodeKeyFiles:
+        _check_department(department)
+        return cls(folder / f"supernode-{department}.key", folder / f"supernode-{department}.pub")
+
+
+def _check_department(department: str) -> None:
+    if not _DEPARTMENT_RE.fullmatch(department):
+        raise ConfigError(
+            f"department {department!r} is not a valid name",
+            "use 1-40 characters from a-z, 0-9, '_' and '-', as in the node config",
+        )
+
+
+def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"refusing to overwrite {', '.join(existing)}",
+            "pass --force to replace them (anything signed by or registered with the old "
+            "files stops working), or choose another --out folder",
+        )
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Atomically replace `path` with `data`, created with `mode` from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(name, path)
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOST_RE.fullmatch(host):
+        raise ConfigError(
+            f"{host!r} is neither an IP address nor a host name",
+            "pass the names and addresses nodes and analysts use to reach the coordinator",
+        )
+    return x509.DNSName(host)
+
+
+def _ca(key: ec.EllipticCurvePrivateKey, name: str, now: datetime.datetime) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA384())
+    )
+
+
+def _server(
+    key: ec.EllipticCurvePrivateKey,
+    hosts: Sequence[str],
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime.datetime,
+) -> x509.Certificate:
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
+        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA384())
+    )
+
+
+def make_deployment_certs(
+    out: Path,
+    hosts: Sequence[str] = DEFAULT_HOSTS,
+    *,
+    force: bool = False,
+    name: str = "silobridge deployment CA",
+) -> DeploymentCerts:
+    """A new CA and a server certificate for `hosts`, written into `out`.
+
+    Raises:
+        ConfigError: If `hosts` is empty or holds something that is not a host, or a file
+            exists and `force` is not set (then nothing is written).
+    """
+    if not hosts:
+        raise ConfigError("no host for the server certificate", "pass --host at least once")
+    certs = DeploymentCerts(out)
+    for host in hosts:
+        _san(host)
+    _refuse_existing([certs.ca_cert, certs.ca_key, certs.server_cert, certs.server_key], force)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(_TLS_CURVE)
+    ca = _ca(ca_key, name, now)
+    server_key = ec.generate_private_key(_TLS_CURVE)
+    server = _server(server_key, hosts, ca, ca_key, now)
+    _write(certs.ca_key, _private_pem(ca_key), 0o600)
+    _write(certs.server_key, _private_pem(server_key), 0o600)
+    _write(certs.ca_cert, ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(certs.server_cert, server.public_bytes(serialization.Encoding.PEM), 0o644)
+    return certs
+
+
+def make_node_key(out: Path, department: str, *, force: bool = False) -> NodeKeyFiles:
+    """A new SuperNode authentication key pair for `department`, written into `out`.
+
+    Raises:
+        ConfigError: If the department name is not valid, or a file exists and `force` is
+            not set (then nothing is written).
+    """
+    files = NodeKeyFiles.in_folder(out, department)
+    _refuse_existing([files.private, files.public], force)
+    key = ec.generate_private_key(_NODE_CURVE)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    _write(files.private, private, 0o600)
+    _write(files.public, public + f" silobridge-{department}\n".encode(), 0o644)
+    return files
+
+
+def read_node_public_key(path: Path) -> bytes:
+    """The OpenSSH public key at `path`, checked the way the SuperLink will check it.
+
+    Raises:
+        ConfigError: If the file is missing or is not an OpenSSH NIST-curve EC public key.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read the SuperNode public key {path}: {err.strerror}",
+            "pass the .pub file `silobridge certs node-key` wrote",
+        ) from None
+    try:
+        key = serialization.load_ssh_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise ConfigError(
+            f"{path} is not an OpenSSH public key ({err})",
+            "pass the .pub file `silobridge certs node-key` wrote, not the private key",
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in {
+        "secp256r1",
+        "secp384r1",
+        "secp521r1",
+    }:
+        raise ConfigError(
+            f"{path} is not a NIST-curve EC key, which Flower's SuperNode authentication needs",
+            "make one with `silobridge certs node-key`",
+        )
+    return data
