@@ -1,9 +1,12 @@
-"""Submits a job to a SuperLink with `flwr run --stream` and relays its progress events."""
+"""Talks to a SuperLink's Control API through Flower's own CLI: submits a job with `flwr run
+--stream` and relays its progress events, registers a SuperNode's key with `flwr supernode
+register`."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -19,12 +22,14 @@ from vocab.jobspec import RiskJobSpec
 from vocab.progress import decode_event
 from vocab.serde import job_to_bytes
 
-__all__ = ["Federation", "app_root", "submit_job"]
+__all__ = ["Federation", "app_root", "register_supernode", "submit_job"]
 
 _RUN_ID_RE = re.compile(r"Successfully started run (\d+)")
 _CONNECTION = "silobridge"
 # The ServerApp's last word: a run ends in job_end or failed, a quote in quote_result.
 _FINAL_EVENTS = {"job_end", "failed", "quote_result"}
+# Flower's error text when a key is registered already (ApiErrorCode.PUBLIC_KEY_ALREADY_IN_USE).
+_KEY_IN_USE = "Public key already in use"
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,11 @@ def submit_job(
     on_event: Callable[[dict[str, Any]], None],
     *,
     mode: RunMode = RunMode.RUN,
+    app_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or, with `mode` QUOTE, only price) `spec` on the federation; blocks until done.
+
+    The run ships the app bundle of `app_dir` (default: this installation's checkout).
 
     Returns the last event (`job_end` or `failed`; a quote ends in `quote_result` or
     `failed`). The raw stream goes to `out_dir/flwr-run.log`.
@@ -91,7 +99,7 @@ def submit_job(
     argv = [
         flower_executable("flwr"),
         "run",
-        str(app_root()),
+        str(app_dir or app_root()),
         _CONNECTION,
         "--stream",
         "--run-config",
@@ -148,6 +156,57 @@ def submit_job(
             f"{hint}; full log: {log_path}",
         )
     return final
+
+
+def register_supernode(federation: Federation, public_key: Path, flwr_home: Path) -> str | None:
+    """Register a SuperNode's authentication key with the SuperLink (its Control API).
+
+    Returns the node id Flower gave the key, or None if the key was registered already.
+
+    Raises:
+        SilobridgeError: If the SuperLink cannot be reached or refuses the key.
+    """
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    (flwr_home / "config.toml").write_text(federation.config_toml())
+    argv = [
+        flower_executable("flwr"),
+        "supernode",
+        "register",
+        str(public_key.resolve()),
+        _CONNECTION,
+        "--format",
+        "json",
+    ]
+    env = {"FLWR_HOME": str(flwr_home), "NO_COLOR": "1"}
+    try:
+        done = subprocess.run(
+            argv,
+            env=child_env(env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise SilobridgeError(
+            "registering the SuperNode key got no answer in 120 s",
+            f"is the coordinator's Control API reachable at {federation.control_address}?",
+        ) from None
+    try:
+        reply = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        reply = {}
+    if reply.get("success"):
+        return str(reply["node-id"])
+    message = str(reply.get("error-message") or done.stderr.strip() or done.stdout.strip())
+    if _KEY_IN_USE in message:
+        return None
+    raise SilobridgeError(
+        f"the SuperLink did not register the key {public_key}: {message}",
+        f"check the Control API address ({federation.control_address}), that the coordinator "
+        "runs with TLS (pass its CA with --root-certificates) and that the file is the node's "
+        ".pub key",
+    )
 
 
 def _drain(proc: subprocess.Popen[str], log_fh: Any) -> None:

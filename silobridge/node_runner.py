@@ -1,4 +1,4 @@
-"""Starts one department node: its SuperNode and (by default) its warm SuperExec."""
+"""Starts one department node: its SuperNode and its SuperExec (warm by default)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,25 @@ def start_node(
     port: int,
     flwr_home: Path,
     root_certificates: Path | None = None,
+    auth_key: Path | None = None,
     warm: bool = True,
 ) -> list[Daemon]:
-    """Start the node's daemons in `group`; returns them, SuperNode first."""
+    """Start the node's daemons in `group`; returns them, SuperNode first.
+
+    Args:
+        root_certificates: The deployment CA for a TLS coordinator; None: no TLS.
+        auth_key: The SuperNode authentication private key registered with the coordinator.
+    """
     env = {"FLWR_HOME": str(flwr_home)}
-    argv = supernode_argv(config_path, department, coordinator, port, root_certificates, warm=warm)
+    argv = supernode_argv(
+        config_path, department, coordinator, port, root_certificates, auth_key, warm=warm
+    )
     supernode = group.start(f"node-{department}", argv, env)
-    if not warm:
-        return [supernode]
+    # Every ClientApp starts from the node's own SuperExec, which runs the app gate; without
+    # `warm` it spawns fresh interpreters instead of forking from its preloaded server.
     superexec = group.start(
-        f"node-{department}-superexec", warm_superexec_argv(port, supernode.proc.pid), env
+        f"node-{department}-superexec",
+        warm_superexec_argv(port, supernode.proc.pid, cold=not warm),
+        env,
     )
     return [supernode, superexec]

@@ -7,14 +7,44 @@ from typing import Annotated
 
 import typer
 
-from silobridge.cli.errors import console, handle_errors
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.certs import DeploymentCerts
+from silobridge.cli.errors import console, err_console, handle_errors
+from silobridge.daemons import (
+    ControlRecord,
+    CoordinatorAddresses,
+    check_transport,
+    superlink_argv,
+    superlink_env,
+)
 from silobridge.processes import ProcessGroup
 from vocab.errors import ConfigError
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
+
+
+def _tls_files(
+    certs: Path | None,
+    state_dir: Path,
+    parts: tuple[Path | None, Path | None, Path | None],
+    insecure: bool,
+) -> tuple[Path, Path, Path] | None:
+    """The (CA, certificate, key) to run with: the single flags, --certs, or <home>/certs."""
+    if any(parts):
+        if certs is not None or not all(parts):
+            raise ConfigError(
+                "TLS needs either --certs or all of --ssl-ca-certfile, --ssl-certfile, "
+                "--ssl-keyfile",
+                "give a certs folder (`silobridge certs init`) or the three files",
+            )
+        return parts  # type: ignore[return-value]
+    if certs is not None:
+        return DeploymentCerts(certs.resolve()).superlink_tls()
+    default = DeploymentCerts(state_dir / "certs")
+    if not insecure and default.ca_cert.is_file():
+        return default.superlink_tls()
+    return None
 
 
 @app.command("start")
@@ -24,7 +54,12 @@ def start(
         str, typer.Option(help="Where nodes connect (gRPC).")
     ] = "127.0.0.1:9092",
     control_address: Annotated[
-        str, typer.Option(help="Where analysts submit jobs (gRPC).")
+        str,
+        typer.Option(
+            help="Where analysts submit jobs and node keys are registered (gRPC). Flower's "
+            "Control API authenticates no one: keep it on loopback (the default) or a "
+            "network only trusted parties reach."
+        ),
     ] = "127.0.0.1:9093",
     runtime_port: Annotated[int, typer.Option(help="Local runtime API port (ServerApp).")] = 9091,
     state_dir: Annotated[
@@ -34,25 +69,63 @@ def start(
             "(see docs/coordinator.md)."
         ),
     ] = Path("coordinator-state"),
+    certs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Certs folder from `silobridge certs init` (ca.pem, server.pem, server.key); "
+            "default: <state-dir>/certs when it holds them."
+        ),
+    ] = None,
     ssl_ca_certfile: Annotated[Path | None, typer.Option(help="TLS: CA certificate.")] = None,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS: server certificate.")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS: server key.")] = None,
+    node_auth: Annotated[
+        bool,
+        typer.Option(
+            help="With TLS, admit only SuperNodes whose key was registered "
+            "(`silobridge node register`)."
+        ),
+    ] = True,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Run without TLS (and so without node authentication) even on a "
+            "non-loopback address.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the coordinator; runtime dependency installation is always off."""
-    tls_parts = (ssl_ca_certfile, ssl_certfile, ssl_keyfile)
-    if any(tls_parts) and not all(tls_parts):
-        raise ConfigError(
-            "TLS needs all of --ssl-ca-certfile, --ssl-certfile, --ssl-keyfile",
-            "give all three, or none to run without TLS on a trusted network",
-        )
-    tls = (ssl_ca_certfile, ssl_certfile, ssl_keyfile) if all(tls_parts) else None
+    """Start the coordinator; runtime dependency installation is always off.
+
+    Without TLS it runs only on loopback addresses, unless --insecure is given.
+    """
     state_dir = state_dir.resolve()
+    tls = _tls_files(certs, state_dir, (ssl_ca_certfile, ssl_certfile, ssl_keyfile), insecure)
+    check_transport(
+        [fleet_address, control_address],
+        tls=tls is not None,
+        insecure=insecure,
+        what="coordinator",
+    )
     state_dir.mkdir(parents=True, exist_ok=True)
     addresses = CoordinatorAddresses(fleet_address, control_address, "127.0.0.1", runtime_port)
-    argv = superlink_argv(addresses, state_dir / "superlink.db", tls)  # type: ignore[arg-type]
+    argv = superlink_argv(addresses, state_dir / "superlink.db", tls, node_auth=node_auth)
+    ControlRecord(control_address, tls[0].resolve() if tls else None).write(state_dir)
+    if tls is None:
+        err_console.print(
+            "[yellow]warning[/]: no TLS and no node authentication: any process that can "
+            "reach these ports can join as a node or submit jobs; fine only on one host",
+        )
+        security = "no TLS, any node may join"
+    elif node_auth:
+        security = f"TLS (CA {tls[0]}), only registered node keys join"
+    else:
+        security = f"TLS (CA {tls[0]}), any node may join (--no-node-auth)"
     console.print(
-        f"coordinator: nodes connect to {fleet_address}, analysts to "
-        f"{control_address}{'' if tls else ' (no TLS)'}; home {state_dir}; Ctrl-C stops it"
+        f"coordinator: nodes connect to {fleet_address}, analysts to {control_address}; "
+        f"{security}; home {state_dir}; Ctrl-C stops it",
+        highlight=False,
+        soft_wrap=True,
     )
     group = ProcessGroup(log_dir=None)
     with group.running():

@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 
 from clients.node_config import NodeConfig
+from clients.node_identity import node_identity
+from server.coordinator_home import CoordinatorHome
+from silobridge.certs import make_deployment_certs, make_node_key
 from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
@@ -27,6 +31,8 @@ class LiveFederation:
 
     root: Path
     control: str
+    # The deployment CA: the SuperLink runs with TLS and admits only registered node keys.
+    root_certificates: Path | None = None
     nodes: dict[str, NodeConfig] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -34,7 +40,7 @@ class LiveFederation:
         return submit_job(
             spec,
             self.root / out_name,
-            Federation(self.control),
+            Federation(self.control, self.root_certificates),
             self.root / "analyst-flwr",
             self.events.append,
         )
@@ -49,7 +55,8 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
         control=f"127.0.0.1:{free_port()}",
         runtime_port=free_port(),
     )
-    live = LiveFederation(root, addresses.control)
+    certs = make_deployment_certs(root / "certs")
+    live = LiveFederation(root, addresses.control, certs.ca_cert)
     live.nodes["alpha"] = write_node(root / "alpha", "alpha", 8.0, make_rows(700, 1))
     live.nodes["beta"] = write_node(root / "beta", "beta", 8.0, make_rows(700, 2))
     live.nodes["poor"] = write_node(root / "poor", "poor", 0.3, make_rows(700, 3))
@@ -60,11 +67,20 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
     with group.running():
         link = group.start(
             "superlink",
-            superlink_argv(addresses, root / "superlink.db"),
+            superlink_argv(addresses, root / "superlink.db", certs.superlink_tls()),
             superlink_env(root / "superlink-flwr", root / "coordinator"),
         )
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 120, link)
+        keys = {name: make_node_key(root / "certs", name) for name in live.nodes}
+        for name, cfg in live.nodes.items():
+            enrol_node(
+                CoordinatorHome(root / "coordinator"),
+                Federation(addresses.control, certs.ca_cert),
+                name,
+                keys[name].public,
+                node_identity(cfg.ledger_path).public.pem(),
+            )
         supernodes = [
             start_node(
                 group,
@@ -73,6 +89,8 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFederat
                 coordinator=addresses.fleet,
                 port=free_port(),
                 flwr_home=cfg.config_path.parent / ".flwr",
+                root_certificates=certs.ca_cert,
+                auth_key=keys[name].private,
             )[0]
             for name, cfg in live.nodes.items()
         ]

@@ -39,7 +39,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def _quote(fed: LiveFederation, name: str) -> dict[str, Any]:
     spec = synthetic_spec(name, analyst=ANALYST, epsilon=1.0)
     return submit_job(
-        spec, fed.root / name, Federation(fed.control), fed.root / "analyst-flwr",
+        spec, fed.root / name, Federation(fed.control, fed.root_certificates),
+        fed.root / "analyst-flwr",
         fed.events.append, mode=RunMode.QUOTE,
     )  # fmt: skip
 
