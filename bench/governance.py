@@ -56,14 +56,16 @@ from clients.dp_trainer import RoundResult
 from clients.job_handler import JobRequest, handle_quote, handle_request
 from clients.job_plan import DpPlan, plan_for_node
 from clients.ledger import EntryStatus, Requester
-from clients.node_audit import audit_path_for
+from clients.node_audit import node_audit_log
 from clients.node_config import NodeConfig
+from clients.node_identity import node_identity
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent, forget_cached_curves
 from vocab.audit_chain import ChainHead, make_entry
 from vocab.audit_log import AuditLog
 from vocab.errors import InternalError
+from vocab.identity_key import IdentityKey
 from vocab.jobspec import RiskJobSpec
 from vocab.models import build_model, get_weights
 from vocab.privacy import DpSgdEvent
@@ -173,8 +175,8 @@ def _check_history(ledger: SqliteLedger, events: list[DpSgdEvent]) -> None:
         raise InternalError("benchmark: the ledger does not charge the prior rounds")
 
 
-def _write_audit_history(path: Path, events: list[DpSgdEvent]) -> None:
-    """A valid hash chain of the entries the handler writes for each prior round."""
+def _write_audit_history(path: Path, events: list[DpSgdEvent], key: IdentityKey) -> None:
+    """A valid signed hash chain of the entries the handler writes for each prior round."""
     head: ChainHead | None = None
     lines = []
     ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
@@ -188,7 +190,7 @@ def _write_audit_history(path: Path, events: list[DpSgdEvent]) -> None:
             "release": {**where, "released": ["holdout_statistics", "model_update"]},
         }  # fmt: skip
         for kind in AUDIT_ENTRIES_PER_PRIOR_ROUND:
-            entry = make_entry(head, ts, kind, data[kind])
+            entry = make_entry(head, ts, kind, data[kind], key)
             head = ChainHead(entry.seq, entry.hash)
             lines.append(entry.to_json() + "\n")
     path.write_text("".join(lines), encoding="utf-8")
@@ -251,8 +253,8 @@ def _setup(folder: Path, shape: HistoryShape, prior: int, settings: GovernanceSe
     events = _prior_events(shape, prior, plan, rng)
     _write_history(cfg, events, reply, who)
     _check_history(ledger, events)
-    audit = AuditLog(audit_path_for(cfg.ledger_path))
-    _write_audit_history(audit.path, events)
+    audit = node_audit_log(cfg.ledger_path)
+    _write_audit_history(audit.path, events, node_identity(cfg.ledger_path))
     return _Level(cfg, spec, plan, ledger, audit, reply, who, events)
 
 

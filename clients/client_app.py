@@ -18,6 +18,7 @@ from clients.job_handler import (
     handle_request,
     log_malformed,
 )
+from vocab.audit_chain import SignedHead
 from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
 from vocab.jobspec import RiskJobSpec
 from vocab.serde import job_from_bytes
@@ -29,6 +30,7 @@ from vocab.wire import (
     NodeQuote,
     NodeReport,
     ReplyStatus,
+    coordinator_head_from,
     histogram_to_record,
 )
 
@@ -74,12 +76,24 @@ def _job(msg: Message, *, weights: bool) -> tuple[RiskJobSpec, str, int, list[An
     return spec, job_id, rnd, found
 
 
+def _coordinator_head(msg: Message) -> SignedHead | None:
+    """The coordinator's signed audit chain head the JOB record carries (None: none).
+
+    Raises:
+        JobSpecError: The head's fields are there but do not form one.
+    """
+    try:
+        return coordinator_head_from(msg.content.config_records[JOB])
+    except ValueError as err:
+        raise JobSpecError(f"message carries a malformed coordinator audit head ({err})") from None
+
+
 def _malformed(config_path: object, department: str, err: SilobridgeError) -> NodeReport:
     head = log_malformed(Path(str(config_path)), err.code, str(err))
     report = NodeReport(department, ReplyStatus.REFUSED, err.code.value, str(err))
     if head is None:
         return report
-    return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash)
+    return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
 
 
 def _answer(msg: Message, context: Context, *, train: bool) -> Message:
@@ -93,10 +107,13 @@ def _answer(msg: Message, context: Context, *, train: bool) -> Message:
         return _reply(msg, JobOutcome(report))
     try:
         spec, job_id, rnd, arrays = _job(msg, weights=True)
+        anchor = _coordinator_head(msg)
     except SilobridgeError as err:
         return _reply(msg, JobOutcome(_malformed(config_path, department, err)))
     weights = [np.asarray(a, dtype=np.float32) for a in arrays]
-    request = JobRequest(spec=spec, job_id=job_id, round=rnd, weights=weights, train=train)
+    request = JobRequest(
+        spec=spec, job_id=job_id, round=rnd, weights=weights, train=train, coordinator_head=anchor
+    )
     return _reply(msg, handle_request(Path(str(config_path)), department, request))
 
 
@@ -125,12 +142,14 @@ def quote(msg: Message, context: Context) -> Message:
     else:
         try:
             spec, job_id, _, _ = _job(msg, weights=False)
+            anchor = _coordinator_head(msg)
         except SilobridgeError as err:
             report = _malformed(config_path, department, err)
             answer = NodeQuote(
                 department, ReplyStatus.REFUSED, report.code, report.reason,
                 audit_seq=report.audit_seq, audit_head=report.audit_head,
+                audit_sig=report.audit_sig,
             )  # fmt: skip
         else:
-            answer = handle_quote(Path(str(config_path)), department, spec, job_id)
+            answer = handle_quote(Path(str(config_path)), department, spec, job_id, anchor)
     return Message(RecordDict({REPORT: ConfigRecord(answer.to_record())}), reply_to=msg)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from clients.column_policy import PolicyDecision, check_job_columns
 from clients.job_plan import DpPlan, check_limits, plan_for_node
 from clients.ledger import DuplicateRelease, Ledger, Quote, Requester, Reservation
-from clients.node_audit import audit_path_for, log_budget_change
+from clients.node_audit import log_budget_change, node_audit_log, release_digest
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
 from clients.reply_codec import decode_reply, encode_reply
@@ -31,7 +31,7 @@ from clients.round_lock import RunSlots
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import epsilon_spent
 from vocab.approval import JobClaims
-from vocab.audit_chain import ChainHead
+from vocab.audit_chain import SignedHead
 from vocab.audit_log import AuditLog
 from vocab.errors import (
     BudgetExceeded,
@@ -84,7 +84,8 @@ class JobRequest:
     """One message from the coordinator: train a round, or evaluate a model.
 
     `round` is a training round (1..rounds) or, for an evaluation, the evaluation's round
-    (`spec.evaluation_round(after)`).
+    (`spec.evaluation_round(after)`). `coordinator_head` is the coordinator's signed audit
+    chain head the message carried (None: it carried none), recorded in the node's log.
     """
 
     spec: RiskJobSpec
@@ -92,6 +93,7 @@ class JobRequest:
     round: int
     weights: Weights
     train: bool
+    coordinator_head: SignedHead | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,14 @@ def _execute(
     return None, [np.clip(w, -MAX_WEIGHT, MAX_WEIGHT) for w in weights]
 
 
+def _row_digest(ledger: Ledger, entry_id: int) -> str:
+    """The digest of the ledger row just written, for the audit entry that records it."""
+    row = ledger.entry(entry_id)
+    if row is None:
+        raise InternalError(f"bug: ledger entry {entry_id} vanished right after it was written")
+    return release_digest(row)
+
+
 def _reserve(ledger: Ledger, audit: AuditLog, req: JobRequest, event: PrivacyEvent) -> Reservation:
     # The job's own epsilon is checked inside the reservation's transaction, so messages
     # of one job racing each other cannot take it past its epsilon.
@@ -331,7 +341,8 @@ def _reserve(ledger: Ledger, audit: AuditLog, req: JobRequest, event: PrivacyEve
     audit.append(
         "reservation",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
-         "mechanism": event.mechanism.value, **event.params(), "resumed": reservation.resumed},
+         "mechanism": event.mechanism.value, **event.params(), "resumed": reservation.resumed,
+         "dataset": ledger.dataset, "ledger_row": _row_digest(ledger, reservation.entry_id)},
     )  # fmt: skip
     return reservation
 
@@ -369,7 +380,8 @@ def _commit(
         "charge",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
          "epsilon_spent": report.epsilon_spent, "period": ledger.period(),
-         "failed": result is None},
+         "failed": result is None, "dataset": ledger.dataset,
+         "ledger_row": _row_digest(ledger, reservation.entry_id)},
     )  # fmt: skip
     log.info("job %s message %d: charged %s", req.job_id, req.round, event.mechanism.value)
     return JobOutcome(report, holdout, weights or None)
@@ -432,10 +444,10 @@ def _answer(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -
         return again
 
 
-def _stamp_head(report: NodeReport, head: ChainHead | None) -> NodeReport:
+def _stamp_head(report: NodeReport, head: SignedHead | None) -> NodeReport:
     if head is None:
         return report
-    return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash)
+    return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
 
 
 def _record_outcome(audit: AuditLog, req: JobRequest, outcome: JobOutcome) -> JobOutcome:
@@ -452,15 +464,26 @@ def _record_outcome(audit: AuditLog, req: JobRequest, outcome: JobOutcome) -> Jo
 
 def _open(config_path: Path) -> tuple[NodeConfig, AuditLog]:
     cfg = load_node_config(config_path)
-    return cfg, AuditLog(audit_path_for(cfg.ledger_path))
+    return cfg, node_audit_log(cfg.ledger_path)
 
 
-def _log_received(audit: AuditLog, spec: RiskJobSpec, job_id: str, round: int, kind: str) -> None:
+def _log_received(
+    audit: AuditLog,
+    spec: RiskJobSpec,
+    job_id: str,
+    round: int,
+    kind: str,
+    coordinator_head: SignedHead | None,
+) -> None:
+    # The coordinator's signed head anchors its log here: `audit crosscheck` finds a job
+    # deleted from the coordinator's log, even one re-signed with its key, from this record.
+    anchor = None if coordinator_head is None else coordinator_head.to_record()
     audit.append(
         "job_received",
         {**_where(job_id, round), "job": spec.name, "purpose": spec.purpose,
          "analyst": spec.analyst, "project": spec.project, "kind": kind,
-         "columns": list(spec.columns), "epsilon": spec.epsilon, "delta": spec.delta},
+         "columns": list(spec.columns), "epsilon": spec.epsilon, "delta": spec.delta,
+         "coordinator_head": anchor},
     )  # fmt: skip
 
 
@@ -500,7 +523,8 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
     try:
         cfg, audit = _open(config_path)
         department = cfg.department
-        _log_received(audit, req.spec, req.job_id, req.round, "train" if req.train else "evaluate")
+        kind = "train" if req.train else "evaluate"
+        _log_received(audit, req.spec, req.job_id, req.round, kind, req.coordinator_head)
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
         outcome = _in_slot(cfg, lambda: _answer(cfg, ledger, audit, req))
@@ -550,7 +574,11 @@ def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> 
 
 
 def handle_quote(
-    config_path: Path, department_hint: str, spec: RiskJobSpec, job_id: str
+    config_path: Path,
+    department_hint: str,
+    spec: RiskJobSpec,
+    job_id: str,
+    coordinator_head: SignedHead | None = None,
 ) -> NodeQuote:
     """Price and admit a whole job without running it. Never raises; charges nothing.
 
@@ -564,7 +592,7 @@ def handle_quote(
     try:
         cfg, audit = _open(config_path)
         department = cfg.department
-        _log_received(audit, spec, job_id, 0, "quote")
+        _log_received(audit, spec, job_id, 0, "quote", coordinator_head)
         # A quote reads the data too: it takes a run slot like any job message.
         quote = _in_slot(cfg, lambda: _quote(cfg, audit, spec, job_id))
     except SilobridgeError as err:
@@ -593,15 +621,19 @@ def handle_quote(
         )  # fmt: skip
     if head is None:
         return quote
-    return dataclasses.replace(quote, audit_seq=head.seq, audit_head=head.hash)
+    return dataclasses.replace(quote, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
 
 
-def log_malformed(config_path: Path, code: RefusalCode, reason: str) -> ChainHead | None:
+def log_malformed(
+    config_path: Path, code: RefusalCode, reason: str, job_id: str = ""
+) -> SignedHead | None:
     """Logs the refusal of a message that is not a job at all (no job record, a spec that
     does not decode); returns the log's head, or None when the node's log is out of reach."""
     try:
         _, audit = _open(config_path)
-        audit.append("refusal", {"job_id": "", "round": 0, "code": code.value, "reason": reason})
+        audit.append(
+            "refusal", {"job_id": job_id, "round": 0, "code": code.value, "reason": reason}
+        )
         return audit.head()
     except Exception:  # the refusal still goes out; the node's own log says why not here
         log.exception("cannot log the refusal of a malformed message")

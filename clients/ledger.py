@@ -321,6 +321,10 @@ class Ledger(abc.ABC):
         """All entries of the dataset, cancelled ones included, oldest first."""
 
     @abc.abstractmethod
+    def entry(self, entry_id: int) -> LedgerEntry | None:
+        """One entry of the dataset as it stands now (the audit log records its digest)."""
+
+    @abc.abstractmethod
     def job_epsilon(self, job_id: str) -> float:
         """Epsilon of one job's reserved and committed releases alone."""
 

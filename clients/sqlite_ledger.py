@@ -408,6 +408,14 @@ class SqliteLedger(Ledger):
             ).fetchall()
         return [_entry(row) for row in rows]
 
+    def entry(self, entry_id: int) -> LedgerEntry | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND id = ?",
+                (self._dataset, entry_id),
+            ).fetchone()
+        return None if row is None else _entry(row)
+
     def job_epsilon(self, job_id: str) -> float:
         with self._connect() as conn, read_snapshot(conn):
             period = self._period(conn)

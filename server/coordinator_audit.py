@@ -1,7 +1,9 @@
-"""The coordinator's hash-chained audit log: one method per event, metadata only.
+"""The coordinator's signed, hash-chained audit log: one method per event, metadata only.
 
-Entries name jobs, analysts, projects, epsilons, node answers and the nodes' own audit
-chain heads; never weights, records or statistics computed from them.
+Entries name jobs, analysts, projects, epsilons, node answers and the nodes' own signed
+audit chain heads; never weights, records or statistics computed from them. Every entry is
+signed with the coordinator's identity key; its head goes to the nodes with every job
+message (`head`), so each node's log anchors this one.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from server.central_budget import CapChange, CentralCheck
 from server.run_config import RunMode
-from vocab.audit_chain import AuditEntry
+from vocab.audit_chain import AuditEntry, SignedHead
 from vocab.audit_log import AuditLog
+from vocab.identity_key import IdentityKey
 from vocab.jobspec import RiskJobSpec
 
 if TYPE_CHECKING:  # Flower is not imported where only the officer's CLI needs this module.
@@ -55,14 +58,19 @@ def check_record(check: CentralCheck) -> dict[str, Any]:
 
 
 class CoordinatorAudit:
-    """Appends the coordinator's events to `<home>/coordinator.audit.jsonl`."""
+    """Appends the coordinator's events to `<home>/coordinator.audit.jsonl`, signed with
+    the coordinator's identity key."""
 
-    def __init__(self, path: Path) -> None:
-        self._log = AuditLog(path)
+    def __init__(self, path: Path, key: IdentityKey) -> None:
+        self._log = AuditLog(path, key)
 
     @property
     def path(self) -> Path:
         return self._log.path
+
+    def head(self) -> SignedHead | None:
+        """The log's signed head, as job messages carry it to the nodes."""
+        return self._log.head()
 
     def _append(self, event: CoordinatorEvent, data: dict[str, Any]) -> AuditEntry:
         return self._log.append(event.value, data)
@@ -114,6 +122,7 @@ class CoordinatorAudit:
                 "epsilon_job": reply.epsilon_job,
                 "audit_seq": reply.audit_seq,
                 "audit_head": reply.audit_head,
+                "audit_sig": reply.audit_sig,
             },
         )
 

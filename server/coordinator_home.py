@@ -15,12 +15,14 @@ from server.coordinator_audit import CoordinatorAudit
 from server.node_registry import NODES_DIR, NodeRegistry
 from server.sqlite_central_budget import SqliteCentralBudget
 from vocab.errors import ConfigError
+from vocab.identity_key import IdentityKey, load_or_create_identity
 
-__all__ = ["AUDIT_FILE", "BUDGET_FILE", "HOME_ENV", "CoordinatorHome"]
+__all__ = ["AUDIT_FILE", "BUDGET_FILE", "HOME_ENV", "IDENTITY_FILE", "CoordinatorHome"]
 
 HOME_ENV = "SILOBRIDGE_COORDINATOR_HOME"
 AUDIT_FILE = "coordinator.audit.jsonl"
 BUDGET_FILE = "central_budget.sqlite"
+IDENTITY_FILE = "coordinator.key"
 
 _START_HINT = (
     "start the coordinator with `silobridge coordinator start --state-dir DIR`, which sets "
@@ -81,8 +83,17 @@ class CoordinatorHome:
         """The registered node identity keys (`silobridge node register`)."""
         return NodeRegistry(self.root / NODES_DIR)
 
+    @property
+    def identity_path(self) -> Path:
+        """The coordinator's ed25519 identity key, which signs its audit log."""
+        return self.root / IDENTITY_FILE
+
+    def identity(self) -> IdentityKey:
+        """The coordinator's identity key, made on first use."""
+        return load_or_create_identity(self.identity_path)
+
     def audit(self) -> CoordinatorAudit:
-        return CoordinatorAudit(self.audit_path)
+        return CoordinatorAudit(self.audit_path, self.identity())
 
     def budget(self) -> SqliteCentralBudget:
         return SqliteCentralBudget(self.budget_path)

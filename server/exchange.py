@@ -10,15 +10,22 @@ from dataclasses import dataclass
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
+from vocab.audit_chain import SignedHead
+from vocab.wire import coordinator_head_fields
+
 __all__ = [
     "AnswerStatus",
+    "HeadSource",
     "NodeReply",
     "job_config",
+    "no_head",
     "push_and_pull",
     "wait_for_nodes",
 ]
 
 Emit = Callable[..., None]
+HeadSource = Callable[[], SignedHead | None]
+"""The coordinator's current signed audit chain head, read as each message is built."""
 
 # A SuperNode polls every 3 s; waiting this long after quorum lets nodes that are
 # still connecting join the first round.
@@ -42,7 +49,8 @@ class NodeReply:
     Metadata only. `code` says why for REFUSED (the node's refusal code) and NO_ANSWER
     (`no_reply`, `node_error` or `bad_reply`); `epsilon_job` is what the node reported
     having charged for the whole job so far; `audit_seq`/`audit_head` anchor the node's
-    own audit chain (0 and "" when the node sent none).
+    own audit chain (0 and "" when the node sent none), `audit_sig` is the node's signature
+    over that head.
     """
 
     node_id: int
@@ -55,11 +63,22 @@ class NodeReply:
     epsilon_job: float = 0.0
     audit_seq: int = 0
     audit_head: str = ""
+    audit_sig: str = ""
 
 
-def job_config(spec_bytes: bytes, job_id: str, rnd: int) -> ConfigRecord:
-    """The JOB record every message carries: the encoded spec, the job id, the round."""
-    return ConfigRecord({"spec": spec_bytes, "job_id": job_id, "round": rnd})
+def no_head() -> SignedHead | None:
+    """A HeadSource for callers without a coordinator log (tests, tools)."""
+    return None
+
+
+def job_config(
+    spec_bytes: bytes, job_id: str, rnd: int, head: SignedHead | None = None
+) -> ConfigRecord:
+    """The JOB record every message carries: the encoded spec, the job id, the round, and
+    the coordinator's signed audit chain head (which the node records in its own log)."""
+    return ConfigRecord(
+        {"spec": spec_bytes, "job_id": job_id, "round": rnd, **coordinator_head_fields(head)}
+    )
 
 
 def wait_for_nodes(grid: Grid, min_nodes: int, wait_s: float, emit: Emit) -> list[int]:

@@ -11,7 +11,15 @@ from flwr.serverapp import Grid
 
 from server.central_budget import CentralCheck
 from server.coordinator_audit import check_record
-from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull, wait_for_nodes
+from server.exchange import (
+    AnswerStatus,
+    HeadSource,
+    NodeReply,
+    job_config,
+    no_head,
+    push_and_pull,
+    wait_for_nodes,
+)
 from vocab.jobspec import RiskJobSpec
 from vocab.serde import job_to_bytes
 from vocab.wire import JOB, QUOTE, REPORT, NodeQuote, ReplyStatus
@@ -152,6 +160,7 @@ def _reply_of(answer: QuoteAnswer) -> NodeReply:
         reason=answer.reason,
         audit_seq=quote.audit_seq if quote else 0,
         audit_head=quote.audit_head if quote else "",
+        audit_sig=quote.audit_sig if quote else "",
     )
 
 
@@ -162,18 +171,20 @@ def run_quote(
     central: CentralCheck,
     emit: Emit,
     on_reply: OnReply,
+    coordinator_head: HeadSource = no_head,
 ) -> QuoteOutcome:
     """Ask every node that connects within `spec.node_wait_s` for its quote.
 
     Sends the same JOB record as a training message (round 0) with message type QUOTE
     and waits up to `spec.round_timeout_s`; silent nodes are listed as such. Never raises
-    for node-side failures.
+    for node-side failures. The message carries `coordinator_head()` as it is sent.
     """
     node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit)
     spec_bytes = job_to_bytes(spec)
+    head = coordinator_head()
 
     def content() -> RecordDict:
-        return RecordDict({JOB: job_config(spec_bytes, job_id, QUOTE_ROUND)})
+        return RecordDict({JOB: job_config(spec_bytes, job_id, QUOTE_ROUND, head)})
 
     replies = dict(
         push_and_pull(grid, node_ids, content, QUOTE, str(QUOTE_ROUND), spec.round_timeout_s)

@@ -14,7 +14,7 @@ from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from server.aggregation import ServerOptimizer, mean_delta
-from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull
+from server.exchange import AnswerStatus, HeadSource, NodeReply, job_config, no_head, push_and_pull
 from server.quote_round import QuoteOutcome
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram, evaluation_metrics
@@ -97,15 +97,18 @@ def _send(
     kind: str,
     weights: Weights,
     node_ids: list[int],
+    coordinator_head: HeadSource,
 ) -> list[tuple[int, Message]]:
-    """Send the weights and the job to each node; replies that came within the round timeout."""
+    """Send the weights and the job, with the coordinator's signed audit chain head, to each
+    node; replies that came within the round timeout."""
     spec_bytes = job_to_bytes(spec)
+    head = coordinator_head()
 
     def content() -> RecordDict:
         return RecordDict(
             {
                 ARRAYS: ArrayRecord([w.copy() for w in weights]),
-                JOB: job_config(spec_bytes, job_id, rnd),
+                JOB: job_config(spec_bytes, job_id, rnd, head),
             }
         )
 
@@ -138,6 +141,7 @@ def _answered(tally: NodeTally, rnd: int, kind: str, report: NodeReport, on_repl
             epsilon_job=report.epsilon_job,
             audit_seq=report.audit_seq,
             audit_head=report.audit_head,
+            audit_sig=report.audit_sig,
         )
     )
 
@@ -228,6 +232,7 @@ def run_risk_job(
     admission: QuoteOutcome,
     emit: Emit,
     on_reply: OnReply = _ignore,
+    coordinator_head: HeadSource = no_head,
 ) -> JobOutcome:
     """Train `spec` across the nodes that admitted it; never raises for node-side failures.
 
@@ -236,7 +241,8 @@ def run_risk_job(
     that could not start. A round continues while at least `spec.min_nodes` nodes accept;
     refusing or silent nodes are recorded with their reason and not asked again. The nodes
     evaluate the model after the rounds the spec pays for (charged, noisy). `on_reply` sees
-    every node's answer (or silence) to every message, in order.
+    every node's answer (or silence) to every message, in order; every message carries
+    `coordinator_head()` as it is sent.
     """
     started = time.monotonic()
     outcome = JobOutcome(spec=spec, job_id=job_id, weights=initial)
@@ -254,7 +260,7 @@ def run_risk_job(
         t0 = time.monotonic()
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
-        replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked)
+        replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head)
         accepted, refused, _ = _collect(replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply)
         for tally in refused:
             emit("refusal", department=tally.department, **tally.refusals[-1])
@@ -285,7 +291,9 @@ def run_risk_job(
         weights = [np.clip(w, -MAX_WEIGHT, MAX_WEIGHT) for w in stepped]
         metrics: dict[str, float] = {}
         if rnd in evaluated_after:
-            metrics = _evaluation(grid, spec, job_id, rnd, weights, outcome, emit, on_reply)
+            metrics = _evaluation(
+                grid, spec, job_id, rnd, weights, outcome, emit, on_reply, coordinator_head
+            )
         record = RoundRecord(rnd, participants, refused_names, metrics, time.monotonic() - t0)
         outcome.rounds.append(record)
         emit("round_end", **_round_event(record, outcome))
@@ -307,12 +315,13 @@ def _evaluation(
     outcome: JobOutcome,
     emit: Emit,
     on_reply: OnReply,
+    coordinator_head: HeadSource,
 ) -> dict[str, float]:
     """The nodes' noisy held-out histograms of the model after round `after`, pooled."""
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
     emit("evaluate_start", after_round=after, nodes=len(asked))
     rnd = spec.evaluation_round(after)
-    replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked)
+    replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head)
     accepted, refused, pooled = _collect(
         replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply
     )

@@ -129,10 +129,10 @@ def _run(
         emit("job_start", **_job_start(config, job_id))
         # Admission: every node runs the whole job's checks first, so no node is charged
         # for a job that a quorum would not take.
-        admission = run_quote(grid, spec, job_id, check, emit, on_reply)
+        admission = run_quote(grid, spec, job_id, check, emit, on_reply, audit.head)
         emit("admission", **admission.event())
         initial = get_weights(build_model(spec))
-        outcome = run_risk_job(grid, spec, job_id, initial, admission, emit, on_reply)
+        outcome = run_risk_job(grid, spec, job_id, initial, admission, emit, on_reply, audit.head)
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
         files = render_bundle(outcome)
         audit.job_end(
@@ -188,7 +188,7 @@ def _quote(
         def on_reply(reply: NodeReply) -> None:
             audit.node_reply(job_id, reply)
 
-        outcome = run_quote(grid, spec, job_id, central, emit, on_reply)
+        outcome = run_quote(grid, spec, job_id, central, emit, on_reply, audit.head)
         event = outcome.event()
         audit.quote(
             job_id,
@@ -237,11 +237,15 @@ def run_submission(
     except OSError as err:
         emit("failed", reason=f"cannot create the coordinator home {home_setting}: {err}")
         return
-    audit = home.audit()
+    try:
+        audit = home.audit()  # reads (or makes) the coordinator's identity key
+    except (OSError, ValueError) as err:
+        emit("failed", reason=f"cannot use the coordinator's key {home.identity_path}: {err}")
+        return
     try:
         config = decode_run_config(run_config)
     except SilobridgeError as err:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, SilobridgeError):
             audit.refusal(f"?#{run_id}", err.code.value, str(err))
         emit("failed", reason=str(err))
         return

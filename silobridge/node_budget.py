@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from clients.ledger import EntryStatus, Scope, ScopeKind
-from clients.node_audit import audit_path_for, log_budget_change
+from clients.node_audit import log_budget_change, node_audit_log
 from clients.node_config import NodeConfig, load_node_config
 from clients.sqlite_ledger import SqliteLedger
-from vocab.audit_log import AuditLog
 from vocab.errors import ConfigError
 from vocab.jobspec import NAME_RE
 from vocab.privacy import Budget
@@ -56,7 +55,7 @@ def open_node_ledger(config_path: Path) -> tuple[NodeConfig, SqliteLedger]:
     """The node's ledger; an edit of the config's [budget] it applies is audited here too."""
     cfg = load_node_config(config_path)
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-    log_budget_change(AuditLog(audit_path_for(cfg.ledger_path)), ledger.config_change)
+    log_budget_change(node_audit_log(cfg.ledger_path), ledger.config_change)
     return cfg, ledger
 
 
@@ -109,7 +108,7 @@ def set_node_budget(
             "run the command once per budget",
         )
     cfg, ledger = open_node_ledger(config_path)
-    audit = AuditLog(audit_path_for(cfg.ledger_path))
+    audit = node_audit_log(cfg.ledger_path)
     budget = Budget(epsilon, ledger.budget().delta if delta is None else delta)
     if analyst is not None and not NAME_RE.fullmatch(analyst):
         raise ConfigError(

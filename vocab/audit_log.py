@@ -1,4 +1,5 @@
-"""An append-only audit log file (node or coordinator): one hash-chained JSON line per event."""
+"""An append-only audit log file (node or coordinator): one signed, hash-chained JSON line
+per event."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from vocab.audit_chain import AuditEntry, ChainHead, make_entry
+from vocab.audit_chain import AuditEntry, SignedHead, make_entry
 from vocab.errors import DataError
+from vocab.identity_key import IdentityKey
 
 __all__ = ["AuditLog", "read_entries", "read_lines"]
 
@@ -27,6 +29,8 @@ def _parse(line: str, number: int, path: Path) -> AuditEntry:
         return AuditEntry(
             seq=int(raw["seq"]), ts=str(raw["ts"]), kind=str(raw["kind"]),
             data=dict(raw["data"]), prev=str(raw["prev"]), hash=str(raw["hash"]),
+            # Absent in logs of versions that did not sign: read, then reported unsigned.
+            sig=str(raw.get("sig", "")), key=str(raw.get("key", "")),
         )  # fmt: skip
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as err:
         raise DataError(
@@ -87,15 +91,41 @@ def _last_line(fh: BinaryIO) -> bytes | None:
 
 
 class AuditLog:
-    """Appends events under an exclusive file lock, so concurrent writers chain safely.
+    """Appends events signed with the writer's identity key, under an exclusive file lock,
+    so concurrent writers chain safely.
 
     Several ClientApp processes of one node (or ServerApps of one coordinator) may append
     at once; the lock makes each read-tail-then-append atomic, and fsync makes an entry
     durable before the caller releases anything that depends on it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: IdentityKey) -> None:
         self.path = path
+        self._key = key
+
+    def _continues(self, tail: AuditEntry) -> SignedHead:
+        """The head to chain after; refuses a log this key could never verify as one chain.
+
+        Raises:
+            DataError: The last entry is unsigned (an older silobridge wrote the log) or was
+                signed by another key (the identity key file was replaced).
+        """
+        if not tail.sig:
+            raise DataError(
+                f"audit log {self.path} ends with an unsigned entry (entry {tail.seq}): it was "
+                "written by a silobridge version that did not sign its audit log",
+                "move the old log aside (keep it with its last verified head); a new, signed "
+                "log starts on the next event",
+            )
+        own = self._key.public.key_id
+        if tail.key != own:
+            raise DataError(
+                f"audit log {self.path} was signed by key {tail.key}, but this side's identity "
+                f"key is {own}: the key file was replaced",
+                "restore the original identity key file, or move the old log aside (keep it "
+                "with the old public key) so the new key starts a new log",
+            )
+        return tail.head
 
     def append(self, kind: str, data: dict[str, Any]) -> AuditEntry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,10 +136,9 @@ class AuditLog:
                 last = _last_line(fh)
                 head = None
                 if last is not None:
-                    tail = _parse(_decode(last), 0, self.path)
-                    head = ChainHead(tail.seq, tail.hash)
+                    head = self._continues(_parse(_decode(last), 0, self.path))
                 ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-                entry = make_entry(head, ts, kind, data)
+                entry = make_entry(head, ts, kind, data, self._key)
                 fh.write((entry.to_json() + "\n").encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -117,8 +146,8 @@ class AuditLog:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return entry
 
-    def head(self) -> ChainHead | None:
-        """The last entry's (seq, hash), or None for an empty or absent log."""
+    def head(self) -> SignedHead | None:
+        """The last entry's (seq, hash, signature), or None for an empty or absent log."""
         if not self.path.exists():
             return None
         with open(self.path, "rb") as fh:
@@ -129,5 +158,4 @@ class AuditLog:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         if last is None:
             return None
-        tail = _parse(_decode(last), 0, self.path)
-        return ChainHead(tail.seq, tail.hash)
+        return _parse(_decode(last), 0, self.path).head

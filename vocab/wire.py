@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from vocab.audit_chain import SignedHead
 from vocab.metrics import ScoreHistogram
 
 __all__ = [
@@ -23,13 +24,15 @@ __all__ = [
     "ReleaseRecord",
     "ReplyStatus",
     "ScopeQuote",
+    "coordinator_head_fields",
+    "coordinator_head_from",
     "histogram_from_record",
     "histogram_to_record",
 ]
 
 # Record names inside a message's RecordDict.
 ARRAYS = "arrays"  # model weights (ArrayRecord)
-JOB = "job"  # ConfigRecord: spec bytes, round, job id
+JOB = "job"  # ConfigRecord: spec bytes, round, job id, the coordinator's signed chain head
 REPORT = "report"  # ConfigRecord: the node's NodeReport
 HOLDOUT = "holdout"  # MetricRecord: the noisy ScoreHistogram of an evaluation
 
@@ -82,6 +85,7 @@ class NodeReport:
     steps: int = 0
     audit_seq: int = 0  # head of the node's audit log after this reply was logged
     audit_head: str = ""
+    audit_sig: str = ""  # the node's signature over that head (its audit entry's own)
     releases: tuple[ReleaseRecord, ...] = ()  # what this message released, and its cost
 
     def to_record(self) -> dict[str, Any]:
@@ -155,6 +159,7 @@ class NodeQuote:
     scopes: tuple[ScopeQuote, ...] = ()
     audit_seq: int = 0
     audit_head: str = ""
+    audit_sig: str = ""
 
     def to_record(self) -> dict[str, Any]:
         data = asdict(self)
@@ -169,3 +174,31 @@ class NodeQuote:
         data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
         data["scopes"] = tuple(ScopeQuote(**s) for s in json.loads(data.get("scopes", "[]")))
         return cls(**data)
+
+
+# The coordinator's signed audit chain head in a JOB record: every job message anchors the
+# coordinator's log at the node, which records it in its own signed log.
+_COORDINATOR_SEQ = "coordinator_seq"
+_COORDINATOR_HEAD = "coordinator_head"
+_COORDINATOR_SIG = "coordinator_sig"
+
+
+def coordinator_head_fields(head: SignedHead | None) -> dict[str, Any]:
+    """The JOB record's fields for the coordinator's head (none while its log is empty)."""
+    if head is None:
+        return {}
+    return {_COORDINATOR_SEQ: head.seq, _COORDINATOR_HEAD: head.hash, _COORDINATOR_SIG: head.sig}
+
+
+def coordinator_head_from(job: Any) -> SignedHead | None:
+    """The coordinator's head a JOB record carries, or None when it carries none.
+
+    Raises:
+        ValueError: The fields are there but are not a head.
+    """
+    if _COORDINATOR_SEQ not in job:
+        return None
+    return SignedHead.from_record(
+        {"seq": job[_COORDINATOR_SEQ], "hash": job.get(_COORDINATOR_HEAD),
+         "sig": job.get(_COORDINATOR_SIG)}
+    )  # fmt: skip

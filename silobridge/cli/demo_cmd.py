@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from clients.node_audit import audit_path_for
-from server.coordinator_home import AUDIT_FILE
+from clients.node_identity import node_identity
+from server.coordinator_home import AUDIT_FILE, CoordinatorHome
 from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.cli.errors import console, handle_errors
 from silobridge.cli.job_cmd import quote_and_report, run_and_report
@@ -130,10 +131,13 @@ def demo(
 def _report_audit(home: Path, departments: list[Department]) -> None:
     """Verify the coordinator's audit log and cross-check every department's against it."""
     coordinator_log = home / AUDIT_FILE
+    coordinator_key = CoordinatorHome(home).identity().public
     problems = []
     for dept in departments:
-        node_log = audit_path_for(dept.folder / "ledger.sqlite")
-        report = crosscheck_files(coordinator_log, node_log, dept.name)
+        ledger = dept.folder / "ledger.sqlite"
+        node_log = audit_path_for(ledger)
+        node_key = node_identity(ledger).public
+        report = crosscheck_files(coordinator_log, node_log, dept.name, coordinator_key, node_key)
         if not report.ok:
             problems.append(dept.name)
     if problems:
@@ -144,7 +148,8 @@ def _report_audit(home: Path, departments: list[Department]) -> None:
         return
     console.print(
         f"audit: coordinator log ({coordinator_log}) verified and cross-checked with "
-        f"{len(departments)} department logs: every chain head a node sent is in its log",
+        f"{len(departments)} department logs, both ways: every signed chain head each side "
+        "recorded of the other is in the other's log",
         highlight=False,
         soft_wrap=True,
     )

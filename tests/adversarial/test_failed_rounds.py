@@ -61,7 +61,7 @@ def test_a_failed_rounds_reply_does_not_depend_on_the_data(tmp_path: Path) -> No
         outcome = train_as_coordinator(cfg, SPEC, "slow#1", get_weights(build_model(SPEC)))
         assert outcome.report.code == RefusalCode.ROUND_FAILED.value
         record = outcome.report.to_record()
-        for key in ("department", "audit_seq", "audit_head"):
+        for key in ("department", "audit_seq", "audit_head", "audit_sig"):
             record.pop(key)
         replies.append(record)
     assert replies[0] == replies[1]

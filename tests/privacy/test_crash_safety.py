@@ -20,6 +20,7 @@ import pytest
 from clients.job_handler import JobRequest, handle_request
 from clients.ledger import EntryStatus
 from clients.node_audit import audit_path_for
+from clients.node_identity import node_identity
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent
@@ -103,12 +104,15 @@ def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charg
     # A second retry gets the stored reply back: the same refusal, nothing charged.
     second = handle_request(cfg.config_path, "alpha", _request(rnd))
     assert second.report == dataclasses.replace(
-        first.report, audit_seq=second.report.audit_seq, audit_head=second.report.audit_head
+        first.report,
+        audit_seq=second.report.audit_seq,
+        audit_head=second.report.audit_head,
+        audit_sig=second.report.audit_sig,
     )
     assert len(ledger.history()) == 1
     assert ledger.spent() == charged
     assert "resend" in [e.kind for e in read_entries(audit)]
-    assert verify_chain(read_entries(audit)).ok
+    assert verify_chain(read_entries(audit), node_identity(cfg.ledger_path).public).ok
 
 
 def test_a_crash_in_the_jobs_last_round_is_closed_as_charged_on_retry(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clients.node_audit import audit_path_for
+from clients.node_identity import node_identity
 from server.coordinator_home import CoordinatorHome
 from silobridge.cli.main import app
 from silobridge.synthetic import make_rows, write_node
@@ -75,7 +76,7 @@ def test_set_then_show_and_history(home: CoordinatorHome) -> None:
 
     # Every cap change is in the coordinator's audit log, chained.
     entries = read_entries(home.audit_path)
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, home.identity().public).ok
     assert [(e.kind, e.data["key"], e.data["new"]) for e in entries] == [
         ("cap_change", "r.ahmed", 5.0),
         ("cap_change", "fraud", 2.0),
@@ -161,6 +162,6 @@ def test_node_officer_sets_scopes_opens_a_period_and_every_change_is_audited(
     # period: logged before it was tried, then logged as failed.
     assert [e.kind for e in entries] == ["budget_change"] * 5 + ["budget_change_failed"]
     assert [e.data["source"] for e in entries[:5]] == ["config"] + ["officer"] * 4
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, node_identity(cfg.ledger_path).public).ok
     assert _invoke("history", *where)[0] == 0
     assert _invoke("show", *where)[0] == 0

@@ -11,13 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from clients.approval_check import OfficerKey
-from clients.node_audit import audit_path_for
+from clients.node_audit import audit_path_for, node_audit_log
 from clients.node_config import NodeConfig
 from silobridge.cli.errors import fail
 from silobridge.cli.main import app
 from silobridge.synthetic import write_node
 from vocab.approval import Approval, SignedApproval, serialize_signed_approval
-from vocab.audit_log import AuditLog
 from vocab.errors import ConfigError
 
 runner = CliRunner()
@@ -103,7 +102,7 @@ def test_officer_inspect_of_a_malformed_file_names_it(tmp_path: Path, old: str, 
 @pytest.fixture
 def node(tmp_path: Path) -> NodeConfig:
     cfg = write_node(tmp_path / "tax", "tax", 3.0, None)
-    log = AuditLog(audit_path_for(cfg.ledger_path))
+    log = node_audit_log(cfg.ledger_path)
     for i in range(4):
         log.append("charge", {"job_id": "risk#1", "round": i})
     return cfg
@@ -206,7 +205,7 @@ def test_an_unparseable_line_is_exported_raw(node: NodeConfig, tmp_path: Path) -
 
 
 def test_markup_in_a_log_entry_is_shown_literally(node: NodeConfig) -> None:
-    AuditLog(audit_path_for(node.ledger_path)).append("[/]odd[bold]", {"x": 1})
+    node_audit_log(node.ledger_path).append("[/]odd[bold]", {"x": 1})
     code, out = _invoke("audit", "show", "--node-config", str(node.config_path))
     assert code == 0 and "[/]odd[bold]" in out.replace("\n", "").replace("│", "").replace(" ", "")
 

@@ -8,6 +8,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, _answer, quote
 from clients.node_audit import audit_path_for
+from clients.node_identity import node_identity
 from silobridge.synthetic import make_rows, write_node
 from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
@@ -41,4 +42,4 @@ def test_malformed_messages_are_refused_and_logged(tmp_path: Path) -> None:
     assert node_quote.status is ReplyStatus.REFUSED and node_quote.audit_seq > 0
     entries = read_entries(audit_path_for(cfg.ledger_path))
     assert [e.kind for e in entries] == ["refusal"] * 4
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, node_identity(cfg.ledger_path).public).ok

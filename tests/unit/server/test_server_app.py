@@ -137,7 +137,7 @@ def test_a_job_is_admitted_logged_and_settled(tmp_path: Path) -> None:
     assert (charge.job_id, charge.status) == ("risk#7", ChargeStatus.SETTLED)
     assert charge.charged == pytest.approx(0.9)
     entries = read_entries(home.audit_path)
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, home.identity().public).ok
     kinds = [e.kind for e in entries]
     assert kinds[:3] == ["cap_change", "job_received", "cap_check"]
     assert kinds[-1] == "job_end"
