@@ -11,13 +11,16 @@ from typing import Annotated
 import typer
 
 from clients.node_audit import audit_path_for
+from clients.node_config import load_node_config
 from clients.node_identity import node_identity
 from server.coordinator_home import AUDIT_FILE, CoordinatorHome
 from silobridge.audit_crosscheck import crosscheck_files
+from silobridge.certs import DeploymentCerts, NodeKeyFiles, make_deployment_certs, make_node_key
 from silobridge.cli.errors import console, handle_errors
 from silobridge.cli.job_cmd import quote_and_report, run_and_report
 from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
 from silobridge.demo_data import APPROVAL_DAYS, Department, write_departments
+from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, app_root
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
@@ -89,18 +92,24 @@ def demo(
     home = out / "coordinator"
     shutil.rmtree(home / "flower", ignore_errors=True)
     (home / "flower").mkdir(parents=True)
+    certs, node_keys = _demo_certs(out / "certs", departments)
+    federation = Federation(addresses.control, certs.ca_cert)
     group = ProcessGroup(out / "logs")
     with group.running():
         superlink = group.start(
             "superlink",
-            superlink_argv(addresses, home / "flower" / "superlink.db"),
+            superlink_argv(addresses, home / "flower" / "superlink.db", certs.superlink_tls()),
             superlink_env(home / "flower" / "flwr", home),
         )
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, superlink)
         console.print(
-            f"  coordinator (SuperLink) up: fleet {addresses.fleet}, control {addresses.control}"
+            f"  coordinator (SuperLink) up with TLS and node authentication: fleet "
+            f"{addresses.fleet}, control {addresses.control}; CA {certs.ca_cert}",
+            highlight=False,
+            soft_wrap=True,
         )
+        _enrol(CoordinatorHome(home), federation, departments, node_keys)
         for dept in departments:
             start_node(
                 group,
@@ -109,6 +118,8 @@ def demo(
                 coordinator=addresses.fleet,
                 port=free_port(),
                 flwr_home=dept.folder / ".flwr",
+                root_certificates=certs.ca_cert,
+                auth_key=node_keys[dept.name].private,
                 warm=warm,
             )
         console.print(
@@ -116,7 +127,6 @@ def demo(
         )
         (out / "risk").mkdir(exist_ok=True)
         (out / "risk" / "spec.toml").write_text((app_root() / DEMO_SPEC).read_text())
-        federation = Federation(addresses.control)
         console.print("[bold]dry run[/]: every department quotes the job; nothing is charged")
         code = quote_and_report(spec, out / "risk" / "quote", federation, as_json=False)
         if code == 0:
@@ -126,6 +136,49 @@ def demo(
     _report_audit(home, departments)
     console.print(f"demo finished in {time.monotonic() - started:.0f}s; all processes stopped")
     raise typer.Exit(code)
+
+
+def _demo_certs(
+    folder: Path, departments: list[Department]
+) -> tuple[DeploymentCerts, dict[str, NodeKeyFiles]]:
+    """The demo's CA, SuperLink certificate and SuperNode keys, made on first use, then kept."""
+    certs = DeploymentCerts(folder)
+    if not certs.ca_cert.exists():
+        make_deployment_certs(folder)
+    keys = {}
+    for dept in departments:
+        files = NodeKeyFiles.in_folder(folder, dept.name)
+        if not files.private.exists():
+            files = make_node_key(folder, dept.name, force=True)
+        keys[dept.name] = files
+    console.print(
+        f"  certificates and SuperNode keys in {folder} (`silobridge certs init`)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return certs, keys
+
+
+def _enrol(
+    home: CoordinatorHome,
+    federation: Federation,
+    departments: list[Department],
+    node_keys: dict[str, NodeKeyFiles],
+) -> None:
+    """Play each coordinator operator's `silobridge node register` for every department."""
+    for dept in departments:
+        identity = node_identity(load_node_config(dept.config_path).ledger_path).public
+        # The demo's SuperLink state is new on every run, its home's registry is not: a
+        # department whose folder was recreated has a new identity key to enrol.
+        enrol_node(
+            home, federation, dept.name, node_keys[dept.name].public, identity.pem(), replace=True
+        )
+    console.print(
+        f"  {len(departments)} nodes enrolled (`silobridge node register`): SuperNode keys "
+        f"with the SuperLink, identity keys in {home.nodes.folder}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _report_audit(home: Path, departments: list[Department]) -> None:
