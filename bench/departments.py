@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 
 from clients.node_config import load_node_config
 from clients.node_dataset import load_job_frames
-from silobridge.demo_data import load_lending_club, write_departments
+from silobridge.demo_data import approve_spec, load_lending_club, write_departments
 from vocab.approval import JobClaims
 from vocab.features import encode_features, encode_target
 from vocab.jobspec import RiskJobSpec
@@ -25,6 +26,9 @@ Float32Array = npt.NDArray[np.float32]
 # The node budget in the written configs is never charged here: the benchmarks simulate
 # training in-process and account from the mechanism parameters themselves.
 _UNUSED_NODE_BUDGET = Budget(1000.0, 1e-5)
+# The benchmarks run the nodes' code in-process, not from an app bundle: the officer's
+# approvals name this stand-in, and the frames are read claiming it.
+_IN_PROCESS_APP = "0" * 64
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class DemoDepartments:
 
     Each department's rows pass through `load_job_frames` with its own node config, so the
     column policy, person-level de-duplication and the train/holdout split are the real
-    system's; the pooled holdout is the union of the four holdouts.
+    system's; the pooled holdout is the union of the four holdouts. Each department's
+    officer approves every spec asked for (its conditional columns), as for a real run.
     """
 
     def __init__(self, work_dir: Path | None = None, frame: pd.DataFrame | None = None) -> None:
@@ -84,17 +89,21 @@ class DemoDepartments:
     def _load(self, spec: RiskJobSpec) -> list[tuple[pd.DataFrame, ...]]:
         key = (spec.name, spec.columns)
         if key not in self._frames:
-            self._frames[key] = [
-                load_job_frames(load_node_config(d.config_path), JobClaims.from_spec(spec))
-                for d in self.departments
-            ]
+            # An approval names an analyst; the frames do not depend on who asks.
+            spec = spec if spec.analyst else dataclasses.replace(spec, analyst="bench")
+            claims = JobClaims.from_spec(spec, _IN_PROCESS_APP)
+            frames: list[tuple[pd.DataFrame, ...]] = []
+            for dept in self.departments:
+                approve_spec(dept.name, dept.folder, spec, _IN_PROCESS_APP, spec.epsilon)
+                frames.append(load_job_frames(load_node_config(dept.config_path), claims))
+            self._frames[key] = frames
         return self._frames[key]
 
     def nodes(self, spec: RiskJobSpec, max_train_rows: int | None = None) -> list[NodeData]:
         """Each department's train and holdout rows encoded with `spec`'s features.
 
         Args:
-            spec: The job; its name decides which conditional columns are approved.
+            spec: The job; each department's officer approves it.
             max_train_rows: Keep only the first rows of each train split (smoke tests).
 
         Raises:

@@ -2,9 +2,15 @@
 
 A conditional column is usable only if some approval file in the node's approvals folder
 verifies under the officer public key of the node config (ed25519), names this node's
-department and dataset, names exactly this job and purpose, covers the column, allows the
-job's epsilon, and is valid now (`issued_at <= now < expires_at`). Files are read for every
-job, so an approval dropped into the folder counts from the next job on.
+department and dataset, names exactly this job spec (its fingerprint, name, purpose and
+analyst) and the app bundle the node's gate verified for this run, covers the column, allows
+the job's epsilon, and is valid now (`issued_at <= now < expires_at`). What the jobs using an
+approval spend together is bounded by the ledger (`Ledger.reserve(approvals=...)`). Files
+are read for every job, so an approval dropped into the folder counts from the next job on.
+
+A refusal names only the job's own columns, fingerprint, app and analyst and how to ask for
+an approval: never what an approval at the node approves, nor a node-local path. Why each
+approval did not fit goes to the node's own log.
 """
 
 from __future__ import annotations
@@ -50,8 +56,11 @@ class ApprovalFault(enum.Enum):
     FORGED = "forged"
     WRONG_DEPARTMENT = "wrong department"
     WRONG_DATASET = "wrong dataset"
+    WRONG_SPEC = "wrong spec"
     WRONG_JOB = "wrong job"
     WRONG_PURPOSE = "wrong purpose"
+    WRONG_ANALYST = "wrong analyst"
+    WRONG_APP = "wrong app"
     COLUMN_NOT_COVERED = "column not covered"
     EPSILON_TOO_HIGH = "epsilon too high"
     NOT_YET_VALID = "not yet valid"
@@ -61,7 +70,12 @@ class ApprovalFault(enum.Enum):
 # Faults that mean an approval is about another node or job altogether: an approval free
 # of them is "closer" than any approval that has one, whatever else is wrong with it.
 _ELSEWHERE = frozenset(
-    {ApprovalFault.WRONG_DEPARTMENT, ApprovalFault.WRONG_DATASET, ApprovalFault.WRONG_JOB}
+    {
+        ApprovalFault.WRONG_DEPARTMENT,
+        ApprovalFault.WRONG_DATASET,
+        ApprovalFault.WRONG_JOB,
+        ApprovalFault.WRONG_SPEC,
+    }
 )
 
 
@@ -123,6 +137,10 @@ class UsedApproval:
     columns: tuple[str, ...]
     """The job's conditional columns this approval was used for."""
     expires_at: datetime
+    max_epsilon: float
+    """The total epsilon of every job that uses this approval (the ledger enforces it)."""
+    spec_fingerprint: str
+    app_hash: str
 
     def audit_record(self) -> dict[str, Any]:
         """JSON-ready fields for the audit log."""
@@ -133,6 +151,9 @@ class UsedApproval:
             "job": self.job,
             "columns": list(self.columns),
             "expires_at": format_time(self.expires_at),
+            "max_epsilon": self.max_epsilon,
+            "spec_fingerprint": self.spec_fingerprint,
+            "app_hash": self.app_hash,
         }
 
 
@@ -246,11 +267,27 @@ def _faults(
             a.dataset != config.dataset,
             f"wrong dataset (it is for `{a.dataset}`, this node holds `{config.dataset}`)",
         ),
+        (
+            ApprovalFault.WRONG_SPEC,
+            a.spec_fingerprint != claims.fingerprint,
+            f"wrong spec (it approves spec {a.spec_fingerprint}, the job's is "
+            f"{claims.fingerprint or 'unknown'})",
+        ),
         (ApprovalFault.WRONG_JOB, a.job != claims.name, f"wrong job (it approves `{a.job}`)"),
         (
             ApprovalFault.WRONG_PURPOSE,
             a.purpose != claims.purpose,
             f"wrong purpose (it approves {a.purpose!r}, the job states {claims.purpose!r})",
+        ),
+        (
+            ApprovalFault.WRONG_ANALYST,
+            a.analyst != claims.analyst,
+            f"wrong analyst (it approves `{a.analyst}`, the job names `{claims.analyst}`)",
+        ),
+        (
+            ApprovalFault.WRONG_APP,
+            a.app_hash != claims.app_hash,
+            f"wrong app (it approves app {a.app_hash}, this run's is {claims.app_hash})",
         ),
         (
             ApprovalFault.COLUMN_NOT_COVERED,
@@ -291,58 +328,57 @@ def _closest(judged: list[_Judged]) -> _Judged:
     return min(judged, key=distance)
 
 
-def _approve_command(config: NodeConfig, claims: JobClaims, columns: Sequence[str]) -> str:
-    out = config.approvals_dir / f"{claims.name}.json"
-    return (
-        f"silobridge officer approve --key officer.key --department {config.department} "
-        f"--dataset {config.dataset} --job {shlex.quote(claims.name)} --purpose "
-        f"{shlex.quote(claims.purpose)} --columns {shlex.quote(','.join(columns))} "
-        f"--max-epsilon {claims.epsilon!r} --days 90 --out {shlex.quote(str(out))}"
+def _ask(config: NodeConfig, claims: JobClaims) -> str:
+    """How to get an approval: only the job's own figures, never the node's files."""
+    app = claims.app_hash or "HEX"
+    ask = (
+        f"ask the privacy officer of department `{config.department}` to approve this exact "
+        f"spec (fingerprint {claims.fingerprint}, app {app}, analyst `{claims.analyst}`): "
+        f"`silobridge officer approve --key officer.key --spec JOB.toml --app-hash {app} "
+        f"--department {config.department} --dataset {config.dataset} --days 90 --out "
+        f"{shlex.quote(claims.name + '.json')}` into the node's approvals folder"
     )
+    if not claims.analyst:
+        ask = "name the `analyst` in the job spec's [job] table (approvals name one), then " + ask
+    if not claims.purpose:
+        ask = "state the job's `purpose` in its spec (approvals name one), then " + ask
+    return ask
 
 
-def _refusal(
+def _log_details(
     config: NodeConfig,
     claims: JobClaims,
-    columns: Sequence[str],
     closest: dict[str, _Judged | None],
     folder: ApprovalFolder,
     key: OfficerKey,
-) -> PolicyRefusal:
-    unapproved = [name for name in columns if name in closest]
-    reasons = {}
+) -> None:
+    """Why each approval did not fit, for the node's operator and officer only."""
+    if not folder.exists:
+        log.warning("job %s: the approvals folder %s does not exist", claims.name, folder.folder)
     for name, judged in closest.items():
         if judged is None:
-            reasons[name] = "no approval file"
-        else:
-            file, faults = judged
-            reasons[name] = f"closest approval {file.path.name}: {' and '.join(faults.values())}"
-    where = f"approvals read from {folder.folder}"
-    if not folder.exists:
-        where = f"the approvals folder {folder.folder} does not exist"
-    message = (
-        f"job `{claims.name}` uses conditional column(s) {_listed(unapproved)} of department "
-        f"`{config.department}` without a valid signed approval ({where}): "
-        + "; ".join(f"`{name}`: {reasons[name]}" for name in unapproved)
+            log.warning("job %s column %s: no approval file in %s", claims.name, name,
+                        folder.folder)  # fmt: skip
+            continue
+        file, faults = judged
+        log.warning(
+            "job %s column %s: closest approval %s: %s", claims.name, name, file.path,
+            " and ".join(faults.values()),
+        )  # fmt: skip
+        if ApprovalFault.FORGED in faults:
+            log.warning(
+                "if the officer did sign %s, check that [officer] public_key in %s is their "
+                "key (key id %s)", file.path, config.config_path, key.key_id,
+            )  # fmt: skip
+
+
+def _refusal(config: NodeConfig, claims: JobClaims, columns: Sequence[str]) -> PolicyRefusal:
+    return PolicyRefusal(
+        f"job `{claims.name}` uses conditional column(s) {_listed(columns)} of department "
+        f"`{config.department}`, and no valid signed approval at this node covers this exact "
+        "job spec, app and analyst",
+        _ask(config, claims),
     )
-    if folder.problems:
-        message += "; unreadable approval file(s): " + "; ".join(
-            problem.message for problem in folder.problems
-        )
-    hint = (
-        "ask the department's privacy officer to sign an approval for this job, purpose "
-        f"and epsilon: `{_approve_command(config, claims, unapproved)}`"
-    )
-    if not claims.purpose:
-        hint = "state the job's `purpose` in its spec (approvals name one), then " + hint
-    if any(j is not None and ApprovalFault.FORGED in j[1] for j in closest.values()):
-        hint += (
-            f"; if the officer did sign it, check that [officer] `public_key` in "
-            f"{config.config_path} is their key (key id {key.key_id})"
-        )
-    if folder.problems:
-        hint += "; fix or remove the unreadable file(s)"
-    return PolicyRefusal(message, hint)
 
 
 def approve_conditional_columns(
@@ -352,7 +388,8 @@ def approve_conditional_columns(
 
     Args:
         config: This node's config (department, dataset, officer key, approvals folder).
-        claims: What the job asks for: name, purpose, epsilon.
+        claims: What the job asks for: spec fingerprint, name, purpose, analyst, app,
+            epsilon.
         columns: The job's conditional columns (already known to be declared conditional).
         now: The time approvals must be valid at (timezone-aware).
 
@@ -360,9 +397,10 @@ def approve_conditional_columns(
         The approvals used, one per approval file, each with the columns it unlocked.
 
     Raises:
-        PolicyRefusal: Some column has no valid approval. The message gives, per column,
-            every reason the closest approval fails, and the hint the command that makes
-            a valid one.
+        PolicyRefusal: Some column has no valid approval, or no gate verified the app
+            (`claims.app_hash` is None). The message names the job's unapproved columns
+            and the hint how to ask for an approval of this spec; why the closest approval
+            fails goes to the node's log only.
         ConfigError: The officer key named in the config cannot be read.
     """
     if now.utcoffset() is None:
@@ -370,15 +408,24 @@ def approve_conditional_columns(
     wanted = list(dict.fromkeys(columns))
     if not wanted:
         return ()
-    key = load_officer_key(config)
-    if key is None:
+    if claims.app_hash is None:
+        # Outside the node's app gate nothing says which code would read the columns.
         raise PolicyRefusal(
             f"job `{claims.name}` uses conditional column(s) {_listed(wanted)} of department "
-            f"`{config.department}`, but no officer key is configured to verify approvals "
-            f"(no [officer] `public_key` in {config.config_path})",
-            'the node operator adds [officer] with public_key = "officer.pub" (the privacy '
-            f"officer's public key, {_KEYGEN_HINT}) to the node config; then the officer "
-            f"signs an approval: `{_approve_command(config, claims, wanted)}`",
+            f"`{config.department}`, and this node process was not started through the "
+            "node's app gate, so no approval can apply to it",
+            "the node operator runs the node with `silobridge node start` (which verifies "
+            "each run's app bundle); approvals name the app they allow",
+        )
+    key = load_officer_key(config)
+    if key is None:
+        log.warning("no [officer] public_key in %s: no approval can verify", config.config_path)
+        raise PolicyRefusal(
+            f"job `{claims.name}` uses conditional column(s) {_listed(wanted)} of department "
+            f"`{config.department}`, which has no officer key configured to verify approvals",
+            'the node operator adds [officer] public_key = "officer.pub" (the privacy '
+            f"officer's public key, {_KEYGEN_HINT}) to the node config; then "
+            + _ask(config, claims),
         )
     folder = read_approvals(config.approvals_dir)
     for problem in folder.problems:
@@ -406,7 +453,8 @@ def approve_conditional_columns(
         else:
             closest[column] = _closest(judged) if judged else None
     if closest:
-        raise _refusal(config, claims, wanted, closest, folder, key)
+        _log_details(config, claims, closest, folder, key)
+        raise _refusal(config, claims, [name for name in wanted if name in closest])
     return tuple(
         UsedApproval(
             path=file.path,
@@ -415,6 +463,9 @@ def approve_conditional_columns(
             job=file.signed.approval.job,
             columns=tuple(used),
             expires_at=file.signed.approval.expires_at,
+            max_epsilon=file.signed.approval.max_epsilon,
+            spec_fingerprint=file.signed.approval.spec_fingerprint,
+            app_hash=file.signed.approval.app_hash,
         )
         for file, used in chosen.items()
     )

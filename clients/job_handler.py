@@ -10,7 +10,6 @@ Flower-free so it can be tested directly; `client_app.py` adapts it to Flower me
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from clients.app_identity import running_app_hash
 from clients.column_policy import PolicyDecision, check_job_columns
 from clients.job_plan import DpPlan, check_limits, plan_for_node
-from clients.ledger import DuplicateRelease, Ledger, Quote, Requester, Reservation
+from clients.ledger import ApprovalCap, DuplicateRelease, Ledger, Quote, Requester, Reservation
 from clients.node_audit import log_budget_change, node_audit_log, release_digest
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_dataset import load_job_frames
@@ -36,6 +36,7 @@ from vocab.audit_log import AuditLog
 from vocab.errors import (
     BudgetExceeded,
     ConfigError,
+    DataError,
     InternalError,
     JobSpecError,
     PolicyRefusal,
@@ -45,7 +46,7 @@ from vocab.errors import (
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram
 from vocab.privacy import PrivacyEvent
-from vocab.serde import job_to_bytes
+from vocab.serde import spec_fingerprint
 from vocab.wire import NodeQuote, NodeReport, ReleaseRecord, ReplyStatus
 
 if TYPE_CHECKING:
@@ -155,20 +156,34 @@ def _where(job_id: str, round: int) -> dict[str, Any]:
     return {"job_id": job_id, "round": round}
 
 
-def fingerprint(spec: RiskJobSpec) -> str:
-    """What a retried round must match to be resumed or answered again: the exact spec."""
-    return hashlib.sha256(job_to_bytes(spec)).hexdigest()
+def _public_reason(err: SilobridgeError) -> str:
+    """What a refusal may tell the coordinator and analyst about `err`.
+
+    A problem with the node's own data or configuration is named, not described: its text
+    quotes node-local paths (and, for data, values); the node's log has it in full.
+    """
+    if isinstance(err, DataError):
+        return (
+            "the node cannot read the data this job needs, or the data does not match the "
+            "node's declared schema (the node's operator finds the details in the node's log)"
+        )
+    if isinstance(err, ConfigError) and not isinstance(err, JobSpecError):
+        return (
+            "the node's configuration cannot serve this job (the node's operator finds the "
+            "details in the node's log)"
+        )
+    return str(err)
 
 
 def _check_policy(
-    cfg: NodeConfig, spec: RiskJobSpec, audit: AuditLog | None, job_id: str, epsilon: float
+    cfg: NodeConfig, claims: JobClaims, audit: AuditLog | None, job_id: str, epsilon: float
 ) -> PolicyDecision:
     """Column classes and signed approvals, before any data is read; logs approvals used.
 
-    `epsilon` is what the approvals' maximum must cover: the job's own, or - once the node
+    `epsilon` is what an approval's maximum must cover: the job's own, or - once the node
     has priced the job at its own delta - the larger of the two.
     """
-    claims = dataclasses.replace(JobClaims.from_spec(spec), epsilon=epsilon)
+    claims = dataclasses.replace(claims, epsilon=epsilon)
     decision: PolicyDecision = check_job_columns(cfg, claims)
     if audit is not None:
         for used in decision.approvals:
@@ -241,22 +256,26 @@ def _admit(
     job_id: str,
     plan: DpPlan,
     rest: list[PrivacyEvent],
-) -> tuple[pd.DataFrame, pd.DataFrame, Quote]:
+) -> tuple[pd.DataFrame, pd.DataFrame, Quote, tuple[ApprovalCap, ...]]:
     """Every check before a release, on public figures and the data's schema alone.
 
-    Column classes and approvals (covering the job as priced at this node's delta), the
-    data read and checked against its schema, then the rest of the job quoted against every
-    budget. Returns the job's frames and the quote. (The node's limits come first, in
-    `_plan`.)
+    Column classes and approvals (of this exact spec, for the app the node's gate verified,
+    covering the job as priced at this node's delta, with the rest of the job within what
+    each approval has left), the data read and checked against its schema, then the rest of
+    the job quoted against every budget. Returns the job's frames, the quote and the
+    approvals the reservation must stay within. (The node's limits come first, in `_plan`.)
     """
-    decision = _check_policy(cfg, spec, audit, job_id, spec.epsilon)
-    if decision.approvals:
+    claims = JobClaims.from_spec(spec, running_app_hash())
+    decision = _check_policy(cfg, claims, audit, job_id, spec.epsilon)
+    caps = tuple(ApprovalCap(used.digest, used.max_epsilon) for used in decision.approvals)
+    if caps:
         # Priced at this dataset's delta the job may cost more than it claims: the approvals
         # must cover what it really costs here.
         priced = epsilon_spent(plan.job_events(), ledger.budget().delta)
         if priced > spec.epsilon:
-            _check_policy(cfg, spec, None, job_id, priced)
-    train_df, holdout_df = load_job_frames(cfg, JobClaims.from_spec(spec))
+            _check_policy(cfg, claims, None, job_id, priced)
+        ledger.check_approvals(job_id, rest, caps)
+    train_df, holdout_df = load_job_frames(cfg, claims)
     if cfg.public_rows is not None and len(train_df) + len(holdout_df) > cfg.public_rows:
         # The officer's figure must bound the data: training sizes its work by it.
         raise ConfigError(
@@ -264,7 +283,7 @@ def _admit(
             "([data] public_rows) declares",
             "the officer raises public_rows to a published figure at least the rows held",
         )
-    return train_df, holdout_df, ledger.quote(rest, _requester(spec))
+    return train_df, holdout_df, ledger.quote(rest, _requester(spec)), caps
 
 
 def _release_record(round: int, event: PrivacyEvent, train: bool, delta: float) -> ReleaseRecord:
@@ -331,12 +350,18 @@ def _row_digest(ledger: Ledger, entry_id: int) -> str:
     return release_digest(row)
 
 
-def _reserve(ledger: Ledger, audit: AuditLog, req: JobRequest, event: PrivacyEvent) -> Reservation:
-    # The job's own epsilon is checked inside the reservation's transaction, so messages
-    # of one job racing each other cannot take it past its epsilon.
+def _reserve(
+    ledger: Ledger,
+    audit: AuditLog,
+    req: JobRequest,
+    event: PrivacyEvent,
+    approvals: tuple[ApprovalCap, ...] = (),
+) -> Reservation:
+    # The job's own epsilon and its approvals' totals are checked inside the reservation's
+    # transaction, so messages racing each other cannot take either past its bound.
     reservation = ledger.reserve(
-        req.job_id, req.round, event, _requester(req.spec), fingerprint(req.spec),
-        job_budget=req.spec.budget,
+        req.job_id, req.round, event, _requester(req.spec), spec_fingerprint(req.spec),
+        job_budget=req.spec.budget, approvals=approvals,
     )  # fmt: skip
     audit.append(
         "reservation",
@@ -344,6 +369,12 @@ def _reserve(ledger: Ledger, audit: AuditLog, req: JobRequest, event: PrivacyEve
          "mechanism": event.mechanism.value, **event.params(), "resumed": reservation.resumed,
          "dataset": ledger.dataset, "ledger_row": _row_digest(ledger, reservation.entry_id)},
     )  # fmt: skip
+    for cap in approvals:
+        audit.append(
+            "approval_use",
+            {**_where(req.job_id, req.round), "digest": cap.digest,
+             "epsilon_used": ledger.approval_spent(cap.digest), "max_epsilon": cap.epsilon},
+        )  # fmt: skip
     return reservation
 
 
@@ -406,13 +437,13 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
         # which would count the open charge twice.
         return _commit(cfg, ledger, audit, req, plan, _reserve(ledger, audit, req, event), None)
     model = _incoming_model(spec, req.weights)
-    train_df, holdout_df, quote = _admit(
+    train_df, holdout_df, quote, caps = _admit(
         cfg, ledger, audit, spec, req.job_id, plan, _rest(spec, plan, step)
     )
     if not quote.fits:
         # Refuse the rest of the job up front rather than spend on releases it cannot finish.
         raise quote.refusal(f"the rest of job {spec.name!r}")
-    reservation = _reserve(ledger, audit, req, event)
+    reservation = _reserve(ledger, audit, req, event, caps)
     result: tuple[ScoreHistogram | None, Weights] | None = None
     if not reservation.resumed:  # one that died in between may have computed: never again
         try:
@@ -425,7 +456,7 @@ def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) ->
 
 def _resend(ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome | None:
     """The reply already given for this round or evaluation, if any: same bytes, no charge."""
-    payload = ledger.stored_reply(req.job_id, req.round, fingerprint(req.spec))
+    payload = ledger.stored_reply(req.job_id, req.round, spec_fingerprint(req.spec))
     if payload is None:
         return None
     report, holdout, weights = decode_reply(payload)
@@ -531,27 +562,25 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
-        outcome = _refused(department, err.code, str(err), ledger, req.job_id, requested)
+        reason = _public_reason(err)
+        outcome = _refused(department, err.code, reason, ledger, req.job_id, requested)
     except Exception as err:  # a daemon answers, it does not crash
         log.exception("job %s round %d failed", req.job_id, req.round)
-        # The text of an unexpected error may quote data values: it stays in the node's log.
-        reason = (
-            str(err)
-            if isinstance(err, InternalError)
-            else f"bug: {type(err).__name__} at the node; details are in the node's log"
-        )
+        # The text of an unexpected error may quote data values or node-local paths: it
+        # stays in the node's log.
+        reason = f"bug: {type(err).__name__} at the node; details are in the node's log"
         outcome = _refused(department, RefusalCode.INTERNAL, reason, ledger, req.job_id)
     if audit is None:
         return outcome
     try:
         return _record_outcome(audit, req, outcome)
-    except Exception as err:
+    except Exception:
         # Nothing leaves the node unlogged: an update that cannot be recorded is withheld.
         log.exception("audit log %s cannot be written", audit.path)
         return _refused(
             department,
             RefusalCode.INTERNAL,
-            f"the node's audit log cannot be written: {err}",
+            "the node's audit log cannot be written; details are in the node's log",
             ledger,
             req.job_id,
         )
@@ -561,7 +590,7 @@ def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> 
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
     log_budget_change(audit, ledger.config_change)
     plan = _plan(cfg, spec)
-    _, _, quote = _admit(cfg, ledger, audit, spec, job_id, plan, plan.job_events())
+    _, _, quote, _ = _admit(cfg, ledger, audit, spec, job_id, plan, plan.job_events())
     refusal = None if quote.fits else quote.refusal(f"job {spec.name!r}")
     return NodeQuote(
         department=cfg.department,
@@ -596,7 +625,8 @@ def handle_quote(
         # A quote reads the data too: it takes a run slot like any job message.
         quote = _in_slot(cfg, lambda: _quote(cfg, audit, spec, job_id))
     except SilobridgeError as err:
-        quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, str(err))
+        log.warning("quote for job %s refused: %s", job_id, err)
+        quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, _public_reason(err))
     except Exception as err:  # a daemon answers, it does not crash
         log.exception("quote for job %s failed", job_id)
         quote = NodeQuote(
@@ -613,11 +643,11 @@ def handle_quote(
              "scopes": [s.scope for s in quote.scopes]},
         )  # fmt: skip
         head = audit.head()
-    except Exception as err:
+    except Exception:
         log.exception("audit log %s cannot be written", audit.path)
         return NodeQuote(
             department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
-            f"the node's audit log cannot be written: {err}",
+            "the node's audit log cannot be written; details are in the node's log",
         )  # fmt: skip
     if head is None:
         return quote

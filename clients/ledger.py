@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from vocab.errors import BudgetExceeded, RefusalCode, SilobridgeError
+from vocab.errors import BudgetExceeded, PolicyRefusal, RefusalCode, SilobridgeError
 from vocab.privacy import Budget, PrivacyEvent
 from vocab.wire import ScopeQuote
 
 __all__ = [
+    "ApprovalCap",
+    "ApprovalExhausted",
     "BudgetChange",
     "DuplicateRelease",
     "EntryStatus",
@@ -104,6 +106,33 @@ class Requester:
     def __post_init__(self) -> None:
         for name in ("purpose", "analyst", "project"):
             object.__setattr__(self, name, normalize_key(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class ApprovalCap:
+    """A signed approval a job runs under: its digest, and the total epsilon (at the
+    dataset's delta) that every job using it may spend together."""
+
+    digest: str
+    epsilon: float
+
+
+class ApprovalExhausted(PolicyRefusal):
+    """A release would take the jobs that use an approval past the approval's total epsilon.
+
+    The message names no figure of the approval (a refusal never says what an approval
+    allows); the figures are attributes, for the node's own log.
+    """
+
+    def __init__(self, *, job_id: str, digest: str, epsilon: float, spent_after: float) -> None:
+        self.digest = digest
+        self.epsilon = epsilon
+        self.spent_after = spent_after
+        super().__init__(
+            f"job {job_id!r} would take the signed approval of its conditional columns past "
+            "the total epsilon it allows over every job that uses it",
+            "ask the department's privacy officer for a new approval of this spec",
+        )
 
 
 class DuplicateRelease(SilobridgeError):
@@ -265,6 +294,7 @@ class Ledger(abc.ABC):
         requester: Requester | None = None,
         fingerprint: str = "",
         job_budget: Budget | None = None,
+        approvals: Sequence[ApprovalCap] = (),
     ) -> Reservation:
         """Charges `event` for a job's round, atomically with the check of every scope.
 
@@ -272,14 +302,33 @@ class Ledger(abc.ABC):
         gone, so it released nothing) is resumed under the same charge, never charged
         again - if the retry carries the same job spec (`fingerprint`) and parameters.
         In the same transaction: a job id names one spec (`fingerprint`), and with
-        `job_budget` the job's live releases and `event` composed stay within it.
+        `job_budget` the job's live releases and `event` composed stay within it; the job
+        is recorded as a user of each of `approvals`, and the live releases of every job
+        using one, with `event`, stay within its total. A resumed round counts once.
 
         Raises:
             BudgetExceeded: If some scope's releases and `event` composed exceed its budget.
             DuplicateRelease: If the round was committed, or is being answered right now.
+            ApprovalExhausted: If the jobs using an approval would pass its total.
             PolicyRefusal: If the job id carries another spec, or the job would pass
                 `job_budget`.
         """
+
+    @abc.abstractmethod
+    def check_approvals(
+        self, job_id: str, events: Sequence[PrivacyEvent], approvals: Sequence[ApprovalCap]
+    ) -> None:
+        """Dry run of `reserve`'s approval check: would `events` for `job_id` fit every one?
+
+        Raises:
+            ApprovalExhausted: The jobs using an approval (this one included) and `events`
+                would pass its total.
+        """
+
+    @abc.abstractmethod
+    def approval_spent(self, digest: str) -> float:
+        """Epsilon (at the dataset's delta) of the live releases of every job that used an
+        approval."""
 
     @abc.abstractmethod
     def commit(self, reservation: Reservation, reply: bytes | None = None) -> None:

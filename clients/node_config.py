@@ -481,19 +481,18 @@ def _refuse_unsigned_approvals(r: _Reader, doc: Mapping[str, Any]) -> None:
     first = blocks[0] if isinstance(blocks, list) and blocks else None
     job = _shown(first, "job", "JOB")
     command = (
-        f"silobridge officer approve --key officer.key --department "
-        f"{_shown(node, 'department', 'DEPARTMENT')} --dataset "
-        f"{_shown(node, 'dataset', 'DATASET')} --job {job} "
-        f'--purpose "<the job spec\'s purpose>" --columns {_shown(first, "columns", "COLUMNS")} '
-        f"--max-epsilon 1.0 --days 90 --out approvals/{job}.json"
+        f"silobridge officer approve --key officer.key --spec {job}.toml --app-hash HEX "
+        f"--department {_shown(node, 'department', 'DEPARTMENT')} --dataset "
+        f"{_shown(node, 'dataset', 'DATASET')} --days 90 --out approvals/{job}.json"
     )
     raise r.error(
         "[[approvals]]",
         "holds unsigned approvals, which are no longer accepted: a conditional column needs "
         "an approval file signed by the department's privacy officer",
         'remove the [[approvals]] blocks and add [officer] with public_key = "officer.pub"; '
-        f"the officer signs each approval with `{command}` (keys come from `silobridge "
-        "officer keygen`), and the node reads it from the [officer] `approvals` folder "
+        f"the officer signs each approval of one exact job spec and app version with "
+        f"`{command}` (keys come from `silobridge officer keygen`, HEX from `silobridge app "
+        "hash`), and the node reads it from the [officer] `approvals` folder "
         "(see docs/node-config.md)",
     )
 

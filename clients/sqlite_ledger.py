@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clients.ledger import (
+    ApprovalCap,
+    ApprovalExhausted,
     BudgetChange,
     DuplicateRelease,
     EntryStatus,
@@ -32,6 +35,8 @@ from vocab.sqlite_tx import connect, ensure_schema, read_snapshot, write_locked
 from vocab.wire import ScopeQuote
 
 __all__ = ["SqliteLedger"]
+
+log = logging.getLogger(__name__)
 
 _SCHEMA_VERSION = 2
 
@@ -96,6 +101,15 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS replies (
         release_id INTEGER PRIMARY KEY REFERENCES releases (id),
         payload    BLOB NOT NULL
+    )""",
+    # Which jobs ran under which signed approval (by digest): the live releases of these
+    # jobs together stay within the approval's total epsilon.
+    """CREATE TABLE IF NOT EXISTS approval_uses (
+        dataset    TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        job_id     TEXT NOT NULL,
+        first_used TEXT NOT NULL,
+        PRIMARY KEY (dataset, digest, job_id)
     )""",
 )
 
@@ -300,6 +314,7 @@ class SqliteLedger(Ledger):
         requester: Requester | None = None,
         fingerprint: str = "",
         job_budget: Budget | None = None,
+        approvals: Sequence[ApprovalCap] = (),
     ) -> Reservation:
         if not isinstance(job_id, str) or not job_id:
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
@@ -317,7 +332,9 @@ class SqliteLedger(Ledger):
                 why="another attempt is answering it now",
             )  # fmt: skip
         try:
-            reservation = self._reserve_locked(job_id, round, event, who, fingerprint, job_budget)
+            reservation = self._reserve_locked(
+                job_id, round, event, who, fingerprint, job_budget, approvals
+            )
         except BaseException:
             self._locks.release(fd)
             raise
@@ -332,6 +349,7 @@ class SqliteLedger(Ledger):
         who: Requester,
         fingerprint: str,
         job_budget: Budget | None,
+        approvals: Sequence[ApprovalCap],
     ) -> Reservation:
         with self._connect() as conn, write_locked(conn):
             live = conn.execute(
@@ -343,6 +361,7 @@ class SqliteLedger(Ledger):
                 # Checked before the budget: a retry is reported as what it is.
                 return self._resume(conn, live, event, fingerprint)
             self._check_job(conn, job_id, event, fingerprint, job_budget)
+            self._check_approvals(conn, job_id, [event], approvals, record=True)
             quote = self._quote(conn, [event], who)
             if not quote.fits:
                 raise quote.refusal(f"job {job_id!r} round {round}")
@@ -381,6 +400,16 @@ class SqliteLedger(Ledger):
                 why="the retry carries a different job spec",
             )  # fmt: skip
         return bytes(row["payload"])
+
+    def check_approvals(
+        self, job_id: str, events: Sequence[PrivacyEvent], approvals: Sequence[ApprovalCap]
+    ) -> None:
+        with self._connect() as conn, read_snapshot(conn):
+            self._check_approvals(conn, job_id, list(events), approvals, record=False)
+
+    def approval_spent(self, digest: str) -> float:
+        with self._connect() as conn, read_snapshot(conn):
+            return epsilon_spent(self._approval_events(conn, digest, ""), self._delta(conn))
 
     def has_reservation(self, job_id: str, round: int) -> bool:
         with self._connect() as conn:
@@ -635,6 +664,48 @@ class SqliteLedger(Ledger):
                     f"at delta {job_budget.delta:g}, above the job's own epsilon "
                     f"{job_budget.epsilon:g}",
                     "the job has used its epsilon; start a new job",
+                )
+
+    def _delta(self, conn: sqlite3.Connection) -> float:
+        period = self._period(conn)
+        return self._budgets(conn, period)[Scope(ScopeKind.PERIOD, period)].delta
+
+    def _approval_events(
+        self, conn: sqlite3.Connection, digest: str, job_id: str
+    ) -> list[PrivacyEvent]:
+        """Live releases, in every period, of the jobs that used the approval or are `job_id`."""
+        rows = conn.execute(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE dataset = ? AND status IN (?, ?) "
+            "AND (job_id = ? OR job_id IN (SELECT job_id FROM approval_uses "
+            "WHERE dataset = ? AND digest = ?)) ORDER BY id",
+            (self._dataset, *_LIVE, job_id, self._dataset, digest),
+        ).fetchall()
+        return [_event(row) for row in rows]
+
+    def _check_approvals(
+        self,
+        conn: sqlite3.Connection,
+        job_id: str,
+        events: list[PrivacyEvent],
+        approvals: Sequence[ApprovalCap],
+        *,
+        record: bool,
+    ) -> None:
+        delta = self._delta(conn)
+        for cap in approvals:
+            after = epsilon_spent(self._approval_events(conn, cap.digest, job_id) + events, delta)
+            if after > cap.epsilon:
+                log.warning(
+                    "job %s refused: approval %s would reach epsilon %.4f of its %g",
+                    job_id, cap.digest, after, cap.epsilon,
+                )  # fmt: skip
+                raise ApprovalExhausted(
+                    job_id=job_id, digest=cap.digest, epsilon=cap.epsilon, spent_after=after
+                )
+            if record:
+                conn.execute(
+                    "INSERT OR IGNORE INTO approval_uses VALUES (?, ?, ?, ?)",
+                    (self._dataset, cap.digest, job_id, _now()),
                 )
 
     def _resume(

@@ -1,7 +1,8 @@
 """Builds the demo departments: real lending data split by US census region, one folder each.
 
 The demo also plays each department's privacy officer: it makes an officer key pair per
-department and signs the approval that lets the demo job use the conditional column.
+department and signs the approval that lets exactly the demo job spec, run by this
+checkout's app bundle, use the conditional column.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from silobridge.officer_keys import (
     sign_approval,
     write_signed_approval,
 )
-from vocab.approval import JobClaims
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError
-from vocab.jobspec import load_job_spec
+from vocab.jobspec import RiskJobSpec
 from vocab.privacy import Budget
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "DEMO_JOB",
     "DEMO_SPEC",
     "Department",
+    "approve_spec",
     "load_lending_club",
     "write_departments",
 ]
@@ -135,33 +136,61 @@ def _officer_key(folder: Path) -> Ed25519PrivateKey:
     return load_private_key(private_path)
 
 
+def approve_spec(
+    department: str, folder: Path, spec: RiskJobSpec, app_hash: str, max_epsilon: float
+) -> Path | None:
+    """Plays the department's officer: approves exactly `spec`, run by app `app_hash`.
+
+    Signs, with the officer key in `folder/officer` (made if missing), an approval of the
+    spec's conditional columns for `max_epsilon` in total, valid `APPROVAL_DAYS` days, into
+    `folder/approvals/<job>.json`.
+
+    Returns:
+        The approval file, or None when the spec uses no conditional column.
+    """
+    conditional = [c for c, _, k in _SCHEMA if k is _COND and c in spec.columns]
+    if not conditional:
+        return None
+    now = datetime.now(UTC).replace(microsecond=0)
+    path = folder / "approvals" / f"{spec.name}.json"
+    signed = sign_approval(
+        _officer_key(folder / "officer"),
+        department=department,
+        dataset=_DATASET,
+        spec=spec,
+        app_hash=app_hash,
+        columns=conditional,
+        max_epsilon=max_epsilon,
+        issued_at=now,
+        expires_at=now + timedelta(days=APPROVAL_DAYS),
+    )
+    write_signed_approval(signed, path)
+    return path
+
+
 def write_departments(
     out_dir: Path,
     budget: Budget,
     frame: pd.DataFrame | None = None,
     *,
-    approve: JobClaims | None = None,
+    approve: RiskJobSpec | None = None,
+    app_hash: str = "",
 ) -> list[Department]:
     """Write each region's rows, node config, officer key and signed approval under `out_dir`.
 
     Per department folder: `loans.csv`, `node.toml`, the ledger location, `officer/`
-    (the officer's `officer.key` and `officer.pub`; an existing key is reused) and
-    `approvals/<job>.json`, signed afresh on every call (valid `APPROVAL_DAYS` days).
+    (the officer's `officer.key` and `officer.pub`; an existing key is reused) and, with
+    `approve`, `approvals/<job>.json`, signed afresh on every call (`approve_spec`).
 
     Args:
         out_dir: Where the department folders go.
         budget: Each department's dataset budget.
         frame: The lending table; `load_lending_club()` when omitted.
-        approve: The job the officers approve (name, purpose, largest epsilon), for the
-            conditional columns among its columns. By default the shipped demo job
-            (`DEMO_SPEC`) at any epsilon up to the dataset budget.
+        approve: The job spec the officers approve, for one run of it (its own epsilon),
+            run by the app bundle `app_hash`; None approves nothing.
+        app_hash: The SHA-256 of the app bundle that runs it (`silobridge app hash`).
     """
     frame = load_lending_club() if frame is None else frame
-    if approve is None:
-        spec = load_job_spec(DEMO_SPEC)
-        approve = JobClaims(spec.name, spec.purpose, spec.columns, budget.epsilon)
-    conditional = [c for c, _, k in _SCHEMA if k is _COND and c in approve.columns]
-    now = datetime.now(UTC).replace(microsecond=0)
     departments = []
     for name, states in _REGIONS.items():
         folder = out_dir / name
@@ -171,20 +200,8 @@ def write_departments(
         officer_key = _officer_key(folder / "officer")
         approvals_dir = folder / "approvals"
         approval_path = None
-        if conditional:
-            approval_path = approvals_dir / f"{approve.name}.json"
-            signed = sign_approval(
-                officer_key,
-                department=name,
-                dataset=_DATASET,
-                job=approve.name,
-                purpose=approve.purpose,
-                columns=conditional,
-                max_epsilon=approve.epsilon,
-                issued_at=now,
-                expires_at=now + timedelta(days=APPROVAL_DAYS),
-            )
-            write_signed_approval(signed, approval_path)
+        if approve is not None:
+            approval_path = approve_spec(name, folder, approve, app_hash, approve.epsilon)
         config = NodeConfig(
             department=name,
             dataset=_DATASET,

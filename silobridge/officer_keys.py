@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clients.approval_check import OfficerKey
 from vocab.approval import Approval, SignedApproval, key_id_of, serialize_signed_approval
 from vocab.errors import ConfigError
+from vocab.jobspec import RiskJobSpec
+from vocab.serde import spec_fingerprint
 
 __all__ = [
     "KeyPairFiles",
@@ -143,14 +145,25 @@ def sign_approval(
     *,
     department: str,
     dataset: str,
-    job: str,
-    purpose: str,
-    columns: Iterable[str],
+    spec: RiskJobSpec,
+    app_hash: str,
     max_epsilon: float,
     issued_at: datetime,
     expires_at: datetime,
+    columns: Iterable[str] | None = None,
 ) -> SignedApproval:
-    """Builds an approval naming this key and signs its canonical bytes.
+    """Builds an approval of exactly `spec`, run by app `app_hash`, and signs it.
+
+    Args:
+        private_key: The officer's key; the approval names its key id.
+        department: The department, as its node config names it.
+        dataset: The dataset, as the node config names it.
+        spec: The job spec approved: its fingerprint, name, purpose and analyst are bound.
+        app_hash: The app bundle's SHA-256 (`silobridge app hash`).
+        max_epsilon: The total epsilon every job using the approval may spend together.
+        issued_at: Valid from (UTC).
+        expires_at: Valid until (UTC, exclusive).
+        columns: The columns approved; every column of the spec by default.
 
     Raises:
         ConfigError: A field is invalid (see `vocab.approval.Approval`).
@@ -158,13 +171,16 @@ def sign_approval(
     approval = Approval(
         department=department,
         dataset=dataset,
-        job=job,
-        purpose=purpose,
-        columns=frozenset(columns),
+        job=spec.name,
+        purpose=spec.purpose,
+        columns=frozenset(spec.columns if columns is None else columns),
         max_epsilon=max_epsilon,
         issued_at=issued_at,
         expires_at=expires_at,
         key_id=key_id_of(private_key.public_key().public_bytes_raw()),
+        analyst=spec.analyst,
+        spec_fingerprint=spec_fingerprint(spec),
+        app_hash=app_hash,
     )
     return SignedApproval(approval, private_key.sign(approval.canonical_bytes()))
 

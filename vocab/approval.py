@@ -1,13 +1,22 @@
 """Signed column approvals: what a privacy officer signs, its canonical bytes and file format.
 
+An approval is bound to what it approves: one job spec (its `spec_fingerprint`, which
+covers features, bounds, model, rounds, epsilon, delta, name, purpose and analyst), one app
+bundle (`app_hash`, the hash `silobridge app hash` prints for a released version) and one
+analyst; and `max_epsilon` bounds the total epsilon of every job that uses it, which the
+node's ledger enforces. Anything else - another spec, another app, another analyst, more
+epsilon - needs a new approval.
+
 Pure: no cryptography here. The officer's tool signs `Approval.canonical_bytes()` with
 ed25519 (`silobridge/officer_keys.py`); the node verifies it (`clients/approval_check.py`).
 
 File format (one approval per `*.json` file, written by `silobridge officer approve`)::
 
     {
-      "format": "silobridge.column-approval/v1",
+      "format": "silobridge.column-approval/v2",
       "approval": {
+        "analyst": "demo.analyst",
+        "app_hash": "<64 hex: sha256 of the app bundle>",
         "columns": ["annual_inc"],
         "dataset": "lending",
         "department": "northeast",
@@ -16,14 +25,16 @@ File format (one approval per `*.json` file, written by `silobridge officer appr
         "job": "lending-risk",
         "key_id": "3f2a9c0d5e6b7a81",
         "max_epsilon": 1.0,
-        "purpose": "joint credit-default risk model"
+        "purpose": "joint credit-default risk model",
+        "spec_fingerprint": "<64 hex: vocab.serde.spec_fingerprint of the job spec>"
       },
       "signature": "<base64 of the 64-byte ed25519 signature>"
     }
 
 The signed bytes are the `approval` object plus `"format"`, as compact JSON with sorted keys
 in UTF-8 (`Approval.canonical_bytes`), so a change to any field, or re-labelling the bytes
-as another kind of document, breaks the signature.
+as another kind of document, breaks the signature. Files of format v1 (which bound no
+spec, app or analyst) are refused with a message that says how to re-issue them.
 """
 
 from __future__ import annotations
@@ -38,9 +49,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from vocab.errors import ConfigError
+from vocab.jobspec import RiskJobSpec
+from vocab.serde import spec_fingerprint
 
 __all__ = [
     "APPROVAL_FORMAT",
@@ -54,7 +67,8 @@ __all__ = [
     "serialize_signed_approval",
 ]
 
-APPROVAL_FORMAT = "silobridge.column-approval/v1"
+APPROVAL_FORMAT = "silobridge.column-approval/v2"
+_OLD_FORMATS = ("silobridge.column-approval/v1",)
 SIGNATURE_BYTES = 64  # ed25519
 PUBLIC_KEY_BYTES = 32  # ed25519
 _KEY_ID_HEX = 16
@@ -64,8 +78,11 @@ _KEY_ID_HEX = 16
 _NODE_NAME_RE = re.compile(r"[a-z0-9_-]{1,40}")
 _JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEY_ID_RE = re.compile(rf"[0-9a-f]{{{_KEY_ID_HEX}}}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_PURPOSE = 200
 _FIELDS = (
+    "analyst",
+    "app_hash",
     "columns",
     "dataset",
     "department",
@@ -75,9 +92,11 @@ _FIELDS = (
     "key_id",
     "max_epsilon",
     "purpose",
+    "spec_fingerprint",
 )
 _REISSUE = (
-    "ask the department's privacy officer to issue it again with `silobridge officer approve`"
+    "ask the department's privacy officer to issue it again with `silobridge officer approve "
+    "--spec job.toml --app-hash HEX ...`"
 )
 
 
@@ -165,10 +184,13 @@ def _name(name: str, value: object, pattern: re.Pattern[str], rule: str, source:
 
 @dataclass(frozen=True)
 class Approval:
-    """A privacy officer's approval: `job` with `purpose` may use `columns` of one dataset.
+    """A privacy officer's approval: one job spec, run by one app for one analyst, may use
+    `columns` of one dataset.
 
-    Valid from `issued_at` (inclusive) to `expires_at` (exclusive), for jobs whose per-node
-    epsilon is at most `max_epsilon`, and only under the officer key named by `key_id`.
+    The spec is named by `spec_fingerprint` (`job` and `purpose` repeat its name and purpose
+    for people reading the file), the app by `app_hash`. Valid from `issued_at` (inclusive)
+    to `expires_at` (exclusive), only under the officer key named by `key_id`; the jobs that
+    use it together spend at most `max_epsilon` at the node (priced at the node's delta).
     """
 
     department: str
@@ -180,6 +202,9 @@ class Approval:
     issued_at: datetime
     expires_at: datetime
     key_id: str
+    analyst: str
+    spec_fingerprint: str
+    app_hash: str
 
     def __post_init__(self) -> None:
         node_rule = "1-40 characters of a-z, 0-9, _ or -"
@@ -240,10 +265,33 @@ class Approval:
                 f"{_shown(self.key_id)}",
                 "use the key id `silobridge officer keygen` printed",
             )
+        _name(
+            "analyst",
+            self.analyst,
+            _JOB_NAME_RE,
+            "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            "the job spec's `analyst` has it (a spec without an analyst cannot be approved)",
+        )
+        _name(
+            "spec_fingerprint",
+            self.spec_fingerprint,
+            _SHA256_RE,
+            "64 lower-case hex digits",
+            "`silobridge officer approve --spec job.toml` computes it",
+        )
+        _name(
+            "app_hash",
+            self.app_hash,
+            _SHA256_RE,
+            "64 lower-case hex digits",
+            "`silobridge app hash` prints it for a released version",
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         """The fields as JSON values: sorted columns, times as `...Z` strings."""
         return {
+            "analyst": self.analyst,
+            "app_hash": self.app_hash,
             "columns": sorted(self.columns),
             "dataset": self.dataset,
             "department": self.department,
@@ -253,6 +301,7 @@ class Approval:
             "key_id": self.key_id,
             "max_epsilon": self.max_epsilon,
             "purpose": self.purpose,
+            "spec_fingerprint": self.spec_fingerprint,
         }
 
     def canonical_bytes(self) -> bytes:
@@ -282,33 +331,35 @@ class SignedApproval:
             )
 
 
-class _Claimant(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def purpose(self) -> str: ...
-
-    @property
-    def columns(self) -> tuple[str, ...]: ...
-
-    @property
-    def epsilon(self) -> float: ...
-
-
 @dataclass(frozen=True)
 class JobClaims:
-    """What a job asks of a node that an approval must cover: name, purpose, columns, epsilon."""
+    """What a job asks of a node that an approval must match.
+
+    `fingerprint` is the spec's (`vocab.serde.spec_fingerprint`); `app_hash` the verified
+    hash of the app bundle answering it, None when no gate verified one (then no approval
+    can match).
+    """
 
     name: str
     purpose: str
     columns: tuple[str, ...]
     epsilon: float
+    analyst: str = ""
+    fingerprint: str = ""
+    app_hash: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: _Claimant) -> JobClaims:
-        """The claims of a job spec (`spec.name`, `.purpose`, `.columns`, `.epsilon`)."""
-        return cls(spec.name, spec.purpose, tuple(spec.columns), float(spec.epsilon))
+    def from_spec(cls, spec: RiskJobSpec, app_hash: str | None = None) -> JobClaims:
+        """The claims of a job spec, answered by the app bundle `app_hash`."""
+        return cls(
+            spec.name,
+            spec.purpose,
+            tuple(spec.columns),
+            float(spec.epsilon),
+            spec.analyst,
+            spec_fingerprint(spec),
+            app_hash,
+        )
 
 
 def serialize_signed_approval(signed: SignedApproval) -> str:
@@ -396,6 +447,14 @@ def _parse(text: str, where: str) -> SignedApproval:
         raise _bad(where, "is not valid JSON (it is nested too deeply to read)") from None
     if not isinstance(document, dict):
         raise _bad(where, "must hold a JSON object")
+    if document.get("format") in _OLD_FORMATS:
+        raise _bad(
+            where,
+            f"has the old format {document['format']!r}, which binds no job spec, app or "
+            "analyst; nodes no longer accept it",
+            "ask the department's privacy officer to re-issue it for the exact job spec and "
+            "app: `silobridge officer approve --spec job.toml --app-hash HEX ...`",
+        )
     if document.get("format") != APPROVAL_FORMAT:
         raise _bad(
             where,
@@ -434,6 +493,9 @@ def _parse(text: str, where: str) -> SignedApproval:
             issued_at=_field_time(where, fields, "issued_at"),
             expires_at=_field_time(where, fields, "expires_at"),
             key_id=fields["key_id"],
+            analyst=fields["analyst"],
+            spec_fingerprint=fields["spec_fingerprint"],
+            app_hash=fields["app_hash"],
         )
     except ConfigError as exc:
         if exc.message.startswith("approval file "):

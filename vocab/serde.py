@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from google.protobuf.message import DecodeError
 
 from protos.silobridge.v1 import job_pb2
 from vocab.errors import JobSpecError
 from vocab.jobspec import Aggregator, EvaluationMode, FeatureSpec, ModelKind, RiskJobSpec
 
-__all__ = ["job_from_bytes", "job_to_bytes"]
+__all__ = ["job_from_bytes", "job_to_bytes", "spec_fingerprint"]
 
 _MODEL_TO_PB = {
     ModelKind.LOGISTIC: job_pb2.MODEL_KIND_LOGISTIC,
@@ -54,6 +56,19 @@ def job_to_bytes(spec: RiskJobSpec) -> bytes:
         ],
     )
     return bytes(msg.SerializeToString(deterministic=True))
+
+
+def spec_fingerprint(spec: RiskJobSpec) -> str:
+    """The job spec's identity: SHA-256 (hex) of its wire bytes (`job_to_bytes`).
+
+    It covers every field a node receives - name, purpose, analyst, project, features and
+    their bounds, model, rounds, epsilon, delta and the rest - since the wire form is all
+    a node ever sees of a spec. The same in every process and on every machine: a message
+    without maps serializes its fields in field-number order, numbers in fixed-width
+    little-endian or varint form, so `epsilon = 1` and `epsilon = 1.0` are one spec. A
+    ledger keys a job's retries on it; a signed approval names the one spec it approves.
+    """
+    return hashlib.sha256(job_to_bytes(spec)).hexdigest()
 
 
 def job_from_bytes(data: bytes) -> RiskJobSpec:

@@ -14,6 +14,7 @@ from clients.node_audit import audit_path_for
 from clients.node_config import load_node_config
 from clients.node_identity import node_identity
 from server.coordinator_home import AUDIT_FILE, CoordinatorHome
+from silobridge.app_bundle import bundle_of
 from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.certs import DeploymentCerts, NodeKeyFiles, make_deployment_certs, make_node_key
 from silobridge.cli.errors import console, handle_errors
@@ -24,7 +25,6 @@ from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, app_root
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
-from vocab.approval import JobClaims
 from vocab.jobspec import load_job_spec
 from vocab.privacy import Budget
 
@@ -58,11 +58,16 @@ def demo(
         spec, epsilon=epsilon, rounds=rounds or spec.rounds, node_wait_s=90.0
     )
     console.print(f"[bold]silobridge demo[/] → {out}")
-    departments = write_departments(out, Budget(budget, 1e-5), approve=JobClaims.from_spec(spec))
+    # The hash every node's gate will see for this checkout's runs: Flower builds the same
+    # bundle from it for `flwr run`.
+    app_hash = bundle_of(app_root()).sha256
+    departments = write_departments(out, Budget(budget, 1e-5), approve=spec, app_hash=app_hash)
     console.print(
         "  the demo plays each department's privacy officer: an officer key per department "
-        f"(<department>/officer/) signs an approval of its conditional column for job "
-        f"{spec.name!r} at epsilon <= {spec.epsilon:g}, valid {APPROVAL_DAYS} days",
+        f"(<department>/officer/) signs an approval of its conditional column for exactly "
+        f"this spec of job {spec.name!r}, run by app {app_hash[:16]}... for analyst "
+        f"{spec.analyst!r}, one run (epsilon {spec.epsilon:g} in total), valid "
+        f"{APPROVAL_DAYS} days",
         highlight=False,
         soft_wrap=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from rich.markup import escape
 
 from clients.approval_check import signature_fault
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
+from silobridge.cli.officer_app_cmd import approve_app, list_apps
 from silobridge.officer_keys import (
     generate_key_pair,
     load_private_key,
@@ -21,6 +23,7 @@ from silobridge.officer_keys import (
 )
 from vocab.approval import Approval, format_time, load_signed_approval
 from vocab.errors import ConfigError
+from vocab.jobspec import RiskJobSpec, load_job_spec
 
 __all__ = ["app"]
 
@@ -30,6 +33,7 @@ app = typer.Typer(
 )
 
 _MAX_DAYS = 3650
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _expiry(now: datetime, days: int | None, expires: str | None) -> datetime:
@@ -57,13 +61,44 @@ def _expiry(now: datetime, days: int | None, expires: str | None) -> datetime:
     return moment
 
 
-def _columns(text: str) -> list[str]:
+def _columns(text: str | None, spec: RiskJobSpec) -> list[str]:
+    if text is None:
+        return list(spec.columns)
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise ConfigError("--columns names no column", "e.g. --columns annual_inc,zip3")
     if len(set(names)) != len(names):
         raise ConfigError(f"--columns names a column twice: {text!r}", "name each column once")
+    outside = [name for name in names if name not in spec.columns]
+    if outside:
+        raise ConfigError(
+            f"--columns names column(s) the job spec does not use: {', '.join(outside)}",
+            f"name some of the spec's columns ({', '.join(spec.columns)}), or leave "
+            "--columns out to approve all of them",
+        )
     return names
+
+
+def _app_hash(text: str) -> str:
+    value = text.strip().lower()
+    if not _HASH_RE.fullmatch(value):
+        raise ConfigError(
+            f"--app-hash must be 64 hex digits (a SHA-256), got {text!r}",
+            "use the hash `silobridge app hash <released checkout>` prints",
+        )
+    return value
+
+
+def _max_epsilon(value: float | None, spec: RiskJobSpec) -> float:
+    if value is None:
+        return float(spec.epsilon)
+    if not value >= spec.epsilon:  # also refuses NaN
+        raise ConfigError(
+            f"--max-epsilon {value!r} is below the spec's own epsilon {spec.epsilon!r}, so "
+            "no run of it could ever use the approval",
+            f"give at least {spec.epsilon!r} (one run), or a multiple to allow re-runs",
+        )
+    return value
 
 
 def _describe(approval: Approval) -> list[tuple[str, str]]:
@@ -72,8 +107,11 @@ def _describe(approval: Approval) -> list[tuple[str, str]]:
         ("dataset", approval.dataset),
         ("job", approval.job),
         ("purpose", approval.purpose),
+        ("analyst", approval.analyst),
+        ("spec", approval.spec_fingerprint),
+        ("app", approval.app_hash),
         ("columns", ", ".join(sorted(approval.columns))),
-        ("max epsilon", repr(approval.max_epsilon)),
+        ("max epsilon", f"{approval.max_epsilon!r} (total over every job that uses it)"),
         ("valid from", format_time(approval.issued_at)),
         ("expires at", format_time(approval.expires_at)),
         ("key id", approval.key_id),
@@ -123,28 +161,46 @@ def keygen(
 @handle_errors
 def approve(
     key: Annotated[Path, typer.Option(help="The officer's private key (officer.key).")],
+    spec: Annotated[
+        Path, typer.Option(help="The job spec (TOML) approved: exactly this spec, nothing else.")
+    ],
+    app_hash: Annotated[
+        str, typer.Option(help="The app bundle's SHA-256, as `silobridge app hash` prints it.")
+    ],
     department: Annotated[str, typer.Option(help="The department, as its node config names it.")],
     dataset: Annotated[str, typer.Option(help="The dataset, as the node config names it.")],
-    job: Annotated[str, typer.Option(help="The job name, exactly as in the job spec.")],
-    purpose: Annotated[str, typer.Option(help="The job's purpose, exactly as in the job spec.")],
-    columns: Annotated[str, typer.Option(help="Conditional columns, comma-separated.")],
-    max_epsilon: Annotated[
-        float, typer.Option(help="The largest per-node epsilon the job may ask for.")
-    ],
     out: Annotated[
         Path, typer.Option(help="The approval file to write (NAME.json, into the node's folder).")
     ],
+    max_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Total epsilon of every run under this approval; default: the spec's own "
+            "epsilon (one run)."
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="Approve only these of the spec's columns (comma-separated)."),
+    ] = None,
     days: Annotated[int | None, typer.Option(help="Valid for this many days from now.")] = None,
     expires: Annotated[
         str | None, typer.Option(help="Valid until this UTC date or time (e.g. 2027-01-01).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the approval as JSON.")] = False,
 ) -> None:
-    """Sign an approval: JOB with PURPOSE may use COLUMNS of DEPARTMENT's DATASET."""
+    """Sign an approval: exactly the job SPEC, run by app APP_HASH for the spec's analyst,
+    may use its columns of DEPARTMENT's DATASET, up to MAX_EPSILON in total."""
+    job = load_job_spec(spec)
+    if not job.analyst:
+        raise ConfigError(
+            f"{spec} names no analyst; an approval is for one analyst",
+            'add `analyst = "..."` to the spec\'s [job] table and have it submitted as such',
+        )
     if out.suffix != ".json":
         raise ConfigError(
             f"--out {out} does not end in .json; nodes read only *.json approval files",
-            f"e.g. --out approvals/{job}.json",
+            f"e.g. --out approvals/{job.name}.json",
         )
     now = datetime.now(UTC).replace(microsecond=0)
     expires_at = _expiry(now, days, expires)
@@ -152,10 +208,10 @@ def approve(
         load_private_key(key),
         department=department,
         dataset=dataset,
-        job=job,
-        purpose=purpose,
-        columns=_columns(columns),
-        max_epsilon=max_epsilon,
+        spec=job,
+        app_hash=_app_hash(app_hash),
+        columns=_columns(columns, job),
+        max_epsilon=_max_epsilon(max_epsilon, job),
         issued_at=now,
         expires_at=expires_at,
     )
@@ -168,8 +224,10 @@ def approve(
     console.print(f"signed approval → {escape(str(out))}", highlight=False, soft_wrap=True)
     _print_fields(approval)
     console.print(
-        "put it in the node's approvals folder (\\[officer] approvals in the node config); "
-        "the node reads the folder for every job, no restart needed",
+        "it approves this exact spec, app and analyst only: any change to the spec (a "
+        "feature, a bound, the model, the rounds, epsilon...) or another app version needs a "
+        "new approval. Put it in the node's approvals folder (\\[officer] approvals in the "
+        "node config); the node reads the folder for every job, no restart needed",
         highlight=False,
         soft_wrap=True,
     )
@@ -223,3 +281,7 @@ def inspect(
             f"[bold red]signature FAILS:[/] {escape(fault)}", highlight=False, soft_wrap=True
         )
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+app.command("approve-app")(approve_app)
+app.command("apps")(list_apps)

@@ -73,6 +73,9 @@ def _approval_text() -> str:
         issued_at=datetime(2026, 1, 1, tzinfo=UTC),
         expires_at=datetime(2099, 1, 1, tzinfo=UTC),
         key_id=OfficerKey.from_public_key(key.public_key()).key_id,
+        analyst="demo.analyst",
+        spec_fingerprint="5" * 64,
+        app_hash="a" * 64,
     )
     signed = SignedApproval(approval, key.sign(approval.canonical_bytes()))
     return serialize_signed_approval(signed)

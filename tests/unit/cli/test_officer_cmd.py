@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,37 @@ from clients.node_config import ColumnSpec, DataSourceSpec, NodeConfig, OfficerC
 from silobridge.cli.main import app
 from vocab.approval import JobClaims, load_signed_approval
 from vocab.columns import ColumnClass, ColumnType
+from vocab.jobspec import load_job_spec
 from vocab.privacy import Budget
+from vocab.serde import spec_fingerprint
 
 runner = CliRunner()
 PURPOSE = "joint credit-default risk model"
+APP = "c0ffee" + "0" * 58
+SPEC = f"""
+[job]
+name = "lending-risk"
+purpose = "{PURPOSE}"
+analyst = "demo.analyst"
+target = "y"
+positive = "1"
+epsilon = 1
+[features.int_rate]
+lower = 5.0
+upper = 30.0
+[features.annual_inc]
+lower = 0.0
+upper = 1000000.0
+[features.zip3]
+categories = ["100", "101"]
+"""
+
+
+def _spec_file(folder: Path, text: str = SPEC) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "job.toml"
+    path.write_text(text)
+    return path
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -38,23 +66,22 @@ def _keygen(folder: Path) -> str:
 def _approve(
     keys: Path, out: Path, *extra: str, expiry: tuple[str, ...] = ("--days", "90")
 ) -> tuple[int, str]:
+    spec = keys / "job.toml"
+    if not spec.exists():
+        _spec_file(keys)
     return _invoke(
         "officer",
         "approve",
         "--key",
         str(keys / "officer.key"),
+        "--spec",
+        str(spec),
+        "--app-hash",
+        APP,
         "--department",
         "northeast",
         "--dataset",
         "lending",
-        "--job",
-        "lending-risk",
-        "--purpose",
-        PURPOSE,
-        "--columns",
-        "annual_inc, zip3",
-        "--max-epsilon",
-        "1.0",
         "--out",
         str(out),
         *expiry,
@@ -132,8 +159,16 @@ def test_keygen_approve_inspect_round_trip_and_the_node_accepts(tmp_path: Path) 
     assert str(approval_path) in out
     assert key_id in out
     signed = load_signed_approval(approval_path)
-    assert signed.approval.columns == {"annual_inc", "zip3"}
+    spec = load_job_spec(keys / "job.toml")
+    # Everything comes from the spec: its columns, fingerprint, analyst and epsilon.
+    assert signed.approval.columns == {"int_rate", "annual_inc", "zip3", "y"}
+    assert signed.approval.spec_fingerprint == spec_fingerprint(spec)
+    assert signed.approval.analyst == "demo.analyst"
+    assert signed.approval.app_hash == APP
+    assert signed.approval.max_epsilon == 1.0
     assert signed.approval.key_id == key_id
+    for shown in (spec_fingerprint(spec), APP, "demo.analyst", "total over every job"):
+        assert shown in out
     assert signed.approval.digest() in out
     lifetime = signed.approval.expires_at - signed.approval.issued_at
     assert lifetime == timedelta(days=90)
@@ -159,9 +194,38 @@ def test_keygen_approve_inspect_round_trip_and_the_node_accepts(tmp_path: Path) 
     assert result["verified"] is True
     assert result["digest"] == signed.approval.digest()
 
-    claims = JobClaims("lending-risk", PURPOSE, ("int_rate", "annual_inc"), 1.0)
+    claims = dataclasses.replace(JobClaims.from_spec(spec, APP), columns=("int_rate", "annual_inc"))
     decision = check_job_columns(_node(tmp_path, keys, approval_path.parent), claims)
     assert [u.digest for u in decision.approvals] == [signed.approval.digest()]
+
+
+def test_approve_takes_some_columns_and_a_total_for_several_runs(tmp_path: Path) -> None:
+    _keygen(tmp_path)
+    code, out = _approve(
+        tmp_path, tmp_path / "a.json", "--columns", "annual_inc, zip3", "--max-epsilon", "3"
+    )
+    assert code == 0, out
+    approval = load_signed_approval(tmp_path / "a.json").approval
+    assert approval.columns == {"annual_inc", "zip3"}
+    assert approval.max_epsilon == 3.0
+
+
+def test_approve_json_output(tmp_path: Path) -> None:
+    _keygen(tmp_path)
+    code, out = _approve(tmp_path, tmp_path / "a.json", "--json")
+    assert code == 0, out
+    printed = json.loads(out)
+    assert printed["app_hash"] == APP
+    assert printed["spec_fingerprint"] == spec_fingerprint(load_job_spec(tmp_path / "job.toml"))
+
+
+def test_approve_refuses_a_spec_without_an_analyst(tmp_path: Path) -> None:
+    _keygen(tmp_path)
+    _spec_file(tmp_path, SPEC.replace('analyst = "demo.analyst"\n', ""))
+    code, out = _approve(tmp_path, tmp_path / "a.json")
+    assert code == 2
+    assert "names no analyst" in out
+    assert not (tmp_path / "a.json").exists()
 
 
 def test_inspect_without_a_key_does_not_claim_a_verification(tmp_path: Path) -> None:
@@ -249,9 +313,12 @@ def test_approve_needs_one_valid_expiry(
     [
         ("--department", "North East", "`department`"),
         ("--columns", " , ", "names no column"),
-        ("--columns", "a,a", "twice"),
-        ("--max-epsilon", "0", "`max_epsilon`"),
-        ("--purpose", " ", "`purpose`"),
+        ("--columns", "zip3,zip3", "twice"),
+        ("--columns", "ssn", "does not use: ssn"),
+        ("--max-epsilon", "0.5", "below the spec's own epsilon"),
+        ("--max-epsilon", "nan", "below the spec's own epsilon"),
+        ("--app-hash", "abc", "64 hex digits"),
+        ("--app-hash", "g" * 64, "64 hex digits"),
     ],
 )
 def test_approve_refuses_bad_fields(tmp_path: Path, option: str, value: str, needle: str) -> None:

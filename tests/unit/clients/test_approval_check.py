@@ -1,9 +1,14 @@
-"""Signed approvals at the node: what unlocks a conditional column, and what a refusal says."""
+"""Signed approvals at the node: what unlocks a conditional column, and what a refusal says.
+
+A refusal names only the job's own columns, fingerprint, app and analyst; why each approval
+failed goes to the node's log, which these tests read with `caplog`.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,11 @@ INTRUDER_ID = OfficerKey.from_public_key(INTRUDER.public_key()).key_id
 ISSUED = datetime(2026, 1, 1, tzinfo=UTC)
 EXPIRES = datetime(2026, 7, 1, tzinfo=UTC)
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-CLAIMS = JobClaims("risk", "credit risk model", ("int_rate", "annual_inc", "y"), 1.0)
+FP = "5" * 64
+APP = "a" * 64
+CLAIMS = JobClaims(
+    "risk", "credit risk model", ("int_rate", "annual_inc", "y"), 1.0, "ana", FP, APP
+)
 CONDITIONAL = ["annual_inc"]
 
 
@@ -86,6 +95,9 @@ def _approval(**overrides: Any) -> Approval:
         "issued_at": ISSUED,
         "expires_at": EXPIRES,
         "key_id": OFFICER_ID,
+        "analyst": "ana",
+        "spec_fingerprint": FP,
+        "app_hash": APP,
     }
     fields.update(overrides)
     return Approval(**fields)
@@ -106,12 +118,26 @@ def _write(
     return path
 
 
-def _refusal(config: NodeConfig, claims: JobClaims = CLAIMS, now: datetime = NOW) -> str:
-    with pytest.raises(PolicyRefusal) as info:
+def _refusal(
+    config: NodeConfig,
+    caplog: pytest.LogCaptureFixture,
+    claims: JobClaims = CLAIMS,
+    now: datetime = NOW,
+) -> str:
+    """The node's log of why no approval fit; the refusal itself must say none of it."""
+    caplog.clear()
+    with (
+        caplog.at_level(logging.WARNING, logger="clients.approval_check"),
+        pytest.raises(PolicyRefusal) as info,
+    ):
         approve_conditional_columns(config, claims, CONDITIONAL, now)
+    text = str(info.value)
     assert "`annual_inc`" in info.value.message
     assert "silobridge officer approve" in info.value.hint
-    return info.value.message
+    assert f"fingerprint {claims.fingerprint}" in info.value.hint
+    assert str(config.approvals_dir) not in text and str(config.config_path) not in text
+    assert ".json" not in info.value.message
+    return caplog.text
 
 
 def test_valid_approval_is_used(tmp_path: Path) -> None:
@@ -133,6 +159,9 @@ def test_valid_approval_is_used(tmp_path: Path) -> None:
         "job": "risk",
         "columns": ["annual_inc"],
         "expires_at": "2026-07-01T00:00:00Z",
+        "max_epsilon": 1.0,
+        "spec_fingerprint": FP,
+        "app_hash": APP,
     }
 
 
@@ -140,21 +169,25 @@ def test_no_conditional_column_needs_no_key_or_approval(tmp_path: Path) -> None:
     assert approve_conditional_columns(_node(tmp_path, None), CLAIMS, [], NOW) == ()
 
 
-def test_approval_signed_by_another_key_is_forged(tmp_path: Path) -> None:
+def test_approval_signed_by_another_key_is_forged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     _write(config, signer=INTRUDER, key_id=INTRUDER_ID)
 
-    message = _refusal(config)
+    message = _refusal(config, caplog)
 
     assert f"forged/not signed by this department's officer key {OFFICER_ID}" in message
     assert f"it names key {INTRUDER_ID}" in message
 
 
-def test_another_key_claiming_the_officer_key_id_is_forged(tmp_path: Path) -> None:
+def test_another_key_claiming_the_officer_key_id_is_forged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     _write(config, signer=INTRUDER)
 
-    message = _refusal(config)
+    message = _refusal(config, caplog)
 
     assert f"forged/not signed by this department's officer key {OFFICER_ID}" in message
     assert "signature does not match" in message
@@ -164,7 +197,9 @@ def test_another_key_claiming_the_officer_key_id_is_forged(tmp_path: Path) -> No
     ("field", "value"),
     [("max_epsilon", 8.0), ("job", "risk"), ("columns", ["annual_inc", "zip3"])],
 )
-def test_field_edited_after_signing_is_forged(tmp_path: Path, field: str, value: object) -> None:
+def test_field_edited_after_signing_is_forged(
+    tmp_path: Path, field: str, value: object, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     # Signed for another job with a smaller epsilon; then edited to look like ours.
     path = _write(config, job="census", max_epsilon=0.5)
@@ -174,38 +209,42 @@ def test_field_edited_after_signing_is_forged(tmp_path: Path, field: str, value:
     document["approval"][field] = value
     path.write_text(json.dumps(document))
 
-    message = _refusal(config)
+    message = _refusal(config, caplog)
 
     assert "forged/not signed" in message
     assert "altered after signing" in message
 
 
-def test_garbage_signature_is_forged(tmp_path: Path) -> None:
+def test_garbage_signature_is_forged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = _config(tmp_path)
     path = _write(config)
     document = json.loads(path.read_text())
     document["signature"] = base64.b64encode(bytes(64)).decode()
     path.write_text(json.dumps(document))
 
-    assert "forged/not signed" in _refusal(config)
+    assert "forged/not signed" in _refusal(config, caplog)
 
 
-def test_expired_approval_is_refused_at_its_expiry(tmp_path: Path) -> None:
+def test_expired_approval_is_refused_at_its_expiry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     _write(config)
 
-    message = _refusal(config, now=EXPIRES)
+    message = _refusal(config, caplog, now=EXPIRES)
 
     assert "expired at 2026-07-01T00:00:00Z" in message
     before = EXPIRES - timedelta(microseconds=1)
     assert approve_conditional_columns(config, CLAIMS, CONDITIONAL, before)
 
 
-def test_approval_is_not_valid_before_it_is_issued(tmp_path: Path) -> None:
+def test_approval_is_not_valid_before_it_is_issued(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     _write(config)
 
-    message = _refusal(config, now=ISSUED - timedelta(seconds=1))
+    message = _refusal(config, caplog, now=ISSUED - timedelta(seconds=1))
 
     assert "not valid before 2026-01-01T00:00:00Z" in message
     assert "node clock: 2025-12-31T23:59:59Z" in message
@@ -221,17 +260,20 @@ def test_approval_is_not_valid_before_it_is_issued(tmp_path: Path) -> None:
         ({"dataset": "loans"}, "wrong dataset (it is for `loans`"),
         ({"columns": frozenset({"zip3"})}, "column not covered (it approves only `zip3`)"),
         ({"max_epsilon": 0.5}, "epsilon too high (the job asks for 1.0, it allows at most 0.5)"),
+        ({"spec_fingerprint": "6" * 64}, f"wrong spec (it approves spec {'6' * 64}"),
+        ({"analyst": "mallory"}, "wrong analyst (it approves `mallory`, the job names `ana`)"),
+        ({"app_hash": "b" * 64}, f"wrong app (it approves app {'b' * 64}"),
     ],
 )
 def test_mismatched_approval_is_refused_with_the_reason(
-    tmp_path: Path, overrides: dict[str, Any], needle: str
+    tmp_path: Path, overrides: dict[str, Any], needle: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = _config(tmp_path)
     _write(config, **overrides)
 
-    message = _refusal(config)
+    message = _refusal(config, caplog)
 
-    assert "closest approval risk.json" in message
+    assert "closest approval" in message and "risk.json" in message
     assert needle in message
 
 
@@ -241,54 +283,82 @@ def test_epsilon_equal_to_the_approved_maximum_is_allowed(tmp_path: Path) -> Non
     assert approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
 
 
-def test_every_fault_of_the_closest_approval_is_listed(tmp_path: Path) -> None:
+def test_every_fault_of_the_closest_approval_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     _write(config, "census.json", job="census")  # only the job is wrong, but it is elsewhere
     _write(config, "old.json", max_epsilon=0.5, expires_at=ISSUED + timedelta(days=1))
 
-    message = _refusal(config)
+    logged = _refusal(config, caplog)
 
-    assert "closest approval old.json" in message
-    assert "epsilon too high" in message
-    assert "expired at 2026-01-02T00:00:00Z" in message
-    assert "census.json" not in message
+    assert "closest approval" in logged and "old.json" in logged
+    assert "epsilon too high" in logged
+    assert "expired at 2026-01-02T00:00:00Z" in logged
+    assert "census.json" not in logged
 
 
-def test_a_genuine_approval_is_closer_than_a_forged_one(tmp_path: Path) -> None:
+def test_a_genuine_approval_is_closer_than_a_forged_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     _write(config, "a-forged.json", signer=INTRUDER, key_id=INTRUDER_ID)
     _write(config, "b-expired.json", expires_at=ISSUED + timedelta(days=1))
 
-    message = _refusal(config)
+    logged = _refusal(config, caplog)
 
-    assert "closest approval b-expired.json: expired at" in message
-    assert "a-forged.json" not in message
+    assert "b-expired.json: expired at" in logged
+    assert "a-forged.json" not in logged
 
 
-def test_refusal_hint_is_the_command_that_makes_a_valid_approval(tmp_path: Path) -> None:
+def test_refusal_says_how_to_ask_for_an_approval_of_this_spec(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    claims = JobClaims("risk", "credit risk model", ("annual_inc", "zip3"), 0.75)
+    claims = JobClaims("risk", "credit risk model", ("annual_inc", "zip3"), 0.75, "ana", FP, APP)
     with pytest.raises(PolicyRefusal) as info:
         approve_conditional_columns(config, claims, ["annual_inc", "zip3"], NOW)
 
-    assert "`annual_inc`: no approval file" in info.value.message
-    assert "`zip3`: no approval file" in info.value.message
-    assert "does not exist" in info.value.message
+    assert "`annual_inc`, `zip3`" in info.value.message
+    assert "exact job spec, app and analyst" in info.value.message
     hint = info.value.hint
-    assert "--department northeast --dataset lending --job risk" in hint
-    assert "--purpose 'credit risk model'" in hint
-    assert "--columns annual_inc,zip3" in hint
-    assert "--max-epsilon 0.75" in hint
-    assert str(config.approvals_dir / "risk.json") in hint
+    assert f"fingerprint {FP}, app {APP}, analyst `ana`" in hint
+    assert f"--spec JOB.toml --app-hash {APP}" in hint
+    assert "--department northeast --dataset lending" in hint
+    assert str(tmp_path) not in str(info.value)
 
 
-def test_each_column_needs_its_own_cover(tmp_path: Path) -> None:
+def test_refusal_says_nothing_of_the_approvals_the_node_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(tmp_path)
+    secret: dict[str, Any] = {
+        "job": "census",
+        "purpose": "secret purpose text",
+        "analyst": "mallory",
+        "columns": frozenset({"annual_inc", "zip3"}),
+        "max_epsilon": 0.625,
+    }
+    path = _write(config, "census-approval.json", **secret)
+    approval = _approval(**secret)
+
+    logged = _refusal(config, caplog)
+
+    with pytest.raises(PolicyRefusal) as info:
+        approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
+    text = str(info.value)
+    for leak in ("census", "secret purpose", "mallory", "zip3", "0.625", path.name,
+                 "2026-07-01", approval.digest(), str(tmp_path)):  # fmt: skip
+        assert leak not in text
+    assert "census-approval.json" in logged  # the node's own log has the details
+
+
+def test_each_column_needs_its_own_cover(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = _config(tmp_path)
     _write(config)
-    with pytest.raises(PolicyRefusal) as info:
+    with caplog.at_level(logging.WARNING), pytest.raises(PolicyRefusal) as info:
         approve_conditional_columns(config, CLAIMS, ["annual_inc", "zip3"], NOW)
-    assert "`zip3`: closest approval risk.json: column not covered" in info.value.message
-    assert "`annual_inc`:" not in info.value.message
+    assert "`zip3`" in info.value.message
+    assert "`annual_inc`" not in info.value.message
+    assert "column zip3: closest approval" in caplog.text and "column not covered" in caplog.text
 
 
 def test_columns_may_come_from_several_approvals(tmp_path: Path) -> None:
@@ -329,27 +399,32 @@ def test_malformed_file_does_not_hide_a_valid_approval(tmp_path: Path) -> None:
     assert str(config.approvals_dir / "broken.json") in problem.message
 
 
-def test_malformed_file_is_named_in_a_refusal(tmp_path: Path) -> None:
+def test_malformed_file_is_named_in_the_log_not_the_refusal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     config.approvals_dir.mkdir()
     (config.approvals_dir / "broken.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(PolicyRefusal) as info:
+    with caplog.at_level(logging.WARNING), pytest.raises(PolicyRefusal) as info:
         approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
-    assert "broken.json" in info.value.message
-    assert "not valid JSON" in info.value.message
-    assert "fix or remove the unreadable file" in info.value.hint
+    assert "broken.json" not in str(info.value)
+    assert "broken.json" in caplog.text and "not valid JSON" in caplog.text
 
 
-def test_files_not_ending_in_json_are_ignored(tmp_path: Path) -> None:
+def test_files_not_ending_in_json_are_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
     path = _write(config)
     path.rename(path.with_suffix(".json.tmp"))
-    assert "no approval file" in _refusal(config)
+    assert "no approval file" in _refusal(config, caplog)
 
 
-def test_approval_dropped_in_later_counts_from_the_next_check(tmp_path: Path) -> None:
+def test_approval_dropped_in_later_counts_from_the_next_check(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = _config(tmp_path)
-    _refusal(config)
+    _refusal(config, caplog)
     _write(config)
     assert approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
 
@@ -360,8 +435,17 @@ def test_no_officer_key_refuses_every_conditional_column(tmp_path: Path) -> None
         _write(config)
         with pytest.raises(PolicyRefusal) as info:
             approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
-        assert "no officer key is configured" in info.value.message
+        assert "no officer key configured" in info.value.message
         assert "[officer]" in info.value.hint
+        assert str(config.config_path) not in str(info.value)
+
+
+def test_no_approval_applies_outside_the_app_gate(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _write(config)
+    claims = JobClaims("risk", "credit risk model", CLAIMS.columns, 1.0, "ana", FP, None)
+    with pytest.raises(PolicyRefusal, match="app gate"):
+        approve_conditional_columns(config, claims, CONDITIONAL, NOW)
 
 
 def test_inline_base64_key_is_used(tmp_path: Path) -> None:
@@ -444,5 +528,4 @@ def test_absurd_file_is_a_problem_beside_a_valid_approval(
     (config.approvals_dir / "risk.json").unlink()
     with pytest.raises(PolicyRefusal) as info:
         approve_conditional_columns(config, CLAIMS, CONDITIONAL, NOW)
-    assert "absurd.json" in info.value.message
-    assert "fix or remove the unreadable file" in info.value.hint
+    assert "absurd.json" not in str(info.value)

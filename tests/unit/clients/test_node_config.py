@@ -420,10 +420,9 @@ def test_unsigned_approvals_are_no_longer_accepted(tmp_path: Path) -> None:
     assert "unsigned approvals" in error.message
     assert "no longer accepted" in error.message
     assert (
-        "silobridge officer approve --key officer.key --department northeast --dataset "
-        "lending --job lending-risk" in error.hint
+        "silobridge officer approve --key officer.key --spec lending-risk.toml --app-hash HEX "
+        "--department northeast --dataset lending" in error.hint
     )
-    assert "--columns annual_inc" in error.hint
     assert "silobridge officer keygen" in error.hint
     assert "[officer]" in error.hint
 
@@ -432,7 +431,7 @@ def test_unsigned_approvals_are_no_longer_accepted(tmp_path: Path) -> None:
 def test_any_approvals_key_is_refused_as_unsigned(tmp_path: Path, blocks: str) -> None:
     error = _load_error(tmp_path, blocks + BASE)
     assert "no longer accepted" in error.message
-    assert "--job JOB" in error.hint
+    assert "--spec JOB.toml" in error.hint
 
 
 def test_render_then_load_round_trips_a_loaded_config(tmp_path: Path) -> None:

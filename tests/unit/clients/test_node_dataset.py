@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,17 @@ def _people(rows: int, seed: int = 0) -> pd.DataFrame:
 
 OFFICER = Ed25519PrivateKey.generate()
 PURPOSE = "default risk"
+APP = "a" * 64
+
+
+def _fingerprint(job: str) -> str:
+    return hashlib.sha256(job.encode()).hexdigest()
+
+
+def _claims(
+    job: str, used: Sequence[str], epsilon: float = 1.0, purpose: str = PURPOSE
+) -> JobClaims:
+    return JobClaims(job, purpose, tuple(used), epsilon, "ana", _fingerprint(job), APP)
 
 
 def _sign_approval(folder: Path, job: str) -> Approval:
@@ -73,6 +85,9 @@ def _sign_approval(folder: Path, job: str) -> Approval:
         issued_at=now - timedelta(days=1),
         expires_at=now + timedelta(days=1),
         key_id=OfficerKey.from_public_key(OFFICER.public_key()).key_id,
+        analyst="ana",
+        spec_fingerprint=_fingerprint(job),
+        app_hash=APP,
     )
     signed = SignedApproval(approval, OFFICER.sign(approval.canonical_bytes()))
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,7 +129,7 @@ def _config(
 def _frames(
     config: NodeConfig, used: Sequence[str], job: str = "risk"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return load_job_frames(config, JobClaims(job, PURPOSE, tuple(used), 1.0))
+    return load_job_frames(config, _claims(job, used))
 
 
 def _csv(folder: Path, frame: pd.DataFrame, name: str = "people.csv") -> DataSourceSpec:
@@ -215,17 +230,17 @@ def test_conditional_column_needs_a_valid_signed_approval_before_any_read(
         (config.approvals_dir / "risk.json").read_text().replace('"income"', '"age"'),
         encoding="utf-8",
     )
-    with pytest.raises(PolicyRefusal, match="forged/not signed"):
+    with pytest.raises(PolicyRefusal, match="no valid signed approval"):
         _frames(config, USED)
 
 
 def test_approval_must_cover_the_job_epsilon_and_purpose(tmp_path: Path) -> None:
     config = _config(tmp_path, _csv(tmp_path, _people(50)))
-    assert len(load_job_frames(config, JobClaims("risk", PURPOSE, tuple(USED), 1.0))[0])
-    with pytest.raises(PolicyRefusal, match="epsilon too high"):
-        load_job_frames(config, JobClaims("risk", PURPOSE, tuple(USED), 1.5))
-    with pytest.raises(PolicyRefusal, match="wrong purpose"):
-        load_job_frames(config, JobClaims("risk", "marketing", tuple(USED), 1.0))
+    assert len(load_job_frames(config, _claims("risk", USED))[0])
+    with pytest.raises(PolicyRefusal, match="no valid signed approval"):
+        load_job_frames(config, _claims("risk", USED, epsilon=1.5))
+    with pytest.raises(PolicyRefusal, match="no valid signed approval"):
+        load_job_frames(config, _claims("risk", USED, purpose="marketing"))
 
 
 def test_a_job_without_columns_is_refused(tmp_path: Path) -> None:

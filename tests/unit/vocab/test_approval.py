@@ -25,10 +25,13 @@ from vocab.approval import (
 )
 from vocab.errors import ConfigError
 from vocab.jobspec import FeatureSpec, RiskJobSpec
+from vocab.serde import job_to_bytes, spec_fingerprint
 
 ISSUED = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 EXPIRES = datetime(2027, 1, 1, tzinfo=UTC)
 SIGNATURE = bytes(range(64))
+SPEC_FP = "5" * 64
+APP = "a" * 64
 
 
 def _approval(**overrides: Any) -> Approval:
@@ -42,6 +45,9 @@ def _approval(**overrides: Any) -> Approval:
         "issued_at": ISSUED,
         "expires_at": EXPIRES,
         "key_id": "0123456789abcdef",
+        "analyst": "demo.analyst",
+        "spec_fingerprint": SPEC_FP,
+        "app_hash": APP,
     }
     fields.update(overrides)
     return Approval(**fields)
@@ -66,11 +72,14 @@ def test_canonical_bytes_are_pinned() -> None:
     # Sorted keys, no spaces, times in UTC with Z, columns sorted, the format included:
     # changing any of this would invalidate every approval ever signed.
     expected = (
-        b'{"columns":["annual_inc","zip3"],"dataset":"lending","department":"northeast",'
-        b'"expires_at":"2027-01-01T00:00:00Z","format":"silobridge.column-approval/v1",'
+        b'{"analyst":"demo.analyst","app_hash":"' + APP.encode() + b'",'
+        b'"columns":["annual_inc","zip3"],"dataset":"lending","department":"northeast",'
+        b'"expires_at":"2027-01-01T00:00:00Z","format":"silobridge.column-approval/v2",'
         b'"issued_at":"2026-01-01T09:30:00Z","job":"lending-risk",'
         b'"key_id":"0123456789abcdef","max_epsilon":1.0,'
-        b'"purpose":"joint credit-default risk model"}'
+        b'"purpose":"joint credit-default risk model","spec_fingerprint":"'
+        + SPEC_FP.encode()
+        + b'"}'
     )
     assert _approval().canonical_bytes() == expected
     assert _approval().digest() == hashlib.sha256(expected).hexdigest()
@@ -101,6 +110,9 @@ def test_every_field_changes_the_digest() -> None:
         "issued_at": ISSUED + timedelta(seconds=1),
         "expires_at": EXPIRES + timedelta(seconds=1),
         "key_id": "fedcba9876543210",
+        "analyst": "other.analyst",
+        "spec_fingerprint": "6" * 64,
+        "app_hash": "b" * 64,
     }
     assert {f.name for f in dataclasses.fields(Approval)} == set(changes)
     digests = {dataclasses.replace(base, **{k: v}).digest() for k, v in changes.items()}
@@ -135,6 +147,12 @@ def test_key_id_is_the_start_of_the_sha256_of_the_raw_key() -> None:
         ({"expires_at": ISSUED}, "before it is issued"),
         ({"key_id": "0123456789ABCDEF"}, "`key_id`"),
         ({"key_id": "0123"}, "`key_id`"),
+        ({"analyst": ""}, "`analyst`"),
+        ({"analyst": "an analyst"}, "`analyst`"),
+        ({"spec_fingerprint": "5" * 63}, "`spec_fingerprint`"),
+        ({"spec_fingerprint": "G" * 64}, "`spec_fingerprint`"),
+        ({"app_hash": "A" * 64}, "`app_hash`"),
+        ({"app_hash": None}, "`app_hash`"),
     ],
 )
 def test_invalid_fields_are_refused(overrides: dict[str, Any], needle: str) -> None:
@@ -173,9 +191,40 @@ def test_job_claims_come_from_a_job_spec() -> None:
         positive="1",
         features=(FeatureSpec("income", 0.0, 1.0),),
         purpose="a purpose",
+        analyst="ana",
         epsilon=0.5,
     )
-    assert JobClaims.from_spec(spec) == JobClaims("risk", "a purpose", ("income", "y"), 0.5)
+    assert JobClaims.from_spec(spec, APP) == JobClaims(
+        "risk", "a purpose", ("income", "y"), 0.5, "ana", spec_fingerprint(spec), APP
+    )
+    assert JobClaims.from_spec(spec).app_hash is None
+
+
+def test_spec_fingerprint_binds_every_field_and_ignores_number_form() -> None:
+    spec = RiskJobSpec(
+        name="risk", target="y", positive="1", features=(FeatureSpec("income", 0.0, 1.0),)
+    )
+    # Known value: pins the wire form, which every approval ever signed depends on.
+    assert spec_fingerprint(spec) == hashlib.sha256(job_to_bytes(spec)).hexdigest()
+    assert spec_fingerprint(dataclasses.replace(spec, epsilon=1)) == spec_fingerprint(spec)
+    changes: dict[str, Any] = {
+        "features": (FeatureSpec("income", 0.0, 2.0),),
+        "rounds": 4,
+        "analyst": "x",
+        "learning_rate": 0.25,
+        "delta": 1e-6,
+        "seed": 1,
+    }
+    prints = {spec_fingerprint(dataclasses.replace(spec, **{k: v})) for k, v in changes.items()}
+    assert spec_fingerprint(spec) not in prints and len(prints) == len(changes)
+
+
+def test_old_format_files_are_refused_with_the_fix() -> None:
+    document = _document()
+    document["format"] = "silobridge.column-approval/v1"
+    error = _parse_error(document)
+    assert "old format" in error.message
+    assert "--spec" in error.hint and "--app-hash" in error.hint
 
 
 def test_not_json_is_refused_with_the_line() -> None:

@@ -33,6 +33,9 @@ def _approval(**overrides: Any) -> Approval:
         "issued_at": datetime(2026, 1, 1, tzinfo=UTC),
         "expires_at": datetime(2027, 1, 1, tzinfo=UTC),
         "key_id": "0123456789abcdef",
+        "analyst": "demo.analyst",
+        "spec_fingerprint": "5" * 64,
+        "app_hash": "a" * 64,
     }
     fields.update(overrides)
     return Approval(**fields)
