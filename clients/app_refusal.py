@@ -32,25 +32,26 @@ def refusal_app(config_path: Path, department: str, verdict: AppVerdict) -> Clie
     app = ClientApp()
     code = RefusalCode.APP_NOT_APPROVED
 
-    def _audited(msg: Message) -> tuple[int, str]:
+    def _audited(msg: Message) -> tuple[int, str, str]:
+        # The signed head, so the coordinator can record this refusal as the node's own.
         head = log_malformed(config_path, code, verdict.reason, _job_id(msg))
-        return (0, "") if head is None else (head.seq, head.hash)
+        return (0, "", "") if head is None else (head.seq, head.hash, head.sig)
 
     def _report(msg: Message, context: Context) -> Message:
         del context
-        seq, head = _audited(msg)
+        seq, head, sig = _audited(msg)
         report = NodeReport(
             department, ReplyStatus.REFUSED, code.value, verdict.reason,
-            audit_seq=seq, audit_head=head,
+            audit_seq=seq, audit_head=head, audit_sig=sig,
         )  # fmt: skip
         return Message(RecordDict({REPORT: ConfigRecord(report.to_record())}), reply_to=msg)
 
     def _quote(msg: Message, context: Context) -> Message:
         del context
-        seq, head = _audited(msg)
+        seq, head, sig = _audited(msg)
         quote = NodeQuote(
             department, ReplyStatus.REFUSED, code.value, verdict.reason,
-            audit_seq=seq, audit_head=head,
+            audit_seq=seq, audit_head=head, audit_sig=sig,
         )  # fmt: skip
         return Message(RecordDict({REPORT: ConfigRecord(quote.to_record())}), reply_to=msg)
 
