@@ -192,7 +192,8 @@ def verify(
         raise typer.Exit(EXIT_USER_ERROR)
     checked = ""
     if node_config is not None:
-        checked = f", all {_check_ledger(node_config, entries, log.path)} ledger releases match"
+        releases = _check_ledger(node_config, entries, log.path)
+        checked = f", all {releases} ledger releases match" if releases else ", no ledger releases"
     anchored = f", anchored at entry {anchor.seq}" if anchor else ""
     console.print(
         f"audit log OK: {outcome.entries} entries signed by key {key.identity.key_id} "
