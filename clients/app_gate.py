@@ -21,6 +21,7 @@ steps replaced, so the check sits between receiving a task and importing anythin
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import shutil
@@ -44,6 +45,7 @@ __all__ = [
     "AppVerdict",
     "approved_apps",
     "apps_folder",
+    "forget_bundle_modules",
     "install_approved",
     "judge_bundle",
     "run_gated_clientapp",
@@ -161,7 +163,7 @@ def install_approved(
     return final
 
 
-def _forget_bundle_modules(app_dir: Path) -> None:
+def forget_bundle_modules(app_dir: Path) -> None:
     """Drops every loaded module of the bundle's top-level packages from `sys.modules`."""
     names = {p.name for p in app_dir.iterdir() if (p / "__init__.py").is_file()}
     names |= {p.stem for p in app_dir.glob("*.py")}
@@ -192,7 +194,8 @@ def run_gated_clientapp(argv: list[str]) -> None:
     """Flower's `flwr-clientapp` with the gate between pulling a task and loading its app."""
     from flwr.supercore.utils import get_flwr_home
     from flwr.supernode.cli import flwr_clientapp
-    from flwr.supernode.runtime import run_clientapp as runtime
+
+    runtime = importlib.import_module("flwr.supernode.runtime.run_clientapp")
 
     # Looked up by name: these are module globals of Flower's runtime, replaced below.
     pull, install, loader = (getattr(runtime, name) for name in _REPLACED)
@@ -220,7 +223,7 @@ def run_gated_clientapp(argv: list[str]) -> None:
             app = refusal_app(Path(state["config"]), state["department"], verdict)
             return lambda *_: app
         path: Path = state["path"]
-        _forget_bundle_modules(path)
+        forget_bundle_modules(path)
         os.environ[APP_HASH_ENV] = verdict.app_hash
         return loader(default_app_ref="", app_path=str(path), multi_app=True)
 

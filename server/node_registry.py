@@ -77,7 +77,7 @@ class NodeRegistry:
         except ValueError as err:
             raise ConfigError(
                 f"registered node key {path} is damaged ({err})",
-                f"register the department again with `silobridge node register --replace`",
+                "register the department again with `silobridge node register --replace`",
             ) from None
 
     def departments(self) -> list[str]:

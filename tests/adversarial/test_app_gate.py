@@ -21,13 +21,16 @@ import pytest
 from clients.node_audit import audit_path_for
 from clients.node_config import NodeConfig
 from silobridge.app_approvals import approve_release, release_hash
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.coordinator_apps import approve_coordinator_app
+from silobridge.coordinator_runner import start_coordinator
+from silobridge.daemons import CoordinatorAddresses
 from silobridge.flower_runner import Federation, app_root, submit_job
 from silobridge.node_runner import start_node
 from silobridge.officer_keys import load_private_key
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries
+from vocab.errors import SilobridgeError
 
 pytestmark = pytest.mark.integration
 
@@ -91,11 +94,13 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     }
     group = ProcessGroup(root / "logs")
     with group.running():
-        link = group.start(
-            "superlink",
-            superlink_argv(addresses, root / "superlink.db"),
-            superlink_env(root / "superlink-flwr", root / "coordinator"),
-        )
+        link = start_coordinator(
+            group,
+            addresses,
+            database=root / "superlink.db",
+            flwr_home=root / "superlink-flwr",
+            home=root / "coordinator",
+        )[0]
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 120, link)
         for name, cfg in nodes.items():
@@ -133,6 +138,8 @@ def test_unapproved_checkout_is_refused_by_every_node_and_none_of_it_runs(
 ) -> None:
     evil = _modified_checkout(tmp_path)
     evil_hash = release_hash(evil.resolve())
+    # The coordinator host is not trusted: a hostile one lets any ServerApp run.
+    approve_coordinator_app(fed.root / "coordinator", evil_hash)
     final = fed.run("evil", app_dir=evil)
 
     assert "not started, nothing charged" in final.get("failure", ""), final
@@ -152,6 +159,7 @@ def test_officer_approved_bundle_runs_alone_on_its_node_and_unapproved_node_refu
     fed: Fed, tmp_path: Path
 ) -> None:
     patched = _modified_checkout(tmp_path)
+    approve_coordinator_app(fed.root / "coordinator", release_hash(patched.resolve()))
     alpha = fed.nodes["alpha"]
     approve_release(
         load_private_key(alpha.config_path.parent / "officer" / "officer.key"),
@@ -179,3 +187,22 @@ def test_the_released_checkout_still_trains(fed: Fed) -> None:
     assert final["event"] == "job_end", final
     result = json.loads(Path(final["result"]).read_text())
     assert sorted(result["nodes"]) == ["alpha", "beta"]
+
+
+def test_coordinator_runs_no_serverapp_from_an_unapproved_checkout(
+    fed: Fed, tmp_path: Path
+) -> None:
+    rogue = _modified_checkout(tmp_path)
+    init = rogue / "server" / "__init__.py"
+    init.write_text(init.read_text() + "\n" + _PLANT.format(marker=_MARKER))
+    marker = fed.root / "superlink-flwr" / _MARKER  # earlier tests' approved runs wrote it
+    before = marker.read_text() if marker.exists() else ""
+    with pytest.raises(SilobridgeError):
+        fed.run("rogue", app_dir=rogue)
+    assert (marker.read_text() if marker.exists() else "") == before
+    assert not (fed.root / "superlink-flwr" / "silobridge-apps" / release_hash(rogue)).exists()
+    for cfg in fed.nodes.values():
+        received = [
+            e for e in read_entries(audit_path_for(cfg.ledger_path)) if "rogue" in str(e.data)
+        ]
+        assert not received, received
