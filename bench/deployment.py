@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.report import environment, write_result
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.coordinator_runner import start_coordinator
+from silobridge.daemons import CoordinatorAddresses
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, descendants, free_port, wait_for_port
@@ -82,10 +83,10 @@ def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
     group = ProcessGroup(root / "logs")
     with group.running():
         # The ServerApp needs a coordinator home (central caps, audit log) since issue 3.
-        link = group.start(
-            "superlink", superlink_argv(addresses, root / "superlink.db"),
-            superlink_env(root / "superlink-flwr", root / "coordinator"),
-        )  # fmt: skip
+        link = start_coordinator(
+            group, addresses, database=root / "superlink.db",
+            flwr_home=root / "superlink-flwr", home=root / "coordinator",
+        )[0]  # fmt: skip
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, link)
         roots: dict[str, list[int]] = {}

@@ -220,7 +220,8 @@ def run_gated_clientapp(argv: list[str]) -> None:
         if not verdict.approved:
             from clients.app_refusal import refusal_app
 
-            app = refusal_app(Path(state["config"]), state["department"], verdict)
+            config = Path(state["config"]) if state["config"] else None
+            app = refusal_app(config, state["department"], verdict)
             return lambda *_: app
         path: Path = state["path"]
         forget_bundle_modules(path)

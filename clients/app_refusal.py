@@ -13,28 +13,23 @@ from flwr.clientapp import ClientApp
 
 from clients.app_gate import AppVerdict
 from clients.job_handler import log_malformed
+from clients.reply_sealing import job_ref, sealed_reply
 from vocab.errors import RefusalCode
-from vocab.wire import JOB, REPORT, NodeQuote, NodeReport, ReplyStatus
+from vocab.wire import REPORT, NodeQuote, NodeReport, ReplyStatus
 
 __all__ = ["refusal_app"]
 
 
-def _job_id(msg: Message) -> str:
-    job = msg.content.config_records.get(JOB)
-    try:
-        return str(job["job_id"])[:100] if job is not None else ""
-    except (KeyError, TypeError):
-        return ""
-
-
-def refusal_app(config_path: Path, department: str, verdict: AppVerdict) -> ClientApp:
+def refusal_app(config_path: Path | None, department: str, verdict: AppVerdict) -> ClientApp:
     """A ClientApp whose every answer is an `app_not_approved` refusal, audited first."""
     app = ClientApp()
     code = RefusalCode.APP_NOT_APPROVED
 
     def _audited(msg: Message) -> tuple[int, str, str]:
         # The signed head, so the coordinator can record this refusal as the node's own.
-        head = log_malformed(config_path, code, verdict.reason, _job_id(msg))
+        if config_path is None:
+            return 0, "", ""
+        head = log_malformed(config_path, code, verdict.reason, job_ref(msg)[0][:100])
         return (0, "", "") if head is None else (head.seq, head.hash, head.sig)
 
     def _report(msg: Message, context: Context) -> Message:
@@ -44,7 +39,8 @@ def refusal_app(config_path: Path, department: str, verdict: AppVerdict) -> Clie
             department, ReplyStatus.REFUSED, code.value, verdict.reason,
             audit_seq=seq, audit_head=head, audit_sig=sig,
         )  # fmt: skip
-        return Message(RecordDict({REPORT: ConfigRecord(report.to_record())}), reply_to=msg)
+        content = RecordDict({REPORT: ConfigRecord(report.to_record())})
+        return sealed_reply(msg, content, config_path)
 
     def _quote(msg: Message, context: Context) -> Message:
         del context
@@ -53,7 +49,8 @@ def refusal_app(config_path: Path, department: str, verdict: AppVerdict) -> Clie
             department, ReplyStatus.REFUSED, code.value, verdict.reason,
             audit_seq=seq, audit_head=head, audit_sig=sig,
         )  # fmt: skip
-        return Message(RecordDict({REPORT: ConfigRecord(quote.to_record())}), reply_to=msg)
+        content = RecordDict({REPORT: ConfigRecord(quote.to_record())})
+        return sealed_reply(msg, content, config_path)
 
     app.train()(_report)
     app.evaluate()(_report)

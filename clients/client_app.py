@@ -18,6 +18,7 @@ from clients.job_handler import (
     handle_request,
     log_malformed,
 )
+from clients.reply_sealing import sealed_reply
 from vocab.audit_chain import SignedHead
 from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
 from vocab.jobspec import RiskJobSpec
@@ -44,13 +45,13 @@ log = logging.getLogger(__name__)
 app = ClientApp()
 
 
-def _reply(msg: Message, outcome: JobOutcome) -> Message:
+def _reply(msg: Message, outcome: JobOutcome, config_path: object = None) -> Message:
     content = RecordDict({REPORT: ConfigRecord(outcome.report.to_record())})
     if outcome.holdout is not None:
         content[HOLDOUT] = MetricRecord(histogram_to_record(outcome.holdout))
     if outcome.weights is not None:
         content[ARRAYS] = ArrayRecord(outcome.weights)
-    return Message(content, reply_to=msg)
+    return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)
 
 
 def _job(msg: Message, *, weights: bool) -> tuple[RiskJobSpec, str, int, list[Any]]:
@@ -109,12 +110,12 @@ def _answer(msg: Message, context: Context, *, train: bool) -> Message:
         spec, job_id, rnd, arrays = _job(msg, weights=True)
         anchor = _coordinator_head(msg)
     except SilobridgeError as err:
-        return _reply(msg, JobOutcome(_malformed(config_path, department, err)))
+        return _reply(msg, JobOutcome(_malformed(config_path, department, err)), config_path)
     weights = [np.asarray(a, dtype=np.float32) for a in arrays]
     request = JobRequest(
         spec=spec, job_id=job_id, round=rnd, weights=weights, train=train, coordinator_head=anchor
     )
-    return _reply(msg, handle_request(Path(str(config_path)), department, request))
+    return _reply(msg, handle_request(Path(str(config_path)), department, request), config_path)
 
 
 @app.train()
@@ -152,4 +153,5 @@ def quote(msg: Message, context: Context) -> Message:
             )  # fmt: skip
         else:
             answer = handle_quote(Path(str(config_path)), department, spec, job_id, anchor)
-    return Message(RecordDict({REPORT: ConfigRecord(answer.to_record())}), reply_to=msg)
+    content = RecordDict({REPORT: ConfigRecord(answer.to_record())})
+    return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)

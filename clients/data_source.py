@@ -63,9 +63,11 @@ def check_requested_columns(
     if missing:
         # Only names the job asked for: the source's other columns are not for the
         # coordinator to learn.
+        listed = ", ".join(f"`{m}`" for m in missing)
         raise DataError(
-            f"{description} has no column {', '.join(f'`{m}`' for m in missing)}",
+            f"{description} has no column {listed}",
             "rename the column in the data, or fix its name under [columns] in the node config",
+            public=f"the node's data has no column {listed}",
         )
     return wanted
 

@@ -162,6 +162,8 @@ def _public_reason(err: SilobridgeError) -> str:
     A problem with the node's own data or configuration is named, not described: its text
     quotes node-local paths (and, for data, values); the node's log has it in full.
     """
+    if err.public is not None:
+        return f"{err.public} (the node's operator finds the details in the node's log)"
     if isinstance(err, DataError):
         return (
             "the node cannot read the data this job needs, or the data does not match the "
@@ -278,10 +280,14 @@ def _admit(
     train_df, holdout_df = load_job_frames(cfg, claims)
     if cfg.public_rows is not None and len(train_df) + len(holdout_df) > cfg.public_rows:
         # The officer's figure must bound the data: training sizes its work by it.
-        raise ConfigError(
+        problem = (
             f"dataset {cfg.dataset!r} holds more rows than its public size figure "
-            "([data] public_rows) declares",
+            "([data] public_rows) declares"
+        )
+        raise ConfigError(
+            problem,
             "the officer raises public_rows to a published figure at least the rows held",
+            public=problem,
         )
     return train_df, holdout_df, ledger.quote(rest, _requester(spec)), caps
 

@@ -97,11 +97,15 @@ def planned_rows(cfg: NodeConfig) -> int:
         ConfigError: The node config declares no `public_rows`.
     """
     if cfg.public_rows is None:
-        raise ConfigError(
+        problem = (
             f"node {cfg.department!r} declares no public size figure, so it cannot plan "
-            "DP-SGD sampling without releasing its exact row count",
+            "DP-SGD sampling without releasing its exact row count"
+        )
+        raise ConfigError(
+            problem,
             "the officer adds `public_rows = <rows, rounded as published>` under [data] "
             "in the node config",
+            public=f"{problem}; its officer publishes one as `public_rows`",
         )
     return max(1, round(cfg.public_rows * (1.0 - cfg.holdout_fraction)))
 

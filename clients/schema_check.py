@@ -36,6 +36,7 @@ class _InfiniteError(ValueError):
 class _Problem:
     text: str
     hint: str
+    public: str  # what a refusal may say: the column and what is wrong, no rows or values
 
 
 def _parse_int(value: object) -> int:
@@ -115,30 +116,32 @@ def _shown(value: object) -> str:
 def _rows_problem(
     spec: ColumnSpec, rows: list[int], what: str, hint: str, raw: np.ndarray
 ) -> _Problem:
+    # Refusals travel to the coordinator: they say what is wrong with which column, never
+    # how many rows, which ones, or what value; the node's log has those for open columns.
+    public = f"column `{spec.name}` ({spec.column_class.value}): values {what}"
     if spec.column_class is not ColumnClass.OPEN:
-        # Refusals travel to the coordinator: of a conditional or restricted column they
-        # say what is wrong, never how many rows, which ones, or what value.
-        return _Problem(f"column `{spec.name}` ({spec.column_class.value}): values {what}", hint)
+        return _Problem(public, hint, public)
     first = rows[0]
     return _Problem(
         f"column `{spec.name}`: {len(rows)} value(s) {what} "
         f"(first: data row {first + 1}, value {_shown(raw[first])})",
         hint,
+        public,
     )
 
 
 def _missing_problem(spec: ColumnSpec, missing: np.ndarray) -> _Problem:
+    public = (
+        f"column `{spec.name}` ({spec.column_class.value}): missing values in a required column"
+    )
     if spec.column_class is not ColumnClass.OPEN:
-        return _Problem(
-            f"column `{spec.name}` ({spec.column_class.value}): missing values in a required "
-            "column",
-            _FIX_MISSING,
-        )
+        return _Problem(public, _FIX_MISSING, public)
     rows = np.flatnonzero(missing)
     return _Problem(
         f"column `{spec.name}`: {len(rows)} missing value(s) in a required column "
         f"(first: data row {rows[0] + 1})",
         _FIX_MISSING,
+        public,
     )
 
 
@@ -290,9 +293,11 @@ def validate_frame(
         )
     absent = [spec.name for spec in columns if spec.name not in frame.columns]
     if absent:
+        listed = ", ".join(f"`{name}`" for name in absent)
         raise DataError(
-            f"{where} lacks column(s) {', '.join(f'`{name}`' for name in absent)}",
+            f"{where} lacks column(s) {listed}",
             "add the columns to the data, or fix their names under [columns]",
+            public=f"the node's data lacks the job's column(s) {listed}",
         )
     problems: list[_Problem] = []
     converted: dict[str, pd.Series] = {}
@@ -306,5 +311,7 @@ def validate_frame(
             f"{where} does not match the node schema: "
             + "; ".join(problem.text for problem in problems),
             "; ".join(hints),
+            public="the node's data does not match its schema: "
+            + "; ".join(problem.public for problem in problems),
         )
     return pd.DataFrame(converted, index=frame.index)

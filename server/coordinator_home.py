@@ -1,8 +1,10 @@
 """The coordinator's home folder: where its central caps and its audit log live.
 
 `silobridge coordinator start --state-dir DIR` (and the demo, and the integration tests)
-put the folder's absolute path in the SuperLink's environment as `HOME_ENV`; the SuperLink
-passes its environment on to every ServerApp it launches, whose entry point reads it once.
+put the folder's absolute path in the environment of the coordinator's ServerApp launcher
+(`silobridge/serverapp_launcher.py`) as `HOME_ENV` - not the SuperLink's - and the launcher
+passes it on only to ServerApps whose bundle is on the coordinator's allowlist; their entry
+point reads it once.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ IDENTITY_FILE = "coordinator.key"
 
 _START_HINT = (
     "start the coordinator with `silobridge coordinator start --state-dir DIR`, which sets "
-    f"{HOME_ENV} for the SuperLink (or set {HOME_ENV} to an absolute folder in the "
-    "SuperLink's environment before starting it)"
+    f"{HOME_ENV} for its ServerApp launcher"
 )
 
 

@@ -20,6 +20,7 @@ from server.exchange import (
     push_and_pull,
     wait_for_nodes,
 )
+from server.reply_check import ReplyCheck
 from vocab.jobspec import RiskJobSpec
 from vocab.serde import job_to_bytes
 from vocab.wire import JOB, QUOTE, REPORT, NodeQuote, ReplyStatus
@@ -134,7 +135,7 @@ def _unknown(node_id: int) -> str:
     return f"node {node_id}"
 
 
-def _read(node_id: int, reply: Message) -> QuoteAnswer:
+def _read(node_id: int, reply: Message, job_id: str, check: ReplyCheck) -> QuoteAnswer:
     unknown = _unknown(node_id)
     if reply.has_error():
         reason = f"node error {reply.error.code}: {reply.error.reason}"
@@ -144,6 +145,9 @@ def _read(node_id: int, reply: Message) -> QuoteAnswer:
     except (KeyError, TypeError, ValueError) as err:
         reason = f"malformed quote ({type(err).__name__}: {err}); node runs another version?"
         return QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "bad_reply", reason)
+    problem = check(reply.content, quote.department, job_id, QUOTE_ROUND, QUOTE)
+    if problem is not None:
+        return QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "unverified", problem)
     status = AnswerStatus.OK if quote.status is ReplyStatus.OK else AnswerStatus.REFUSED
     return QuoteAnswer(node_id, quote.department, status, quote.code, quote.reason, quote)
 
@@ -172,12 +176,16 @@ def run_quote(
     emit: Emit,
     on_reply: OnReply,
     coordinator_head: HeadSource = no_head,
+    *,
+    check: ReplyCheck,
 ) -> QuoteOutcome:
     """Ask every node that connects within `spec.node_wait_s` for its quote.
 
     Sends the same JOB record as a training message (round 0) with message type QUOTE
     and waits up to `spec.round_timeout_s`; silent nodes are listed as such. Never raises
-    for node-side failures. The message carries `coordinator_head()` as it is sent.
+    for node-side failures. The message carries `coordinator_head()` as it is sent. A
+    reply counts only if `check` believes the department it names; each department counts
+    once.
     """
     node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit)
     spec_bytes = job_to_bytes(spec)
@@ -190,6 +198,7 @@ def run_quote(
         push_and_pull(grid, node_ids, content, QUOTE, str(QUOTE_ROUND), spec.round_timeout_s)
     )
     answers = []
+    spoken_for: set[str] = set()
     for node_id in node_ids:
         reply = replies.get(node_id)
         if reply is None:
@@ -197,7 +206,15 @@ def run_quote(
             unknown = _unknown(node_id)
             answer = QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "no_reply", silent)
         else:
-            answer = _read(node_id, reply)
+            answer = _read(node_id, reply, job_id, check)
+        if answer.quote is not None and answer.department in spoken_for:
+            # One department, one voice: a second node with its key adds no quorum.
+            twice = f"{answer.department} already answered through another node"
+            answer = QuoteAnswer(
+                node_id, answer.department, AnswerStatus.NO_ANSWER, "duplicate", twice
+            )
+        elif answer.quote is not None:
+            spoken_for.add(answer.department)
         on_reply(_reply_of(answer))
         answers.append(answer)
     answers.sort(key=lambda a: (a.department, a.node_id))

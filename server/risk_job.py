@@ -16,6 +16,7 @@ from flwr.serverapp import Grid
 from server.aggregation import ServerOptimizer, mean_delta
 from server.exchange import AnswerStatus, HeadSource, NodeReply, job_config, no_head, push_and_pull
 from server.quote_round import QuoteOutcome
+from server.reply_check import ReplyCheck
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram, evaluation_metrics
 from vocab.serde import job_to_bytes
@@ -154,6 +155,7 @@ def _collect(
     *,
     kind: str,
     on_reply: OnReply,
+    check: ReplyCheck,
 ) -> tuple[list[tuple[NodeTally, Message]], list[NodeTally], ScoreHistogram | None]:
     """Sort replies into accepted and refused; drop refusing or silent nodes from the job.
 
@@ -186,7 +188,14 @@ def _collect(
             _no_answer(tally, rnd, kind, "bad_reply", reason, on_reply)
             refused.append(tally)
             continue
-        tally.department, tally.last_report = report.department, report
+        problem = check(reply.content, report.department, outcome.job_id, rnd, kind)
+        if problem is None and report.department != tally.department:
+            problem = f"node admitted as {tally.department} now claims {report.department!r}"
+        if problem is not None:
+            _no_answer(tally, rnd, kind, "unverified", problem, on_reply)
+            refused.append(tally)
+            continue
+        tally.last_report = report
         tally.releases.extend(report.releases)
         _answered(tally, rnd, kind, report, on_reply)
         if report.status is ReplyStatus.REFUSED:
@@ -233,6 +242,8 @@ def run_risk_job(
     emit: Emit,
     on_reply: OnReply = _ignore,
     coordinator_head: HeadSource = no_head,
+    *,
+    check: ReplyCheck,
 ) -> JobOutcome:
     """Train `spec` across the nodes that admitted it; never raises for node-side failures.
 
@@ -261,7 +272,9 @@ def run_risk_job(
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
         replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head)
-        accepted, refused, _ = _collect(replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply)
+        accepted, refused, _ = _collect(
+            replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply, check=check
+        )
         for tally in refused:
             emit("refusal", department=tally.department, **tally.refusals[-1])
         participants = tuple(sorted(t.department for t, _ in accepted))
@@ -292,7 +305,7 @@ def run_risk_job(
         metrics: dict[str, float] = {}
         if rnd in evaluated_after:
             metrics = _evaluation(
-                grid, spec, job_id, rnd, weights, outcome, emit, on_reply, coordinator_head
+                grid, spec, job_id, rnd, weights, outcome, emit, on_reply, coordinator_head, check
             )
         record = RoundRecord(rnd, participants, refused_names, metrics, time.monotonic() - t0)
         outcome.rounds.append(record)
@@ -316,6 +329,7 @@ def _evaluation(
     emit: Emit,
     on_reply: OnReply,
     coordinator_head: HeadSource,
+    check: ReplyCheck,
 ) -> dict[str, float]:
     """The nodes' noisy held-out histograms of the model after round `after`, pooled."""
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
@@ -323,7 +337,7 @@ def _evaluation(
     rnd = spec.evaluation_round(after)
     replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head)
     accepted, refused, pooled = _collect(
-        replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply
+        replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply, check=check
     )
     for tally in refused:
         emit("refusal", department=tally.department, **tally.refusals[-1])

@@ -17,6 +17,7 @@ from server.coordinator_audit import CoordinatorAudit
 from server.coordinator_home import HOME_ENV, CoordinatorHome
 from server.exchange import AnswerStatus, NodeReply
 from server.quote_round import run_quote
+from server.reply_check import ReplyCheck, registered_nodes
 from server.result_bundle import render_bundle
 from server.risk_job import run_risk_job
 from server.run_config import RunConfig, RunMode, decode_run_config
@@ -105,6 +106,7 @@ def _run(
     audit: CoordinatorAudit,
     budget: CentralBudget,
     emit: Emit,
+    verify: ReplyCheck,
 ) -> None:
     from vocab.models import build_model, get_weights
 
@@ -129,10 +131,12 @@ def _run(
         emit("job_start", **_job_start(config, job_id))
         # Admission: every node runs the whole job's checks first, so no node is charged
         # for a job that a quorum would not take.
-        admission = run_quote(grid, spec, job_id, check, emit, on_reply, audit.head)
+        admission = run_quote(grid, spec, job_id, check, emit, on_reply, audit.head, check=verify)
         emit("admission", **admission.event())
         initial = get_weights(build_model(spec))
-        outcome = run_risk_job(grid, spec, job_id, initial, admission, emit, on_reply, audit.head)
+        outcome = run_risk_job(
+            grid, spec, job_id, initial, admission, emit, on_reply, audit.head, check=verify
+        )
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
         files = render_bundle(outcome)
         audit.job_end(
@@ -178,6 +182,7 @@ def _quote(
     audit: CoordinatorAudit,
     budget: CentralBudget,
     emit: Emit,
+    verify: ReplyCheck,
 ) -> None:
     spec = config.spec
     try:
@@ -188,7 +193,7 @@ def _quote(
         def on_reply(reply: NodeReply) -> None:
             audit.node_reply(job_id, reply)
 
-        outcome = run_quote(grid, spec, job_id, central, emit, on_reply, audit.head)
+        outcome = run_quote(grid, spec, job_id, central, emit, on_reply, audit.head, check=verify)
         event = outcome.event()
         audit.quote(
             job_id,
@@ -256,10 +261,12 @@ def run_submission(
     except (OSError, SilobridgeError, sqlite3.Error) as err:
         emit("failed", reason=f"the coordinator cannot use its home {home.root}: {err}")
         return
+    # A reply speaks for a department only under the node key registered for it.
+    verify = registered_nodes(home.nodes)
     if config.mode is RunMode.QUOTE:
-        _quote(grid, config, job_id, audit, budget, emit)
+        _quote(grid, config, job_id, audit, budget, emit, verify)
     else:
-        _run(grid, config, job_id, audit, budget, emit)
+        _run(grid, config, job_id, audit, budget, emit, verify)
 
 
 @app.main()

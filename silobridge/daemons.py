@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.coordinator_home import HOME_ENV
 from silobridge.processes import flower_executable
 from vocab.errors import ConfigError
 
@@ -20,7 +19,6 @@ __all__ = [
     "check_transport",
     "is_loopback",
     "superlink_argv",
-    "superlink_env",
     "supernode_argv",
     "toml_str",
     "warm_superexec_argv",
@@ -162,17 +160,6 @@ def superlink_argv(
     ca, cert, key = tls
     argv += ["--ssl-ca-certfile", str(ca), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
     return [*argv, "--enable-supernode-auth"] if node_auth else argv
-
-
-def superlink_env(flwr_home: Path, coordinator_home: Path) -> dict[str, str]:
-    """The environment a SuperLink needs beyond ours; it passes it on to every ServerApp.
-
-    Args:
-        flwr_home: Flower's own state folder for the SuperLink.
-        coordinator_home: The coordinator's home (central caps, audit log), made absolute
-            because the ServerApp runs in another working directory.
-    """
-    return {"FLWR_HOME": str(flwr_home), HOME_ENV: str(coordinator_home.resolve())}
 
 
 def supernode_argv(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from clients.app_gate import APPS_FOLDER
 from clients.node_config import (
     ColumnSpec,
     DataSourceSpec,
@@ -24,6 +25,7 @@ from clients.node_config import (
     SourceKind,
     render_node_config,
 )
+from silobridge.app_approvals import sign_app_approval, write_app_approval
 from silobridge.officer_keys import (
     generate_key_pair,
     load_private_key,
@@ -180,7 +182,8 @@ def write_departments(
 
     Per department folder: `loans.csv`, `node.toml`, the ledger location, `officer/`
     (the officer's `officer.key` and `officer.pub`; an existing key is reused) and, with
-    `approve`, `approvals/<job>.json`, signed afresh on every call (`approve_spec`).
+    `approve`, `approvals/<job>.json`, signed afresh on every call (`approve_spec`); with
+    `app_hash`, the officer's approval of that app bundle in `approvals/apps/`.
 
     Args:
         out_dir: Where the department folders go.
@@ -188,7 +191,8 @@ def write_departments(
         frame: The lending table; `load_lending_club()` when omitted.
         approve: The job spec the officers approve, for one run of it (its own epsilon),
             run by the app bundle `app_hash`; None approves nothing.
-        app_hash: The SHA-256 of the app bundle that runs it (`silobridge app hash`).
+        app_hash: The SHA-256 of the app bundle that runs it (`silobridge app hash`); the
+            officers also approve the bundle itself (`silobridge officer approve-app`).
     """
     frame = load_lending_club() if frame is None else frame
     departments = []
@@ -202,6 +206,10 @@ def write_departments(
         approval_path = None
         if approve is not None:
             approval_path = approve_spec(name, folder, approve, app_hash, approve.epsilon)
+        if app_hash:
+            # The officer has reviewed this release: its bundle may run at the node at all.
+            signed = sign_app_approval(officer_key, app_hash, name, "demo release")
+            write_app_approval(signed, approvals_dir / APPS_FOLDER)
         config = NodeConfig(
             department=name,
             dataset=_DATASET,

@@ -22,14 +22,19 @@ class RefusalCode(enum.Enum):
 
 
 class SilobridgeError(Exception):
-    """A user-facing error: `message` says what is wrong, `hint` says what to do."""
+    """A user-facing error: `message` says what is wrong, `hint` says what to do.
+
+    `public`, when set, is what a node may say about the error in a refusal: the message
+    and hint stay in the node's log when they quote node-local paths, rows or values.
+    """
 
     code: RefusalCode = RefusalCode.INTERNAL
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", *, public: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.public = public
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

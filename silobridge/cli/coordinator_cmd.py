@@ -7,14 +7,16 @@ from typing import Annotated
 
 import typer
 
+from server.coordinator_home import CoordinatorHome
+from silobridge.app_approvals import release_hash
 from silobridge.certs import DeploymentCerts
 from silobridge.cli.errors import console, err_console, handle_errors
+from silobridge.coordinator_apps import approve_coordinator_app, coordinator_apps
+from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import (
     ControlRecord,
     CoordinatorAddresses,
     check_transport,
-    superlink_argv,
-    superlink_env,
 )
 from silobridge.processes import ProcessGroup
 from vocab.errors import ConfigError
@@ -109,7 +111,6 @@ def start(
     )
     state_dir.mkdir(parents=True, exist_ok=True)
     addresses = CoordinatorAddresses(fleet_address, control_address, "127.0.0.1", runtime_port)
-    argv = superlink_argv(addresses, state_dir / "superlink.db", tls, node_auth=node_auth)
     ControlRecord(control_address, tls[0].resolve() if tls else None).write(state_dir)
     if tls is None:
         err_console.print(
@@ -129,6 +130,60 @@ def start(
     )
     group = ProcessGroup(log_dir=None)
     with group.running():
-        link = group.start("superlink", argv, superlink_env(state_dir / "flwr", state_dir))
+        link = start_coordinator(
+            group,
+            addresses,
+            database=state_dir / "superlink.db",
+            flwr_home=state_dir / "flwr",
+            home=state_dir,
+            tls=tls,
+            node_auth=node_auth,
+        )[0]
         group.wait_any()
     raise typer.Exit(link.proc.returncode or 0)
+
+
+@app.command("approve-app")
+@handle_errors
+def approve_app(
+    state_dir: Annotated[Path, typer.Option(help="The coordinator's home (its --state-dir).")],
+    app_hash: Annotated[
+        str | None, typer.Argument(help="The bundle's SHA-256, from `silobridge app hash`.")
+    ] = None,
+    checkout: Annotated[
+        Path | None, typer.Option(help="Compute the hash from this checkout instead.")
+    ] = None,
+    label: Annotated[str, typer.Option(help="What release this is.")] = "",
+) -> None:
+    """Let runs of one more app bundle start their ServerApp on this coordinator.
+
+    `coordinator start` approves the release it runs from; approve another version only
+    after reviewing it: its ServerApp gets the coordinator home (caps, audit log, key).
+    Nodes are not bound by this list: each runs only what its own officer approved.
+    """
+    home = CoordinatorHome.existing(state_dir).root
+    if (app_hash is None) == (checkout is None):
+        raise ConfigError(
+            "give exactly one of APP_HASH and --checkout",
+            "e.g. `silobridge coordinator approve-app --state-dir DIR --checkout ./release`",
+        )
+    value = release_hash(checkout.resolve()) if checkout else str(app_hash).strip().lower()
+    entry = approve_coordinator_app(home, value, label)
+    console.print(
+        f"ServerApps of app {entry.app_hash} may run on this coordinator", highlight=False
+    )
+
+
+@app.command("apps")
+@handle_errors
+def apps(
+    state_dir: Annotated[Path, typer.Option(help="The coordinator's home (its --state-dir).")],
+) -> None:
+    """List the app bundles whose ServerApps may run on this coordinator."""
+    found = coordinator_apps(CoordinatorHome.existing(state_dir).root)
+    if not found:
+        console.print("no approved app bundles (`coordinator start` approves its own release)")
+    for entry in found:
+        console.print(
+            f"{entry.app_hash}  {entry.approved_at}  {entry.label}", highlight=False, soft_wrap=True
+        )

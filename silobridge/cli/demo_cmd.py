@@ -19,7 +19,8 @@ from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.certs import DeploymentCerts, NodeKeyFiles, make_deployment_certs, make_node_key
 from silobridge.cli.errors import console, handle_errors
 from silobridge.cli.job_cmd import quote_and_report, run_and_report
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.coordinator_runner import start_coordinator
+from silobridge.daemons import CoordinatorAddresses
 from silobridge.demo_data import APPROVAL_DAYS, Department, write_departments
 from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, app_root
@@ -101,11 +102,14 @@ def demo(
     federation = Federation(addresses.control, certs.ca_cert)
     group = ProcessGroup(out / "logs")
     with group.running():
-        superlink = group.start(
-            "superlink",
-            superlink_argv(addresses, home / "flower" / "superlink.db", certs.superlink_tls()),
-            superlink_env(home / "flower" / "flwr", home),
-        )
+        superlink = start_coordinator(
+            group,
+            addresses,
+            database=home / "flower" / "superlink.db",
+            flwr_home=home / "flower" / "flwr",
+            home=home,
+            tls=certs.superlink_tls(),
+        )[0]
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, superlink)
         console.print(

@@ -21,6 +21,7 @@ from flwr.app import Context, Message, RecordDict
 
 from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, evaluate, quote, train
 from clients.node_config import NodeConfig
+from clients.node_identity import node_identity
 from clients.sqlite_ledger import SqliteLedger
 from server.coordinator_home import CoordinatorHome
 from server.run_config import RunMode
@@ -59,6 +60,8 @@ def _submit(tmp_path: Path, nodes: dict[str, NodeConfig], spec: RiskJobSpec) -> 
     grid = InProcessGrid({i + 10: _behaviour(cfg) for i, cfg in enumerate(nodes.values())})
     home = CoordinatorHome(tmp_path / "coordinator")
     home.root.mkdir(exist_ok=True)
+    for name, cfg in nodes.items():  # enrolment: the coordinator knows each node's key
+        home.nodes.register(name, node_identity(cfg.ledger_path).public.pem(), replace=True)
     events: list[Any] = []
     config = {
         "job": base64.b64encode(job_to_bytes(spec)).decode(),

@@ -18,7 +18,8 @@ from clients.node_identity import node_identity
 from server.coordinator_home import CoordinatorHome
 from server.run_config import RunMode
 from silobridge.certs import DeploymentCerts, make_deployment_certs, make_node_key
-from silobridge.daemons import CoordinatorAddresses, superlink_argv, superlink_env
+from silobridge.coordinator_runner import start_coordinator
+from silobridge.daemons import CoordinatorAddresses
 from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
@@ -78,11 +79,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     keys = {name: make_node_key(root / "certs", name) for name in ("north", "intruder")}
     group = ProcessGroup(root / "logs")
     with group.running():
-        link = group.start(
-            "superlink",
-            superlink_argv(addresses, root / "superlink.db", certs.superlink_tls()),
-            superlink_env(root / "superlink-flwr", root / "coordinator"),
-        )
+        link = start_coordinator(
+            group,
+            addresses,
+            database=root / "superlink.db",
+            flwr_home=root / "superlink-flwr",
+            home=root / "coordinator",
+            tls=certs.superlink_tls(),
+        )[0]
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 120, link)
         enrol_node(

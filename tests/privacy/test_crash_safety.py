@@ -47,19 +47,28 @@ handle_request(Path(sys.argv[1]), "alpha", request)
 """
 
 
+def _logged_reservation(audit: Path, rnd: int) -> bool:
+    try:
+        entries = read_entries(audit)
+    except Exception:  # a line being written: look again
+        return False
+    return any(e.kind == "reservation" and e.data.get("round") == rnd for e in entries)
+
+
 def _request(rnd: int) -> JobRequest:
     spec = synthetic_spec("crash", **SPEC_ARGS)
     return JobRequest(spec, JOB_ID, rnd, get_weights(build_model(spec)), train=True)
 
 
-def _kill_while_reserved(config: Path, ledger: SqliteLedger, rnd: int) -> None:
+def _kill_while_reserved(config: Path, ledger: SqliteLedger, rnd: int, audit: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(config), str(rnd)], env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             statuses = [e.status for e in ledger.history()]
-            if EntryStatus.RESERVED in statuses:
+            # Reserved in the ledger and logged: the kill lands in the noisy computation.
+            if EntryStatus.RESERVED in statuses and _logged_reservation(audit, rnd):
                 break
             assert child.poll() is None, f"node process ended first, ledger: {statuses}"
             time.sleep(0.01)
@@ -77,7 +86,7 @@ def test_kill_between_reserve_and_commit_keeps_the_charge_and_never_double_charg
     rnd = 1
     cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(1500, seed=3))
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-    _kill_while_reserved(cfg.config_path, ledger, rnd)
+    _kill_while_reserved(cfg.config_path, ledger, rnd, audit_path_for(cfg.ledger_path))
 
     # The crash lost nothing: the open reservation counts as spent.
     (entry,) = ledger.history()
@@ -121,7 +130,7 @@ def test_a_crash_in_the_jobs_last_round_is_closed_as_charged_on_retry(tmp_path: 
     cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(1500, seed=3))
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
     assert handle_request(cfg.config_path, "alpha", _request(1)).report.status is ReplyStatus.OK
-    _kill_while_reserved(cfg.config_path, ledger, 2)
+    _kill_while_reserved(cfg.config_path, ledger, 2, audit_path_for(cfg.ledger_path))
     charged = ledger.spent()
 
     retry = handle_request(cfg.config_path, "alpha", _request(2))

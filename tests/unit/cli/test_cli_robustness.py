@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,8 +36,9 @@ def _invoke(*args: str) -> tuple[int, str]:
 
 def test_config_sections_in_a_message_print_literally(tmp_path: Path) -> None:
     cfg = write_node(tmp_path / "tax", "tax", 3.0, None)
-    with cfg.config_path.open("a", encoding="utf-8") as fh:
-        fh.write('\n[officer]\npublic_key = "missing.pub"\n')
+    text = cfg.config_path.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^public_key = ".*"$', 'public_key = "missing.pub"', text)
+    cfg.config_path.write_text(text, encoding="utf-8")
     code, out = _invoke("audit", "verify", "--node-config", str(cfg.config_path))
     assert code == 2
     assert "[officer] `public_key`" in out

@@ -3,15 +3,32 @@
 It answers each pushed message at once through a per-node behaviour; the cases the tests
 need (a node the SuperLink answers for, a malformed reply) cannot be produced on demand by
 real processes. The real path is covered by tests/integration.
+
+Like real nodes, its nodes seal their replies: each department a reply names gets a key,
+registered in `registry` (a node registry of the test's own, or the coordinator home's),
+and `check` is the coordinator's real check against that registry. A reply that is already
+sealed (a real ClientApp's) is passed on as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.app import Message
 from flwr.serverapp import Grid
+
+from clients.reply_sealing import job_ref
+from server.node_registry import NodeRegistry
+from server.reply_check import ReplyCheck, registered_nodes
+from vocab.errors import ConfigError
+from vocab.identity_key import IdentityKey
+from vocab.reply_seal import SEAL, seal_reply
+from vocab.wire import REPORT
 
 __all__ = ["Behaviour", "InProcessGrid"]
 
@@ -21,10 +38,31 @@ Behaviour = Callable[[Message], Message | None]
 class InProcessGrid(Grid):
     """Answers each pushed message at once through a per-node behaviour."""
 
-    def __init__(self, nodes: dict[int, Behaviour]) -> None:
+    def __init__(self, nodes: dict[int, Behaviour], registry: NodeRegistry | None = None) -> None:
         self.nodes = nodes
         self.outbox: dict[str, Message] = {}
         self.count = 0
+        self.registry = registry or NodeRegistry(Path(tempfile.mkdtemp(prefix="registry-")))
+        self._keys: dict[str, IdentityKey] = {}
+
+    @property
+    def check(self) -> ReplyCheck:
+        """The coordinator's check against this grid's registry."""
+        return registered_nodes(self.registry)
+
+    def _seal(self, msg: Message, reply: Message) -> None:
+        records = reply.content.config_records if not reply.has_error() else {}
+        if SEAL in records or REPORT not in records:
+            return
+        department = str(records[REPORT].get("department", ""))
+        if department not in self._keys:
+            self._keys[department] = IdentityKey(Ed25519PrivateKey.generate())
+            # An invalid name, or a department a real node registered, is not ours to enrol.
+            with contextlib.suppress(ConfigError):
+                self.registry.register(department, self._keys[department].public.pem())
+        job_id, rnd = job_ref(msg)
+        kind = msg.metadata.message_type
+        seal_reply(reply.content, self._keys[department], job_id=job_id, round=rnd, kind=kind)
 
     def create_message(self, *args: Any, **kwargs: Any) -> Message:  # pragma: no cover
         raise NotImplementedError
@@ -41,6 +79,7 @@ class InProcessGrid(Grid):
             msg.metadata.__dict__["_src_node_id"] = 1
             reply = self.nodes[msg.metadata.dst_node_id](msg)
             if reply is not None:
+                self._seal(msg, reply)
                 self.outbox[mid] = reply
             ids.append(mid)
         return ids

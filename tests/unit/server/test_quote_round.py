@@ -71,7 +71,9 @@ def _no_caps() -> CentralCheck:
 
 def _quote(grid: InProcessGrid, spec: RiskJobSpec, central: CentralCheck) -> Any:
     replies: list[NodeReply] = []
-    outcome = run_quote(grid, spec, "q#1", central, lambda *a, **k: None, replies.append)
+    outcome = run_quote(
+        grid, spec, "q#1", central, lambda *a, **k: None, replies.append, check=grid.check
+    )
     return outcome, replies
 
 

@@ -55,7 +55,9 @@ def _healthy(name: str) -> Behaviour:
 
 
 def _admission(grid: InProcessGrid, spec: RiskJobSpec) -> QuoteOutcome:
-    return run_quote(grid, spec, "j#1", CentralCheck(spec.epsilon, ()), _quiet, _quiet)
+    return run_quote(
+        grid, spec, "j#1", CentralCheck(spec.epsilon, ()), _quiet, _quiet, check=grid.check
+    )
 
 
 def _quiet(*args: object, **kwargs: object) -> None:
@@ -97,7 +99,9 @@ def test_unreachable_and_malformed_nodes_are_dropped_and_the_job_continues() -> 
     )
     spec = _spec(min_nodes=2)
     admission = _admission(grid, spec)
-    outcome = run_risk_job(grid, spec, "j#1", get_weights(build_model(spec)), admission, _quiet)
+    outcome = run_risk_job(
+        grid, spec, "j#1", get_weights(build_model(spec)), admission, _quiet, check=grid.check
+    )
     assert outcome.status == "succeeded"
     assert [r.participants for r in outcome.rounds] == [("health", "tax")] * 2
     # The unreachable node never admitted the job; the odd one sent no weights in round 1.
@@ -116,7 +120,9 @@ def test_quorum_loss_fails_the_job_with_a_reason() -> None:
     spec = _spec(min_nodes=2)
     admission = _admission(grid, spec)
     grid.nodes[12] = _unreachable  # admitted, then gone
-    outcome = run_risk_job(grid, spec, "j#2", get_weights(build_model(spec)), admission, _quiet)
+    outcome = run_risk_job(
+        grid, spec, "j#2", get_weights(build_model(spec)), admission, _quiet, check=grid.check
+    )
     assert outcome.status == "failed"
     assert "only 1 node(s) accepted" in outcome.failure
 
@@ -126,7 +132,9 @@ def test_without_a_quorum_at_admission_no_node_is_asked_to_train() -> None:
     spec = _spec(min_nodes=2)
     admission = _admission(grid, spec)
     asked = grid.count
-    outcome = run_risk_job(grid, spec, "j#3", get_weights(build_model(spec)), admission, _quiet)
+    outcome = run_risk_job(
+        grid, spec, "j#3", get_weights(build_model(spec)), admission, _quiet, check=grid.check
+    )
     assert outcome.status == "failed" and "nothing charged" in outcome.failure
     assert grid.count == asked  # no training message was sent
     assert outcome.rounds == []
@@ -138,7 +146,7 @@ def test_a_paid_learning_curve_evaluates_after_every_round() -> None:
     events: list[tuple[str, dict[str, object]]] = []
     outcome = run_risk_job(
         grid, spec, "j#4", get_weights(build_model(spec)), _admission(grid, spec),
-        lambda kind, **fields: events.append((kind, fields)),
+        lambda kind, **fields: events.append((kind, fields)), check=grid.check,
     )  # fmt: skip
     assert outcome.status == "succeeded"
     assert all(r.metrics for r in outcome.rounds)

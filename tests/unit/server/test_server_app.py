@@ -126,7 +126,7 @@ def test_a_relative_home_is_refused(tmp_path: Path) -> None:
 def test_a_job_is_admitted_logged_and_settled(tmp_path: Path) -> None:
     home = _home(tmp_path)
     home.set_cap(CapKind.ANALYST, "r.ahmed", 5.0)
-    grid = InProcessGrid({11: _node("tax", 0.3), 12: _node("health", 0.45)})
+    grid = InProcessGrid({11: _node("tax", 0.3), 12: _node("health", 0.45)}, registry=home.nodes)
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 7, str(home.root), emit)
     assert emit.last["event"] == "job_end" and emit.last["status"] == "succeeded"
@@ -167,7 +167,7 @@ def test_over_cap_is_refused_before_any_node_is_contacted(tmp_path: Path) -> Non
     home = _home(tmp_path)
     home.set_cap(CapKind.PROJECT, "fraud", 1.5)
     home.budget().reserve("earlier#1", "l.chen", "fraud", 1.0)
-    grid = InProcessGrid({11: _node("tax"), 12: _node("health")})
+    grid = InProcessGrid({11: _node("tax"), 12: _node("health")}, registry=home.nodes)
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 8, str(home.root), emit)
     assert emit.kinds() == ["failed"]
@@ -191,7 +191,7 @@ def test_over_cap_is_refused_before_any_node_is_contacted(tmp_path: Path) -> Non
 def test_quote_mode_prices_the_job_and_charges_nothing(tmp_path: Path) -> None:
     home = _home(tmp_path)
     home.set_cap(CapKind.ANALYST, "r.ahmed", 0.5)  # the job would not fit centrally
-    grid = InProcessGrid({11: _node("tax"), 12: _node("health")})
+    grid = InProcessGrid({11: _node("tax"), 12: _node("health")}, registry=home.nodes)
     emit = Events()
     config = _run_config(_spec(), Path(""), RunMode.QUOTE)
     config["out"] = ""
@@ -262,7 +262,9 @@ def test_an_unreachable_node_during_training_keeps_the_reservation(tmp_path: Pat
         return Message(Error(code=3, reason="node unavailable"), reply_to=msg)
 
     home = _home(tmp_path)
-    grid = InProcessGrid({11: _node("tax"), 12: _node("health"), 13: unreachable})
+    grid = InProcessGrid(
+        {11: _node("tax"), 12: _node("health"), 13: unreachable}, registry=home.nodes
+    )
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 4, str(home.root), emit)
     assert emit.last["event"] == "job_end"
