@@ -20,6 +20,8 @@ import pytest
 
 from clients.node_audit import audit_path_for
 from clients.node_config import NodeConfig
+from clients.node_identity import node_identity
+from server.coordinator_home import CoordinatorHome
 from silobridge.app_approvals import approve_release, release_hash
 from silobridge.coordinator_apps import approve_coordinator_app
 from silobridge.coordinator_runner import start_coordinator
@@ -92,6 +94,10 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
         name: write_node(root / name, name, 8.0, make_rows(400, seed))
         for seed, name in enumerate(("alpha", "beta"), start=1)
     }
+    for name, cfg in nodes.items():  # enrolment: the coordinator knows each node's key
+        CoordinatorHome(root / "coordinator").nodes.register(
+            name, node_identity(cfg.ledger_path).public.pem()
+        )
     group = ProcessGroup(root / "logs")
     with group.running():
         link = start_coordinator(

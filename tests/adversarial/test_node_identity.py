@@ -61,8 +61,9 @@ def _wait_for(deployment: Deployment, name: str, needle: str, timeout_s: float) 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """A TLS SuperLink with node authentication; north is enrolled, the other two are not:
-    `intruder` has a key of its own and claims to be south, `keyless` has none at all."""
+    """A TLS SuperLink with node authentication; north is enrolled, two nodes are not:
+    `intruder` has a key of its own and claims to be south, `keyless` has none at all; and
+    `mimic`, enrolled as east, claims to be north."""
     root = tmp_path_factory.mktemp("node-identity")
     certs = make_deployment_certs(root / "certs")
     addresses = CoordinatorAddresses(
@@ -73,10 +74,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     nodes = {
         name: write_node(root / name, dept, 8.0, make_rows(300, seed))
         for seed, (name, dept) in enumerate(
-            [("north", "north"), ("intruder", "south"), ("keyless", "west")], start=1
+            [("north", "north"), ("intruder", "south"), ("keyless", "west"), ("mimic", "north")],
+            start=1,
         )
     }
-    keys = {name: make_node_key(root / "certs", name) for name in ("north", "intruder")}
+    keys = {name: make_node_key(root / "certs", name) for name in ("north", "intruder", "mimic")}
     group = ProcessGroup(root / "logs")
     with group.running():
         link = start_coordinator(
@@ -95,6 +97,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "north",
             keys["north"].public,
             node_identity(nodes["north"].ledger_path).public.pem(),
+        )
+        # mimic is enrolled honestly as east, then its operator configures it as north.
+        enrol_node(
+            CoordinatorHome(root / "coordinator"),
+            Federation(addresses.control, certs.ca_cert),
+            "east",
+            keys["mimic"].public,
+            node_identity(nodes["mimic"].ledger_path).public.pem(),
         )
         daemons = {"superlink": link}
         for name, cfg in nodes.items():
@@ -118,7 +128,8 @@ def test_unregistered_supernodes_are_rejected(deployment: Deployment) -> None:
     assert _JOINED not in deployment.log("intruder")
     assert _JOINED not in deployment.log("keyless")
     assert "No SuperNode found with the given public key" in deployment.log("superlink")
-    assert deployment.log("superlink").count("[Fleet.ActivateNode] Activated node_id") == 1
+    # north and mimic (enrolled, as east) joined; nobody else did.
+    assert deployment.log("superlink").count("[Fleet.ActivateNode] Activated node_id") == 2
 
 
 def test_a_job_never_sees_an_unregistered_node(deployment: Deployment) -> None:
@@ -134,7 +145,30 @@ def test_a_job_never_sees_an_unregistered_node(deployment: Deployment) -> None:
         mode=RunMode.QUOTE,
     )
     assert quote["event"] == "quote_result", quote
-    assert [node["department"] for node in quote["nodes"]] == ["north"]
+    # Only north's answer is believed as north's; the mimic's claim is not an answer.
+    believed = [n["department"] for n in quote["nodes"] if n["status"] != "no_answer"]
+    assert believed == ["north"], quote["nodes"]
+
+
+def test_a_registered_node_cannot_speak_for_another_department(deployment: Deployment) -> None:
+    _wait_for(deployment, "north", _JOINED, 240)
+    _wait_for(deployment, "mimic", _JOINED, 240)  # its Flower key is registered: it joins
+    spec = synthetic_spec("identity-mimic", min_nodes=2, node_wait_s=30.0)
+    quote = submit_job(
+        spec,
+        deployment.root / "mimic-quote",
+        Federation(deployment.addresses.control, deployment.certs.ca_cert),
+        deployment.root / "analyst-flwr",
+        lambda _event: None,
+        mode=RunMode.QUOTE,
+    )
+    assert quote["event"] == "quote_result", quote
+    unverified = [n for n in quote["nodes"] if n["code"] == "unverified"]
+    assert len(unverified) == 1, quote["nodes"]
+    assert "claims to speak for 'north'" in unverified[0]["reason"]
+    assert unverified[0]["department"] != "north"
+    # Two nodes answered, but only one department did: no quorum of two.
+    assert not quote["ok"], quote
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

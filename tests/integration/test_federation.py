@@ -154,6 +154,8 @@ def test_restricted_column_is_refused_and_cli_exits_non_zero(
             str(tmp_path / "leak"),
             "--coordinator",
             federation.control,
+            "--root-certificates",
+            str(federation.root_certificates),
         ],
         capture_output=True,
         text=True,

@@ -25,7 +25,10 @@ def test_a_job_runs_over_tls_with_only_registered_nodes(federation: LiveFederati
     registered = {p.stem for p in (federation.root / "coordinator" / "nodes").glob("*.pub")}
     assert registered == set(federation.nodes)
 
-    final = federation.run(synthetic_spec("secure-links", rounds=1), "secure-links")
+    # Named: once any analyst cap is set (test_governance sets one), an unnamed analyst's
+    # cap is 0.
+    spec = synthetic_spec("secure-links", rounds=1, analyst="tls.check")
+    final = federation.run(spec, "secure-links")
     assert final["event"] == "job_end", final
     result = json.loads(Path(final["result"]).read_bytes())
     # Every registered node answered over the authenticated links, whatever its verdict.
