@@ -15,7 +15,7 @@ from clients.app_gate import AppVerdict
 from clients.job_handler import log_malformed
 from clients.reply_sealing import job_ref, sealed_reply
 from vocab.errors import RefusalCode
-from vocab.wire import REPORT, NodeQuote, NodeReport, ReplyStatus
+from vocab.wire import QUOTE, REPORT, NodeQuote, NodeReport, ReplyStatus
 
 __all__ = ["refusal_app"]
 
@@ -32,27 +32,18 @@ def refusal_app(config_path: Path | None, department: str, verdict: AppVerdict) 
         head = log_malformed(config_path, code, verdict.reason, job_ref(msg)[0][:100])
         return (0, "", "") if head is None else (head.seq, head.hash, head.sig)
 
-    def _report(msg: Message, context: Context) -> Message:
+    def _refuse(msg: Message, context: Context) -> Message:
         del context
         seq, head, sig = _audited(msg)
-        report = NodeReport(
+        # A quote is answered with a NodeQuote, a round with a NodeReport: same fields here.
+        answer = NodeQuote if msg.metadata.message_type == QUOTE else NodeReport
+        record = answer(
             department, ReplyStatus.REFUSED, code.value, verdict.reason,
             audit_seq=seq, audit_head=head, audit_sig=sig,
-        )  # fmt: skip
-        content = RecordDict({REPORT: ConfigRecord(report.to_record())})
-        return sealed_reply(msg, content, config_path)
+        ).to_record()  # fmt: skip
+        return sealed_reply(msg, RecordDict({REPORT: ConfigRecord(record)}), config_path)
 
-    def _quote(msg: Message, context: Context) -> Message:
-        del context
-        seq, head, sig = _audited(msg)
-        quote = NodeQuote(
-            department, ReplyStatus.REFUSED, code.value, verdict.reason,
-            audit_seq=seq, audit_head=head, audit_sig=sig,
-        )  # fmt: skip
-        content = RecordDict({REPORT: ConfigRecord(quote.to_record())})
-        return sealed_reply(msg, content, config_path)
-
-    app.train()(_report)
-    app.evaluate()(_report)
-    app.query()(_quote)
+    app.train()(_refuse)
+    app.evaluate()(_refuse)
+    app.query()(_refuse)
     return app

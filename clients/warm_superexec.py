@@ -23,14 +23,15 @@ import multiprocessing
 import multiprocessing.context
 from collections.abc import Sequence
 
+from flwr.supercore.constant import TaskType
 from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supercore.superexec.executor import ExecutionSpec, LaunchResult
 from flwr.supercore.superexec.plugin import ClientAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
 from clients.app_gate import run_gated_clientapp
+from clients.app_launch import Context, GatedExecutor
 
-__all__ = ["PRELOAD", "ForkServerExecutor", "main"]
+__all__ = ["PRELOAD", "WarmClientAppPlugin", "gated_executor", "main"]
 
 # Third-party modules every ClientApp needs; importing them once is the whole point.
 PRELOAD = [
@@ -48,55 +49,21 @@ PRELOAD = [
 ]
 
 
-class ForkServerExecutor:
-    """A Flower SuperExec executor whose app processes run the app gate.
-
-    Warm: they fork from a fork server that preloaded `PRELOAD`. Cold: each is spawned.
-    """
-
-    cold = False  # set from --cold before the plugin builds the executor
-
-    def __init__(self) -> None:
-        self._ctx: multiprocessing.context.SpawnContext | multiprocessing.context.ForkServerContext
-        if self.cold:
-            self._ctx = multiprocessing.get_context("spawn")
-        else:
-            fork_server = multiprocessing.get_context("forkserver")
-            fork_server.set_forkserver_preload(PRELOAD)
-            self._ctx = fork_server
-        self._procs: list[multiprocessing.process.BaseProcess] = []
-        # Start the fork server now, so the first message does not pay for the imports.
-        warmup = self._ctx.Process(target=_noop)
-        warmup.start()
-        warmup.join()
-
-    def wait_for_capacity(self) -> None:
-        """No capacity gate: like Flower's subprocess executor."""
-
-    def launch(self, spec: ExecutionSpec) -> LaunchResult:
-        """Fork a `flwr-clientapp` process for the claimed task."""
-        argv = [
-            "flwr-clientapp",
-            "--runtime-api-address",
-            spec.runtime_api_address,
-            "--token",
-            spec.token,
-        ]
-        if spec.insecure:
-            argv.append("--insecure")
-        elif spec.root_certificates_path is not None:
-            argv += ["--root-certificates", spec.root_certificates_path]
-        if spec.parent_pid is not None:
-            argv += ["--parent-pid", str(spec.parent_pid)]
-        # Runtime dependency installation is never passed on: nodes install nothing.
-        self._procs = [p for p in self._procs if p.is_alive()]
-        try:
-            proc = self._ctx.Process(target=run_gated_clientapp, args=(argv,), daemon=False)
-            proc.start()
-        except OSError as err:
-            return LaunchResult.failed(f"could not fork a ClientApp process: {err}")
-        self._procs.append(proc)
-        return LaunchResult.accepted()
+def gated_executor(cold: bool) -> GatedExecutor:
+    """The node's executor: warm (forked from a fork server that preloaded `PRELOAD`), or
+    cold (each app spawned), the app gate either way."""
+    ctx: Context
+    if cold:
+        ctx = multiprocessing.get_context("spawn")
+    else:
+        fork_server = multiprocessing.get_context("forkserver")
+        fork_server.set_forkserver_preload(PRELOAD)
+        ctx = fork_server
+    # Start the fork server now, so the first message does not pay for the imports.
+    warmup = ctx.Process(target=_noop)
+    warmup.start()
+    warmup.join()
+    return GatedExecutor(ctx, TaskType.CLIENT_APP, "flwr-clientapp", run_gated_clientapp)
 
 
 def _noop() -> None:
@@ -104,7 +71,9 @@ def _noop() -> None:
 
 
 class WarmClientAppPlugin(ClientAppExecPlugin):
-    """Flower's ClientApp plugin with the fork-server executor in place of subprocesses."""
+    """Flower's ClientApp plugin with the gated executor in place of subprocesses."""
+
+    cold = False  # set from --cold before Flower builds the plugin
 
     def __init__(
         self,
@@ -122,7 +91,7 @@ class WarmClientAppPlugin(ClientAppExecPlugin):
             insecure,
             root_certificates_path,
             False,
-            executor=ForkServerExecutor(),
+            executor=gated_executor(self.cold),
         )
 
 
@@ -134,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--cold", action="store_true", help="no fork server: spawn each app")
     args = parser.parse_args(argv)
-    ForkServerExecutor.cold = args.cold
+    WarmClientAppPlugin.cold = args.cold
     run_superexec(
         plugin_class=WarmClientAppPlugin,
         client_class=RuntimeHttpClient,

@@ -26,10 +26,10 @@ from typing import Any
 
 from flwr.supercore.constant import TaskType
 from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supercore.superexec.executor import ExecutionSpec, LaunchResult
 from flwr.supercore.superexec.plugin import ServerAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
+from clients.app_launch import GatedExecutor
 from server.coordinator_home import HOME_ENV
 from silobridge.coordinator_apps import coordinator_apps
 
@@ -85,37 +85,6 @@ def run_gated_serverapp(argv: list[str]) -> None:
     flwr_serverapp()
 
 
-class _SpawnExecutor:
-    """Starts each ServerApp task in a fresh interpreter that runs the gate."""
-
-    def __init__(self) -> None:
-        self._ctx = multiprocessing.get_context("spawn")
-        self._procs: list[multiprocessing.process.BaseProcess] = []
-
-    def wait_for_capacity(self) -> None:
-        """No capacity gate: like Flower's subprocess executor."""
-
-    def launch(self, spec: ExecutionSpec) -> LaunchResult:
-        if spec.task_type is not TaskType.SERVER_APP:
-            return LaunchResult.failed(f"silobridge runs ServerApps only, not {spec.task_type}")
-        argv = ["flwr-serverapp", "--runtime-api-address", spec.runtime_api_address]
-        argv += ["--token", spec.token]
-        if spec.insecure:
-            argv.append("--insecure")
-        elif spec.root_certificates_path is not None:
-            argv += ["--root-certificates", spec.root_certificates_path]
-        if spec.parent_pid is not None:
-            argv += ["--parent-pid", str(spec.parent_pid)]
-        self._procs = [p for p in self._procs if p.is_alive()]
-        try:
-            proc = self._ctx.Process(target=run_gated_serverapp, args=(argv,), daemon=False)
-            proc.start()
-        except OSError as err:
-            return LaunchResult.failed(f"could not start a ServerApp process: {err}")
-        self._procs.append(proc)
-        return LaunchResult.accepted()
-
-
 class _GatedServerAppPlugin(ServerAppExecPlugin):
     def __init__(
         self,
@@ -132,7 +101,12 @@ class _GatedServerAppPlugin(ServerAppExecPlugin):
             insecure,
             root_certificates_path,
             False,
-            executor=_SpawnExecutor(),
+            executor=GatedExecutor(
+                multiprocessing.get_context("spawn"),
+                TaskType.SERVER_APP,
+                "flwr-serverapp",
+                run_gated_serverapp,
+            ),
         )
 
 
