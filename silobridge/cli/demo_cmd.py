@@ -46,7 +46,11 @@ def demo(
     ] = 2.0,
     reset: Annotated[bool, typer.Option(help="Delete OUT first (ledgers too).")] = False,
     warm: Annotated[
-        bool, typer.Option(help="Warm ClientApp launches (--no-warm: Flower's subprocesses).")
+        bool,
+        typer.Option(
+            help="Warm ClientApp launches (--no-warm: a fresh interpreter per message, "
+            "the same app check)."
+        ),
     ] = True,
 ) -> None:
     """Start a SuperLink and four department SuperNodes, train the demo risk model."""

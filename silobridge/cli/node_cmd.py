@@ -53,7 +53,7 @@ def start(
         bool,
         typer.Option(
             help="Launch ClientApps from a warm process that already imported torch "
-            "(--no-warm: Flower's plain subprocess per message)."
+            "(--no-warm: a fresh interpreter per message; the app check runs either way)."
         ),
     ] = True,
 ) -> None:

@@ -1,4 +1,4 @@
-"""`silobridge officer ...`: the privacy officer's key; signed approvals of conditional columns."""
+"""`silobridge officer ...`: the officer's key; signed approvals of columns and of app versions."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from vocab.jobspec import RiskJobSpec, load_job_spec
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Privacy officer: a signing key, and signed approvals of conditional columns.",
+    help="Privacy officer: a signing key; signed approvals of columns and of app versions.",
     no_args_is_help=True,
 )
 
