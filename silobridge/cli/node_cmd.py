@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from clients.node_config import load_node_config
+from clients.app_gate import approved_apps
+from clients.approval_check import load_officer_key
+from clients.node_config import NodeConfig, load_node_config
 from clients.node_identity import node_identity
 from server.coordinator_home import CoordinatorHome
 from silobridge.cli.errors import console, err_console, handle_errors
@@ -23,6 +25,22 @@ __all__ = ["app"]
 app = typer.Typer(help="Run, identify and enrol a department node.", no_args_is_help=True)
 
 _DEFAULT_CONTROL = "127.0.0.1:9093"
+
+
+def _print_app_approvals(cfg: NodeConfig) -> None:
+    """Which app versions this node will run: read again for every run, shown once here."""
+    officer = load_officer_key(cfg)
+    approved = [] if officer is None else approved_apps(cfg, officer)
+    if not approved:
+        err_console.print(
+            "[yellow]warning[/]: no app version is approved here yet, so every run will be "
+            "refused as app_not_approved until the officer runs `silobridge officer "
+            "approve-app`" + ("" if officer else " (and [officer] public_key is set)"),
+            soft_wrap=True,
+        )
+        return
+    versions = ", ".join(f"{a.approval.app_hash[:16]} {a.approval.label}".strip() for a in approved)
+    console.print(f"app versions approved here: {versions}", highlight=False, soft_wrap=True)
 
 
 @app.command("start")
@@ -79,6 +97,7 @@ def start(
             "[yellow]warning[/]: connecting without TLS: fine only when the coordinator runs "
             "on this host"
         )
+    _print_app_approvals(cfg)
     if auth_key is None:
         err_console.print(
             "[yellow]note[/]: no --auth-key: a coordinator with node authentication will "
