@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.report import environment, write_result
+from clients.node_identity import node_identity
+from server.coordinator_home import CoordinatorHome
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
 from silobridge.flower_runner import Federation, submit_job
@@ -92,6 +94,10 @@ def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
         roots: dict[str, list[int]] = {}
         for i in range(_NODES):
             cfg = write_node(root / f"n{i}", f"n{i}", 1000.0, make_rows(rows, i))
+            # Enrolment: the coordinator believes only replies sealed by a registered key.
+            CoordinatorHome(root / "coordinator").nodes.register(
+                cfg.department, node_identity(cfg.ledger_path).public.pem(), replace=True
+            )
             daemons = start_node(
                 group, config_path=cfg.config_path, department=cfg.department,
                 coordinator=addresses.fleet, port=free_port(),
