@@ -1,8 +1,9 @@
 """Real deployment timing (BENCHMARKS.md §3): round wall time and node memory on loopback.
 
 Starts a real SuperLink and three SuperNodes (generated data, logistic model) and runs the
-same job with silobridge's warm ClientApp launches and with Flower's plain subprocess per
-message, alternating, so the ratio is measured side by side on the same machine state.
+same job with silobridge's warm ClientApp launches and with a fresh interpreter per message
+(`--no-warm`, labelled "subprocess"; both through the app gate), alternating, so the ratio
+is measured side by side on the same machine state.
 Run: ``python -m bench.deployment [--quick] [--out results]``.
 """
 
