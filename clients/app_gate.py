@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from clients.app_identity import APP_HASH_ENV
 from clients.approval_check import OfficerKey, load_officer_key
 from clients.node_config import NodeConfig, load_node_config
+from clients.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from vocab.app_approval import SignedAppApproval, parse_app_approval
 from vocab.errors import SilobridgeError
 
@@ -53,6 +54,7 @@ __all__ = [
 
 APPS_FOLDER = "apps"
 _INSTALL_FOLDER = "silobridge-apps"
+_MARK = ".silobridge-installed"  # written last inside a finished install, before its rename
 _REPLACED = ("pull_task_input", "install_from_fab", "get_load_client_app_fn")
 _APPROVE_HINT = (
     "no code from it ran; the department's privacy officer reviews a release and approves "
@@ -147,20 +149,32 @@ def install_approved(
 ) -> Path:
     """Unpacks an approved bundle into `root/<app_hash>` once (atomic rename), and returns it."""
     final = root / app_hash
-    if final.is_dir():
+    if _complete(final, app_hash):
         return final
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".install-"))
     try:
         unpacked = install(content, install_dir=staging, skip_prompt=True)
+        (unpacked / _MARK).write_text(app_hash)
+        if final.exists():
+            # Made by something else than this function (no mark): never load it.
+            os.rename(final, staging / "replaced")
         try:
             os.rename(unpacked, final)
         except OSError:
-            if not final.is_dir():  # not a lost race with another process: a real failure
+            if not _complete(final, app_hash):  # not a lost race: a real failure
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _complete(folder: Path, app_hash: str) -> bool:
+    """The folder is an install this function finished (its mark names the hash)."""
+    try:
+        return (folder / _MARK).read_text() == app_hash
+    except OSError:
+        return False
 
 
 def forget_bundle_modules(app_dir: Path) -> None:
@@ -173,8 +187,6 @@ def forget_bundle_modules(app_dir: Path) -> None:
 
 def _verdict_for(context: Any, fab: Any) -> tuple[AppVerdict, str, str]:
     """The verdict for a pulled task, with the node's config path and department."""
-    from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY
-
     department = str(context.node_config.get(DEPARTMENT_KEY, "unknown"))
     config_path = str(context.node_config.get(CONFIG_KEY, ""))
     app_hash = hashlib.sha256(fab.content).hexdigest()

@@ -18,6 +18,7 @@ from clients.job_handler import (
     handle_request,
     log_malformed,
 )
+from clients.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from clients.reply_sealing import sealed_reply
 from vocab.audit_chain import SignedHead
 from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
@@ -37,9 +38,6 @@ from vocab.wire import (
 
 __all__ = ["CONFIG_KEY", "DEPARTMENT_KEY", "app"]
 
-# Keys in Flower's --node-config that `silobridge node start` sets.
-CONFIG_KEY = "silobridge-config"
-DEPARTMENT_KEY = "department"
 
 log = logging.getLogger(__name__)
 app = ClientApp()

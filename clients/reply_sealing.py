@@ -15,7 +15,7 @@ from flwr.app import Message, RecordDict
 from clients.node_config import load_node_config
 from clients.node_identity import node_identity
 from vocab.errors import SilobridgeError
-from vocab.reply_seal import seal_reply
+from vocab.reply_seal import content_digest, seal_reply
 from vocab.wire import JOB
 
 __all__ = ["job_ref", "sealed_reply"]
@@ -48,5 +48,6 @@ def sealed_reply(msg: Message, content: RecordDict, config_path: Path | None) ->
         else:
             job_id, rnd = job_ref(msg)
             kind = msg.metadata.message_type
-            seal_reply(content, key, job_id=job_id, round=rnd, kind=kind)
+            request = content_digest(msg.content)
+            seal_reply(content, key, job_id=job_id, round=rnd, kind=kind, request=request)
     return Message(content, reply_to=msg)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from server.central_budget import CapChange, CapKind
 from server.coordinator_audit import CoordinatorAudit
+from server.home_env import HOME_ENV
 from server.node_registry import NODES_DIR, NodeRegistry
 from server.sqlite_central_budget import SqliteCentralBudget
 from vocab.errors import ConfigError
@@ -21,7 +22,6 @@ from vocab.identity_key import IdentityKey, load_or_create_identity
 
 __all__ = ["AUDIT_FILE", "BUDGET_FILE", "HOME_ENV", "IDENTITY_FILE", "CoordinatorHome"]
 
-HOME_ENV = "SILOBRIDGE_COORDINATOR_HOME"
 AUDIT_FILE = "coordinator.audit.jsonl"
 BUDGET_FILE = "central_budget.sqlite"
 IDENTITY_FILE = "coordinator.key"

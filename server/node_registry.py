@@ -51,6 +51,15 @@ class NodeRegistry:
                 "pass the file `silobridge node key --config NODE.toml` prints",
             ) from None
         path = self._path(department)
+        for other in self.departments():
+            known = self.identity_of(other) if other != department else None
+            if known is not None and known.raw == identity.raw:
+                # One key sealing for two departments would give one node two voices.
+                raise ConfigError(
+                    f"key {identity.key_id} is already registered for {other}",
+                    "each department's node has its own identity key: register the key "
+                    "`silobridge node key --config NODE.toml` prints on that node",
+                )
         current = self.identity_of(department)
         if current is not None and current.raw != identity.raw and not replace:
             raise ConfigError(

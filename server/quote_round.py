@@ -20,8 +20,9 @@ from server.exchange import (
     push_and_pull,
     wait_for_nodes,
 )
-from server.reply_check import ReplyCheck
+from server.reply_check import ReplyCheck, claimed_department
 from vocab.jobspec import RiskJobSpec
+from vocab.reply_seal import content_digest
 from vocab.serde import job_to_bytes
 from vocab.wire import JOB, QUOTE, REPORT, NodeQuote, ReplyStatus
 
@@ -135,19 +136,22 @@ def _unknown(node_id: int) -> str:
     return f"node {node_id}"
 
 
-def _read(node_id: int, reply: Message, job_id: str, check: ReplyCheck) -> QuoteAnswer:
+def _read(
+    node_id: int, reply: Message, job_id: str, request: str, check: ReplyCheck
+) -> QuoteAnswer:
     unknown = _unknown(node_id)
     if reply.has_error():
         reason = f"node error {reply.error.code}: {reply.error.reason}"
         return QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "node_error", reason)
-    try:
-        quote = NodeQuote.from_record(dict(reply.content[REPORT]))
-    except (KeyError, TypeError, ValueError) as err:
-        reason = f"malformed quote ({type(err).__name__}: {err}); node runs another version?"
-        return QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "bad_reply", reason)
-    problem = check(reply.content, quote.department, job_id, QUOTE_ROUND, QUOTE)
+    claimed = claimed_department(reply.content)
+    problem = check(reply.content, claimed, job_id, QUOTE_ROUND, QUOTE, request)
     if problem is not None:
         return QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "unverified", problem)
+    try:
+        quote = NodeQuote.from_record(dict(reply.content[REPORT]))
+    except Exception as err:  # a reply is untrusted input: no parse error may end the job
+        reason = f"malformed quote ({type(err).__name__}: {str(err)[:200]}); another version?"
+        return QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "bad_reply", reason)
     status = AnswerStatus.OK if quote.status is ReplyStatus.OK else AnswerStatus.REFUSED
     return QuoteAnswer(node_id, quote.department, status, quote.code, quote.reason, quote)
 
@@ -194,6 +198,7 @@ def run_quote(
     def content() -> RecordDict:
         return RecordDict({JOB: job_config(spec_bytes, job_id, QUOTE_ROUND, head)})
 
+    request = content_digest(content())  # what every node is asked, as it receives it
     replies = dict(
         push_and_pull(grid, node_ids, content, QUOTE, str(QUOTE_ROUND), spec.round_timeout_s)
     )
@@ -206,7 +211,7 @@ def run_quote(
             unknown = _unknown(node_id)
             answer = QuoteAnswer(node_id, unknown, AnswerStatus.NO_ANSWER, "no_reply", silent)
         else:
-            answer = _read(node_id, reply, job_id, check)
+            answer = _read(node_id, reply, job_id, request, check)
         if answer.quote is not None and answer.department in spoken_for:
             # One department, one voice: a second node with its key adds no quorum.
             twice = f"{answer.department} already answered through another node"

@@ -16,9 +16,10 @@ from flwr.serverapp import Grid
 from server.aggregation import ServerOptimizer, mean_delta
 from server.exchange import AnswerStatus, HeadSource, NodeReply, job_config, no_head, push_and_pull
 from server.quote_round import QuoteOutcome
-from server.reply_check import ReplyCheck
+from server.reply_check import ReplyCheck, claimed_department
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram, evaluation_metrics
+from vocab.reply_seal import content_digest
 from vocab.serde import job_to_bytes
 from vocab.wire import (
     ARRAYS,
@@ -99,9 +100,9 @@ def _send(
     weights: Weights,
     node_ids: list[int],
     coordinator_head: HeadSource,
-) -> list[tuple[int, Message]]:
+) -> tuple[list[tuple[int, Message]], str]:
     """Send the weights and the job, with the coordinator's signed audit chain head, to each
-    node; replies that came within the round timeout."""
+    node; the replies that came within the round timeout, and the request's digest."""
     spec_bytes = job_to_bytes(spec)
     head = coordinator_head()
 
@@ -113,7 +114,9 @@ def _send(
             }
         )
 
-    return push_and_pull(grid, node_ids, content, kind, str(rnd), spec.round_timeout_s)
+    request = content_digest(content())  # what every node is asked, as it receives it
+    replies = push_and_pull(grid, node_ids, content, kind, str(rnd), spec.round_timeout_s)
+    return replies, request
 
 
 def _drop(tally: NodeTally, rnd: int, code: str, reason: str) -> None:
@@ -147,6 +150,19 @@ def _answered(tally: NodeTally, rnd: int, kind: str, report: NodeReport, on_repl
     )
 
 
+def _check_update(reply: Message, weights: Weights) -> None:
+    """A training reply's weights: as many arrays as the model, each of its shape, finite.
+
+    Raises:
+        ValueError: They are not; the reply is dropped, not averaged in.
+    """
+    arrays = reply.content.array_records[ARRAYS].to_numpy_ndarrays()
+    if [a.shape for a in arrays] != [w.shape for w in weights]:
+        raise ValueError("the weights do not have the model's shapes")
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("the weights are not all finite")
+
+
 def _collect(
     replies: list[tuple[int, Message]],
     outcome: JobOutcome,
@@ -156,6 +172,7 @@ def _collect(
     kind: str,
     on_reply: OnReply,
     check: ReplyCheck,
+    request: str,
 ) -> tuple[list[tuple[NodeTally, Message]], list[NodeTally], ScoreHistogram | None]:
     """Sort replies into accepted and refused; drop refusing or silent nodes from the job.
 
@@ -175,24 +192,26 @@ def _collect(
             _no_answer(tally, rnd, kind, "node_error", reason, on_reply)
             refused.append(tally)
             continue
+        # The seal first: nothing of an unverified reply is parsed or believed.
+        claimed = claimed_department(reply.content)
+        problem = check(reply.content, claimed, outcome.job_id, rnd, kind, request)
+        if problem is None and claimed != tally.department:
+            problem = f"node admitted as {tally.department} now claims {claimed[:60]!r}"
+        if problem is not None:
+            _no_answer(tally, rnd, kind, "unverified", problem, on_reply)
+            refused.append(tally)
+            continue
         try:
             report = NodeReport.from_record(dict(reply.content[REPORT]))
             holdout = None
             if report.status is ReplyStatus.OK:
-                if need_weights and ARRAYS not in reply.content.array_records:
-                    raise KeyError(ARRAYS)
-                if not need_weights:
+                if need_weights:
+                    _check_update(reply, outcome.weights)
+                else:
                     holdout = histogram_from_record(dict(reply.content[HOLDOUT]))
-        except (KeyError, TypeError, ValueError) as err:
-            reason = f"malformed reply ({type(err).__name__}: {err}); node runs another version?"
+        except Exception as err:  # a reply is untrusted input: no parse error may end the job
+            reason = f"malformed reply ({type(err).__name__}: {str(err)[:200]}); another version?"
             _no_answer(tally, rnd, kind, "bad_reply", reason, on_reply)
-            refused.append(tally)
-            continue
-        problem = check(reply.content, report.department, outcome.job_id, rnd, kind)
-        if problem is None and report.department != tally.department:
-            problem = f"node admitted as {tally.department} now claims {report.department!r}"
-        if problem is not None:
-            _no_answer(tally, rnd, kind, "unverified", problem, on_reply)
             refused.append(tally)
             continue
         tally.last_report = report
@@ -271,10 +290,11 @@ def run_risk_job(
         t0 = time.monotonic()
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
-        replies = _send(grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head)
+        replies, request = _send(grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head)
         accepted, refused, _ = _collect(
-            replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply, check=check
-        )
+            replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply, check=check,
+            request=request,
+        )  # fmt: skip
         for tally in refused:
             emit("refusal", department=tally.department, **tally.refusals[-1])
         participants = tuple(sorted(t.department for t, _ in accepted))
@@ -335,10 +355,11 @@ def _evaluation(
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
     emit("evaluate_start", after_round=after, nodes=len(asked))
     rnd = spec.evaluation_round(after)
-    replies = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head)
+    replies, request = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head)
     accepted, refused, pooled = _collect(
-        replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply, check=check
-    )
+        replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply, check=check,
+        request=request,
+    )  # fmt: skip
     for tally in refused:
         emit("refusal", department=tally.department, **tally.refusals[-1])
     metrics = {} if pooled is None else evaluation_metrics(pooled, spec.thresholds)

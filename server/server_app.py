@@ -149,7 +149,11 @@ def _run(
     except Exception as err:  # the analyst gets a reason, not a silent stream end
         log.exception("job %s failed", job_id)
         reason = f"bug in the coordinator: {type(err).__name__}: {err}"
-        # Unsettled, the job keeps counting at its full reservation.
+        # Settled from what the nodes reported charging so far; if even that fails, the
+        # job keeps counting at its full reservation.
+        if settled is None:
+            with contextlib.suppress(Exception):
+                settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
         ended = {"failure": reason, "epsilon_reserved": spec.epsilon, "epsilon_settled": settled}
         with contextlib.suppress(Exception):
             audit.job_end(job_id, "failed", **ended)

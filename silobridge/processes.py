@@ -68,12 +68,18 @@ def descendants(root: int) -> set[int]:
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment plus `extra`, with this interpreter's scripts on PATH.
+    """This process's environment plus `extra`, with this interpreter's scripts on PATH,
+    safe import paths and Flower's telemetry off.
 
     Flower daemons spawn helpers (`flower-superexec`, `flwr-serverapp`) by name.
     """
     env = {**os.environ, **extra}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # `python -m clients.warm_superexec` must import the installed gate, never a `clients/`
+    # folder that happens to be in the operator's working directory.
+    env["PYTHONSAFEPATH"] = "1"
+    # Flower reports usage events to its makers by default: nothing leaves a department.
+    env["FLWR_TELEMETRY_ENABLED"] = "0"
     return env
 
 

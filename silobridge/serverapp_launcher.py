@@ -30,7 +30,7 @@ from flwr.supercore.superexec.plugin import ServerAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
 from clients.app_launch import GatedExecutor
-from server.coordinator_home import HOME_ENV
+from server.home_env import HOME_ENV
 from silobridge.coordinator_apps import coordinator_apps
 
 __all__ = ["AppNotApproved", "main", "run_gated_serverapp"]

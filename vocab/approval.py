@@ -53,7 +53,6 @@ from typing import Any
 
 from vocab.errors import ConfigError
 from vocab.jobspec import RiskJobSpec
-from vocab.serde import spec_fingerprint
 
 __all__ = [
     "APPROVAL_FORMAT",
@@ -331,6 +330,14 @@ class SignedApproval:
             )
 
 
+def _fingerprint(spec: RiskJobSpec) -> str:
+    # Imported here: the node's app gate reads approvals before an approved bundle loads
+    # its own protobuf module, and the node's must not be in the descriptor pool by then.
+    from vocab.serde import spec_fingerprint
+
+    return spec_fingerprint(spec)
+
+
 @dataclass(frozen=True)
 class JobClaims:
     """What a job asks of a node that an approval must match.
@@ -357,7 +364,7 @@ class JobClaims:
             tuple(spec.columns),
             float(spec.epsilon),
             spec.analyst,
-            spec_fingerprint(spec),
+            _fingerprint(spec),
             app_hash,
         )
 

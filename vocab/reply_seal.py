@@ -3,8 +3,10 @@
 The coordinator believes the department a reply speaks for only through this seal: it
 looks up the key registered for the department the report names and checks the signature
 over the reply's canonical digest. The digest covers the job id, the round and the message
-kind the reply answers (so a seal cannot be replayed onto another question), every config
-and metric record (report, holdout histogram) and every array (weights) of the reply.
+kind the reply answers, the digest of the request exactly as the node received it (spec,
+coordinator head, weights sent: a node's answer to a question a hostile SuperLink swapped
+is not an answer to the coordinator's), and every config and metric record (report,
+holdout histogram) and every array (weights) of the reply.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flwr.app import ConfigRecord, RecordDict
 
 from vocab.identity_key import IdentityKey, PublicIdentity
 
-__all__ = ["SEAL", "reply_digest", "seal_reply", "seal_verifies"]
+__all__ = ["SEAL", "content_digest", "reply_digest", "seal_reply", "seal_verifies"]
 
 SEAL = "seal"  # ConfigRecord of a reply: the node's key id and its signature
 
@@ -31,8 +33,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def reply_digest(content: RecordDict, *, job_id: str, round: int, kind: str) -> bytes:
-    """The SHA-256 of a reply's canonical form; the seal record itself is left out."""
+def content_digest(content: RecordDict) -> str:
+    """The SHA-256 (hex) of a message's records in canonical form, its seal left out."""
+    canonical = json.dumps(_records(content), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _records(content: RecordDict) -> dict[str, Any]:
     records: dict[str, Any] = {}
     for name, config in content.config_records.items():
         if name != SEAL:
@@ -46,26 +53,42 @@ def reply_digest(content: RecordDict, *, job_id: str, round: int, kind: str) -> 
             ).hexdigest()
             for a in arrays.to_numpy_ndarrays()
         ]
+    return records
+
+
+def reply_digest(content: RecordDict, *, job_id: str, round: int, kind: str, request: str) -> bytes:
+    """The SHA-256 of a reply's canonical form, bound to the request it answers."""
     canonical = json.dumps(
-        {"job_id": job_id, "round": round, "kind": kind, "records": records},
+        {
+            "job_id": job_id,
+            "round": round,
+            "kind": kind,
+            "request": request,
+            "records": _records(content),
+        },
         sort_keys=True,
         separators=(",", ":"),
-        allow_nan=True,
     )
     return hashlib.sha256(canonical.encode("utf-8")).digest()
 
 
 def seal_reply(
-    content: RecordDict, key: IdentityKey, *, job_id: str, round: int, kind: str
+    content: RecordDict, key: IdentityKey, *, job_id: str, round: int, kind: str, request: str
 ) -> RecordDict:
     """Adds the node's seal to `content` (in place) and returns it."""
-    digest = reply_digest(content, job_id=job_id, round=round, kind=kind)
+    digest = reply_digest(content, job_id=job_id, round=round, kind=kind, request=request)
     content[SEAL] = ConfigRecord({"key_id": key.public.key_id, "signature": key.sign(digest)})
     return content
 
 
 def seal_verifies(
-    content: RecordDict, identity: PublicIdentity, *, job_id: str, round: int, kind: str
+    content: RecordDict,
+    identity: PublicIdentity,
+    *,
+    job_id: str,
+    round: int,
+    kind: str,
+    request: str,
 ) -> bool:
     """True when `content` carries a seal by `identity` over exactly this reply."""
     seal = content.config_records.get(SEAL)
@@ -74,5 +97,5 @@ def seal_verifies(
     signature = seal.get("signature")
     if not isinstance(signature, str):
         return False
-    digest = reply_digest(content, job_id=job_id, round=round, kind=kind)
+    digest = reply_digest(content, job_id=job_id, round=round, kind=kind, request=request)
     return identity.verifies(signature, digest)

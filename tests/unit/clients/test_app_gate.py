@@ -139,3 +139,16 @@ def test_the_bundles_packages_are_forgotten_before_it_loads(tmp_path: Path) -> N
     forget_bundle_modules(tmp_path)
     assert "gatepkg" not in sys.modules and "gatepkg.inner" not in sys.modules
     assert __name__ in sys.modules
+
+
+def test_a_folder_the_gate_did_not_finish_is_never_loaded(tmp_path: Path) -> None:
+    from flwr.cli.install import install_from_fab
+
+    content = _fab(tmp_path)
+    app_hash = hashlib.sha256(content).hexdigest()
+    root = tmp_path / "apps"
+    planted = root / app_hash / "pkg"
+    planted.mkdir(parents=True)  # e.g. a result folder a ServerApp was told to write here
+    (planted / "__init__.py").write_text("raise SystemExit('planted code ran')")
+    path = install_approved(content, app_hash, root, install_from_fab)
+    assert (path / "pkg" / "__init__.py").read_text() == ""

@@ -27,7 +27,7 @@ from server.node_registry import NodeRegistry
 from server.reply_check import ReplyCheck, registered_nodes
 from vocab.errors import ConfigError
 from vocab.identity_key import IdentityKey
-from vocab.reply_seal import SEAL, seal_reply
+from vocab.reply_seal import SEAL, content_digest, seal_reply
 from vocab.wire import REPORT
 
 __all__ = ["Behaviour", "InProcessGrid"]
@@ -62,7 +62,9 @@ class InProcessGrid(Grid):
                 self.registry.register(department, self._keys[department].public.pem())
         job_id, rnd = job_ref(msg)
         kind = msg.metadata.message_type
-        seal_reply(reply.content, self._keys[department], job_id=job_id, round=rnd, kind=kind)
+        request = content_digest(msg.content)
+        key = self._keys[department]
+        seal_reply(reply.content, key, job_id=job_id, round=rnd, kind=kind, request=request)
 
     def create_message(self, *args: Any, **kwargs: Any) -> Message:  # pragma: no cover
         raise NotImplementedError

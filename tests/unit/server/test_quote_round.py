@@ -58,7 +58,8 @@ def _unreachable(msg: Message) -> Message:
 
 
 def _malformed(msg: Message) -> Message:
-    return Message(RecordDict({REPORT: ConfigRecord({"scopes": "not json"})}), reply_to=msg)
+    record = ConfigRecord({"department": "odd", "scopes": "not json"})
+    return Message(RecordDict({REPORT: record}), reply_to=msg)
 
 
 def _silent(msg: Message) -> None:

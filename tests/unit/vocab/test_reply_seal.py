@@ -12,7 +12,7 @@ from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
 from vocab.identity_key import IdentityKey, load_or_create_identity
 from vocab.reply_seal import seal_reply, seal_verifies
 
-WHERE = {"job_id": "risk#7", "round": 2, "kind": "train"}
+WHERE = {"job_id": "risk#7", "round": 2, "kind": "train", "request": "r" * 64}
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def test_a_sealed_reply_verifies_after_travelling(key: IdentityKey) -> None:
         {**WHERE, "job_id": "risk#8"},
         {**WHERE, "round": 3},
         {**WHERE, "kind": "evaluate"},
+        {**WHERE, "request": "s" * 64},  # the same job and round, another question
     ],
 )
 def test_a_seal_does_not_answer_another_question(
