@@ -20,11 +20,19 @@ from server.sqlite_central_budget import SqliteCentralBudget
 from vocab.errors import ConfigError
 from vocab.identity_key import IdentityKey, load_or_create_identity
 
-__all__ = ["AUDIT_FILE", "BUDGET_FILE", "HOME_ENV", "IDENTITY_FILE", "CoordinatorHome"]
+__all__ = [
+    "AUDIT_FILE",
+    "BUDGET_FILE",
+    "HOME_ENV",
+    "IDENTITY_FILE",
+    "RESULTS_DIR",
+    "CoordinatorHome",
+]
 
 AUDIT_FILE = "coordinator.audit.jsonl"
 BUDGET_FILE = "central_budget.sqlite"
 IDENTITY_FILE = "coordinator.key"
+RESULTS_DIR = "results"  # the coordinator's copy of each job's bundle, one folder per job
 
 _START_HINT = (
     "start the coordinator with `silobridge coordinator start --state-dir DIR`, which sets "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -14,7 +15,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from server.central_budget import CapExceeded, CentralBudget
 from server.coordinator_audit import CoordinatorAudit
-from server.coordinator_home import HOME_ENV, CoordinatorHome
+from server.coordinator_home import HOME_ENV, RESULTS_DIR, CoordinatorHome
 from server.exchange import AnswerStatus, NodeReply
 from server.quote_round import run_quote
 from server.reply_check import ReplyCheck, registered_nodes
@@ -259,6 +260,10 @@ def run_submission(
         emit("failed", reason=str(err))
         return
     job_id = f"{config.spec.name}#{run_id}"
+    if config.out is not None:
+        # The coordinator's copy of the bundle goes under its home, whatever folder the run
+        # config names: a submitter must not choose where the coordinator host writes.
+        config = dataclasses.replace(config, out=home.root / RESULTS_DIR / job_id.replace("#", "-"))
     try:
         audit.job_received(config.spec, job_id, config.mode)
         budget = home.budget()

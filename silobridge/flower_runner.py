@@ -17,6 +17,7 @@ from typing import Any
 from server.run_config import RunMode
 from silobridge.daemons import toml_str
 from silobridge.processes import child_env, flower_executable
+from vocab.bundle import files_from_event, write_files
 from vocab.errors import ConfigError, SilobridgeError
 from vocab.jobspec import RiskJobSpec
 from vocab.progress import decode_event
@@ -81,7 +82,8 @@ def submit_job(
     The run ships the app bundle of `app_dir` (default: this installation's checkout).
 
     Returns the last event (`job_end` or `failed`; a quote ends in `quote_result` or
-    `failed`). The raw stream goes to `out_dir/flwr-run.log`.
+    `failed`); the result bundle the last event carries is written to `out_dir`. The raw
+    stream goes to `out_dir/flwr-run.log`.
 
     Raises:
         SilobridgeError: if the run could not be started or ended without a result.
@@ -155,6 +157,10 @@ def submit_job(
             f"the run ended without a result (flwr exited with {proc.returncode}):\n{detail}",
             f"{hint}; full log: {log_path}",
         )
+    files = files_from_event(final.get("files")) if final["event"] == "job_end" else None
+    if files:
+        # The analyst's copy: the coordinator keeps its own under its home.
+        write_files(out_dir, files)
     return final
 
 

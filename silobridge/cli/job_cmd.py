@@ -16,7 +16,7 @@ from server.run_config import RunMode
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
 from silobridge.cli.progress_view import ProgressView, print_quote, print_summary
 from silobridge.flower_runner import Federation, submit_job
-from vocab.bundle import files_from_event, write_files
+from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
 from vocab.jobspec import RiskJobSpec, load_job_spec
 
@@ -30,9 +30,8 @@ def run_and_report(spec: RiskJobSpec, out: Path, federation: Federation) -> int:
     final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console))
     if final["event"] == "failed":
         raise SilobridgeError(f"the coordinator rejected the job: {final['reason']}")
-    files = files_from_event(final.get("files"))
-    if files:
-        result_path = write_files(out.resolve(), files)
+    if files_from_event(final.get("files")):
+        result_path = out.resolve() / RESULT_FILE  # submit_job wrote the bundle there
     elif final.get("result"):
         # Too large to inline: the bundle is only on the coordinator host.
         result_path = Path(final["result"])

@@ -270,5 +270,8 @@ def test_an_unreachable_node_during_training_keeps_the_reservation(tmp_path: Pat
     assert emit.last["event"] == "job_end"
     (charge,) = home.budget().charges()
     assert charge.charged == 1.0
-    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    # The coordinator's copy is under its home, not where the run config said.
+    kept = Path(emit.last["result"])
+    assert kept.is_relative_to(home.root / "results") and not (tmp_path / "out").exists()
+    result = json.loads(kept.read_text())
     assert (result["job"]["analyst"], result["job"]["project"]) == ("r.ahmed", "fraud")
