@@ -123,6 +123,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 def test_unregistered_supernodes_are_rejected(deployment: Deployment) -> None:
     _wait_for(deployment, "north", _JOINED, 240)
+    _wait_for(deployment, "mimic", _JOINED, 240)
     _wait_for(deployment, "intruder", _NOT_ACTIVATED, 120)
     _wait_for(deployment, "keyless", _SELF_REGISTRATION_OFF, 120)
     assert _JOINED not in deployment.log("intruder")
