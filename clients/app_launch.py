@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from flwr.supercore.constant import TaskType
 from flwr.supercore.superexec.executor import ExecutionSpec, LaunchResult
+from flwr.supercore.superexec.plugin.base_exec_plugin import BaseExecPlugin
 
-__all__ = ["Context", "GatedExecutor", "entry_argv"]
+__all__ = ["Context", "GatedExecutor", "OwnExecutorPlugin", "entry_argv"]
 
 Context = multiprocessing.context.SpawnContext | multiprocessing.context.ForkServerContext
 
@@ -69,3 +70,29 @@ class GatedExecutor:
             return LaunchResult.failed(f"could not start a {self._command} process: {err}")
         self._procs.append(proc)
         return LaunchResult.accepted()
+
+
+class OwnExecutorPlugin(BaseExecPlugin):
+    """A Flower exec plugin whose executor is ours, with runtime installs off whatever is
+    asked. Combine with Flower's plugin for the task kind (it picks which tasks to claim)."""
+
+    def make_executor(self) -> GatedExecutor:
+        raise NotImplementedError
+
+    def __init__(
+        self,
+        runtime_api_address: str,
+        insecure: bool,
+        root_certificates_path: str | None,
+        runtime_dependency_install: bool = False,
+        *,
+        executor: object = None,
+    ) -> None:
+        del runtime_dependency_install, executor
+        super().__init__(
+            runtime_api_address,
+            insecure,
+            root_certificates_path,
+            False,
+            executor=self.make_executor(),
+        )

@@ -29,7 +29,7 @@ from flwr.supercore.superexec.plugin import ClientAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
 from clients.app_gate import run_gated_clientapp
-from clients.app_launch import Context, GatedExecutor
+from clients.app_launch import Context, GatedExecutor, OwnExecutorPlugin
 
 __all__ = ["PRELOAD", "WarmClientAppPlugin", "gated_executor", "main"]
 
@@ -70,29 +70,13 @@ def _noop() -> None:
     """Warm-up target: proves the fork server is up."""
 
 
-class WarmClientAppPlugin(ClientAppExecPlugin):
+class WarmClientAppPlugin(OwnExecutorPlugin, ClientAppExecPlugin):
     """Flower's ClientApp plugin with the gated executor in place of subprocesses."""
 
     cold = False  # set from --cold before Flower builds the plugin
 
-    def __init__(
-        self,
-        runtime_api_address: str,
-        insecure: bool,
-        root_certificates_path: str | None,
-        runtime_dependency_install: bool = False,
-        *,
-        executor: object = None,
-    ) -> None:
-        # Flower's executor is replaced, and runtime installs stay off whatever is asked.
-        del runtime_dependency_install, executor
-        super().__init__(
-            runtime_api_address,
-            insecure,
-            root_certificates_path,
-            False,
-            executor=gated_executor(self.cold),
-        )
+    def make_executor(self) -> GatedExecutor:
+        return gated_executor(self.cold)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,8 +13,15 @@ from clients.app_gate import APPS_FOLDER
 from silobridge.app_bundle import bundle_of
 from vocab.app_approval import AppApproval, SignedAppApproval, serialize_app_approval
 from vocab.approval import key_id_of
+from vocab.errors import ConfigError
 
-__all__ = ["approve_release", "release_hash", "sign_app_approval", "write_app_approval"]
+__all__ = [
+    "approve_release",
+    "chosen_hash",
+    "release_hash",
+    "sign_app_approval",
+    "write_app_approval",
+]
 
 
 def sign_app_approval(
@@ -46,6 +53,20 @@ def write_app_approval(signed: SignedAppApproval, folder: Path) -> Path:
     tmp.write_text(serialize_app_approval(signed), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def chosen_hash(app_hash: str | None, checkout: Path | None, example: str) -> str:
+    """The bundle hash a command was given: APP_HASH as typed (stripped, lowercased; the
+    caller checks its form) or the hash of `--checkout`'s bundle.
+
+    Raises:
+        ConfigError: Both or neither were given; `example` shows a right call.
+    """
+    if (app_hash is None) == (checkout is None):
+        raise ConfigError("give exactly one of APP_HASH and --checkout", example)
+    if checkout is not None:
+        return release_hash(checkout.resolve())
+    return str(app_hash).strip().lower()
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.superexec.plugin import ServerAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
-from clients.app_launch import GatedExecutor
+from clients.app_launch import GatedExecutor, OwnExecutorPlugin
 from server.home_env import HOME_ENV
 from silobridge.coordinator_apps import coordinator_apps
 
@@ -85,29 +85,10 @@ def run_gated_serverapp(argv: list[str]) -> None:
     flwr_serverapp()
 
 
-class _GatedServerAppPlugin(ServerAppExecPlugin):
-    def __init__(
-        self,
-        runtime_api_address: str,
-        insecure: bool,
-        root_certificates_path: str | None,
-        runtime_dependency_install: bool = False,
-        *,
-        executor: object = None,
-    ) -> None:
-        del runtime_dependency_install, executor
-        super().__init__(
-            runtime_api_address,
-            insecure,
-            root_certificates_path,
-            False,
-            executor=GatedExecutor(
-                multiprocessing.get_context("spawn"),
-                TaskType.SERVER_APP,
-                "flwr-serverapp",
-                run_gated_serverapp,
-            ),
-        )
+class _GatedServerAppPlugin(OwnExecutorPlugin, ServerAppExecPlugin):
+    def make_executor(self) -> GatedExecutor:
+        spawn = multiprocessing.get_context("spawn")
+        return GatedExecutor(spawn, TaskType.SERVER_APP, "flwr-serverapp", run_gated_serverapp)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from server.coordinator_home import CoordinatorHome
-from silobridge.app_approvals import release_hash
+from silobridge.app_approvals import chosen_hash
 from silobridge.certs import DeploymentCerts
 from silobridge.cli.errors import console, err_console, handle_errors
 from silobridge.coordinator_apps import approve_coordinator_app, coordinator_apps
@@ -162,12 +162,8 @@ def approve_app(
     Nodes are not bound by this list: each runs only what its own officer approved.
     """
     home = CoordinatorHome.existing(state_dir).root
-    if (app_hash is None) == (checkout is None):
-        raise ConfigError(
-            "give exactly one of APP_HASH and --checkout",
-            "e.g. `silobridge coordinator approve-app --state-dir DIR --checkout ./release`",
-        )
-    value = release_hash(checkout.resolve()) if checkout else str(app_hash).strip().lower()
+    example = "e.g. `silobridge coordinator approve-app --state-dir DIR --checkout ./release`"
+    value = chosen_hash(app_hash, checkout, example)
     entry = approve_coordinator_app(home, value, label)
     console.print(
         f"ServerApps of app {entry.app_hash} may run on this coordinator", highlight=False

@@ -13,8 +13,7 @@ from rich.table import Table
 from clients.app_gate import approved_apps, apps_folder
 from clients.approval_check import load_officer_key
 from clients.node_config import load_node_config
-from silobridge.app_approvals import sign_app_approval, write_app_approval
-from silobridge.app_bundle import bundle_of
+from silobridge.app_approvals import chosen_hash, sign_app_approval, write_app_approval
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
 from silobridge.officer_keys import load_private_key
 from vocab.errors import ConfigError
@@ -25,18 +24,14 @@ _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _hash_of(app_hash: str | None, checkout: Path | None) -> str:
-    if (app_hash is None) == (checkout is None):
-        raise ConfigError(
-            "give exactly one of APP_HASH and --checkout",
-            "e.g. `silobridge officer approve-app --checkout ./silobridge-0.8.0 ...`",
-        )
-    if checkout is not None:
-        return bundle_of(checkout).sha256
-    assert app_hash is not None
-    value = app_hash.strip().lower()
+    value = chosen_hash(
+        app_hash,
+        checkout,
+        "e.g. `silobridge officer approve-app --checkout ./silobridge-0.8.0 ...`",
+    )
     if not _HASH_RE.fullmatch(value):
         raise ConfigError(
-            f"APP_HASH must be 64 hex characters, got {app_hash[:80]!r}",
+            f"APP_HASH must be 64 hex characters, got {str(app_hash)[:80]!r}",
             "copy it from `silobridge app hash CHECKOUT`",
         )
     return value

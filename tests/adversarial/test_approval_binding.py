@@ -24,7 +24,6 @@ import pytest
 from clients.app_identity import APP_HASH_ENV
 from clients.job_handler import JobOutcome, handle_quote
 from clients.node_config import (
-    ColumnSpec,
     DataSourceSpec,
     NodeConfig,
     OfficerConfig,
@@ -38,10 +37,11 @@ from silobridge.officer_keys import (
     sign_approval,
     write_signed_approval,
 )
+from silobridge.synthetic import COLUMNS as SYNTHETIC_COLUMNS
 from silobridge.synthetic import make_rows, synthetic_spec
 from tests.adversarial.conftest import train_as_coordinator
 from vocab.approval import Approval, format_time
-from vocab.columns import ColumnClass, ColumnType
+from vocab.columns import ColumnClass
 from vocab.jobspec import FeatureSpec, ModelKind, RiskJobSpec
 from vocab.models import build_model, get_weights
 from vocab.privacy import Budget
@@ -50,14 +50,10 @@ from vocab.wire import NodeQuote, ReplyStatus
 
 APP = "a1" * 32
 OTHER_APP = "b2" * 32
-# `x2` is conditional: only an approved job may read it.
-COLUMNS = (
-    ColumnSpec("pid", ColumnType.INT, ColumnClass.RESTRICTED),
-    ColumnSpec("x1", ColumnType.FLOAT, ColumnClass.OPEN),
-    ColumnSpec("x2", ColumnType.FLOAT, ColumnClass.CONDITIONAL),
-    ColumnSpec("grp", ColumnType.STRING, ColumnClass.OPEN),
-    ColumnSpec("secret", ColumnType.STRING, ColumnClass.RESTRICTED),
-    ColumnSpec("y", ColumnType.INT, ColumnClass.OPEN),
+# The synthetic schema with `x2` conditional: only an approved job may read it.
+COLUMNS = tuple(
+    dataclasses.replace(c, column_class=ColumnClass.CONDITIONAL) if c.name == "x2" else c
+    for c in SYNTHETIC_COLUMNS
 )
 
 
