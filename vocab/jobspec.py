@@ -1,17 +1,16 @@
-"""Job specifications: the frozen, validated description of a risk-model job."""
+"""The risk-model job kind: a federated DP binary classifier's spec (payload of a job)."""
 
 from __future__ import annotations
 
 import enum
 import math
-import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vocab.errors import JobSpecError
-from vocab.privacy import Budget
+from vocab.spec import ENVELOPE_KEYS, NAME_RE, JobEnvelope, check_positive_float, check_positive_int
 
 __all__ = [
     "DEFAULT_EVALUATION_THRESHOLDS",
@@ -26,9 +25,6 @@ __all__ = [
     "load_job_spec",
     "parse_job_spec",
 ]
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-"""Job, analyst and project names: what ledgers, caps and approvals key on."""
 
 
 class ModelKind(enum.Enum):
@@ -88,17 +84,15 @@ class FeatureSpec:
         return len(self.categories) if self.categories else 1
 
 
-@dataclass(frozen=True)
-class RiskJobSpec:
+@dataclass(frozen=True, kw_only=True)
+class RiskJobSpec(JobEnvelope):
     """A federated DP risk-model job; `epsilon`/`delta` is each node's guarantee for the job."""
 
-    name: str
+    KIND: ClassVar[str] = "risk"
+
     target: str
     positive: str
     features: tuple[FeatureSpec, ...]
-    purpose: str = ""
-    analyst: str = ""
-    project: str = ""
     model: ModelKind = ModelKind.LOGISTIC
     hidden: int = 16
     rounds: int = 3
@@ -106,27 +100,14 @@ class RiskJobSpec:
     batch_size: int = 128
     learning_rate: float = 0.5
     max_grad_norm: float = 1.0
-    epsilon: float = 1.0
-    delta: float = 1e-5
-    min_nodes: int = 2
     aggregator: Aggregator = Aggregator.FEDAVG
     server_learning_rate: float = 1.0
-    seed: int = 0
-    round_timeout_s: float = 900.0
-    node_wait_s: float = 120.0
     evaluation: EvaluationMode = EvaluationMode.FINAL
     evaluation_share: float = 0.1
     evaluation_thresholds: tuple[float, ...] = DEFAULT_EVALUATION_THRESHOLDS
-    _budget: Budget = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_budget", _as_budget(self.epsilon, self.delta))
+    def validate_payload(self) -> None:
         _validate(self)
-
-    @property
-    def budget(self) -> Budget:
-        """The per-node (epsilon, delta) guarantee this job asks for."""
-        return self._budget
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -160,35 +141,6 @@ class RiskJobSpec:
         return tuple(range(1, self.rounds + 1))
 
 
-def _as_budget(epsilon: float, delta: float) -> Budget:
-    try:
-        return Budget(epsilon, delta)
-    except Exception as err:  # re-typed: the spec names the field
-        raise JobSpecError(f"job privacy target: {err}", "fix `epsilon`/`delta` in [job]") from err
-
-
-def _positive_int(spec: RiskJobSpec, name: str, upper: int) -> None:
-    value = getattr(spec, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
-        raise JobSpecError(
-            f"job `{name}` must be an integer in [1, {upper}], got {value!r}",
-            f"set `{name}` in [job]",
-        )
-
-
-def _positive_float(spec: RiskJobSpec, name: str) -> None:
-    value = getattr(spec, name)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise JobSpecError(
-            f"job `{name}` must be a positive finite number, got {value!r}",
-            f"set `{name}` in [job]",
-        )
-
-
 def _validate_feature(feature: FeatureSpec) -> None:
     where = f"feature `{feature.column}`"
     if feature.is_categorical:
@@ -206,20 +158,6 @@ def _validate_feature(feature: FeatureSpec) -> None:
 
 
 def _validate(spec: RiskJobSpec) -> None:
-    if not NAME_RE.fullmatch(spec.name):
-        raise JobSpecError(
-            f"job name {spec.name!r} is not allowed",
-            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-        )
-    for key in ("analyst", "project"):
-        value = getattr(spec, key)
-        if not isinstance(value, str) or (value and not NAME_RE.fullmatch(value)):
-            raise JobSpecError(
-                f"job `{key}` {value!r} is not allowed",
-                "use 1-64 letters, digits, '.', '_' or '-', or leave it out",
-            )
-    if not isinstance(spec.purpose, str) or len(spec.purpose) > 200:
-        raise JobSpecError("job `purpose` must be a string of at most 200 characters")
     if spec.delta <= 0:
         raise JobSpecError(
             "job `delta` must be > 0: DP-SGD's Gaussian noise gives (epsilon, delta)-DP",
@@ -242,20 +180,11 @@ def _validate(spec: RiskJobSpec) -> None:
         ("rounds", 1000),
         ("local_epochs", 1000),
         ("batch_size", 1_000_000),
-        ("min_nodes", 10_000),
         ("hidden", 4096),
     ):
-        _positive_int(spec, name, upper)
-    for name in (
-        "learning_rate",
-        "max_grad_norm",
-        "server_learning_rate",
-        "round_timeout_s",
-        "node_wait_s",
-    ):
-        _positive_float(spec, name)
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
-        raise JobSpecError(f"job `seed` must be a non-negative integer, got {spec.seed!r}")
+        check_positive_int(getattr(spec, name), name, upper)
+    for name in ("learning_rate", "max_grad_norm", "server_learning_rate"):
+        check_positive_float(getattr(spec, name), name)
     for name in ("learning_rate", "server_learning_rate"):
         if getattr(spec, name) > MAX_LEARNING_RATE:
             raise JobSpecError(
@@ -291,12 +220,7 @@ def _validate_evaluation(spec: RiskJobSpec) -> None:
         )
 
 
-_JOB_KEYS = {
-    "name",
-    "kind",
-    "purpose",
-    "analyst",
-    "project",
+_JOB_KEYS = ENVELOPE_KEYS | {
     "target",
     "positive",
     "model",
@@ -306,14 +230,8 @@ _JOB_KEYS = {
     "batch_size",
     "learning_rate",
     "max_grad_norm",
-    "epsilon",
-    "delta",
-    "min_nodes",
     "aggregator",
     "server_learning_rate",
-    "seed",
-    "round_timeout_s",
-    "node_wait_s",
     "evaluation",
     "evaluation_share",
     "evaluation_thresholds",

@@ -1,0 +1,1 @@
+"""The regression kind at the node."""

@@ -1,0 +1,1 @@
+"""The statistics kind at the coordinator."""
