@@ -1,0 +1,439 @@
+"""Plan and price a statistics job from public figures only: its noisy components, their
+sensitivities, the noise calibrated to the job's (epsilon, delta), and what it buys.
+
+A statistics job is answered through *components*, each one vector released once with
+noise, over all cells (cell-major, `size` values per cell):
+
+* `count`: rows per cell; always released (suppression and every mean need it).
+* `sum` of a column: values clamped to [lower, upper] and centred on the midpoint, so each
+  lies in [-h, h] with h = (upper - lower) / 2. Centring halves the sensitivity of a sum
+  over [0, upper] and makes a mean's noise independent of where the bounds sit.
+* `sumsq` of a column: squares of the centred clamped values, in [0, h^2] (variances).
+* `histogram` of a column: counts per bin per cell, over a histogram's declared edges or a
+  quantile's `bins` equal bins over [lower, upper]; values clamped into the end bins.
+
+Components are deduplicated by name: a mean and a variance of one column with the same
+bounds share its `sum` and the `count`.
+
+Sensitivity (neighbouring datasets differ by adding or removing one person). The node
+bounds every person to at most `contribution` rows overall (`spec.max_rows` when it
+declares a person id, else 1: every row is a person). One row lands in one cell and, for a
+histogram, one bin, and changes that one value by at most a (count, histogram: 1; sum: h;
+sumsq: h^2). Removing a person changes the component vector v by d with ``||d||_1 <=
+contribution * a``, and ``||d||_2 <= ||d||_1``, so both the L1 and the L2 sensitivity are
+``contribution * a`` whichever cells and bins the rows fall in (all rows in one value is the
+worst case for L2, where the two coincide). `max_groups` further limits how many cells a
+person touches; it does not lower these worst cases.
+
+Noise. Gaussian: every component gets i.i.d. N(0, (sigma * Delta_c)^2) per value, a
+Gaussian mechanism with noise multiplier sigma whose RDP is alpha / (2 sigma^2) (I.
+Mironov, "Renyi Differential Privacy", CSF 2017, Proposition 7); k components compose
+additively (same paper, Proposition 1), which is `GaussianEvent(sigma, count=k)`. Laplace:
+every value gets Laplace noise of scale b_c = s * Delta_c (L1), which is (1 / s)-DP per
+component (C. Dwork and A. Roth, "The Algorithmic Foundations of Differential Privacy",
+2014, Theorem 3.6) and k / s in total (Theorem 3.16): `LaplaceEvent(s, count=k)`, pure DP.
+Integer components draw discrete Gaussian or Laplace noise at the same scale, whose privacy
+loss is at most the continuous mechanism's (see `clients.secure_noise`).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from vocab.accounting import epsilon_spent, gaussian_noise_multiplier, laplace_scale
+from vocab.errors import ConfigError, InternalError, JobSpecError
+from vocab.jobs.statistics import (
+    Measure,
+    NoiseKind,
+    StatisticSpec,
+    StatisticsSpec,
+    format_number,
+)
+from vocab.privacy import GaussianEvent, LaplaceEvent, PrivacyEvent
+
+__all__ = [
+    "COUNT",
+    "LAPLACE_Z95",
+    "REFERENCE_COUNT",
+    "Z95",
+    "Component",
+    "ComponentKind",
+    "StatisticsPlan",
+    "laplace_sum_half_width",
+    "noise_half_width",
+    "plan_statistics",
+    "quantile_edges",
+    "statistic_components",
+]
+
+Z95 = 1.959963984540054
+"""The standard normal's 97.5 % quantile: a Gaussian's 95 % half-width in stds."""
+
+LAPLACE_Z95 = math.log(20.0) / math.sqrt(2.0)
+"""One Laplace variable's 95 % half-width in stds (b ln 20 over sqrt(2) b), about 2.118.
+
+A sum of independent Laplace variables is closer to Gaussian and needs fewer stds; this is
+the conservative factor where the exact one is too costly to compute (ratios per cell)."""
+
+REFERENCE_COUNT = 1000.0
+"""Cell count at which `expected_half_widths` states the half-width of means and variances."""
+
+COUNT = "count"
+"""Name of the count component, which every plan releases."""
+
+
+class ComponentKind(enum.StrEnum):
+    """What a component's values are."""
+
+    COUNT = "count"
+    SUM = "sum"
+    SUMSQ = "sumsq"
+    HISTOGRAM = "histogram"
+
+    @property
+    def is_integer(self) -> bool:
+        """Whether the exact values are integers (noised with discrete samplers)."""
+        return self in (ComponentKind.COUNT, ComponentKind.HISTOGRAM)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One noisy vector a node releases: `size` values per cell, over all cells.
+
+    Attributes:
+        name: Unique within a plan; encodes the column and its bounds or edges.
+        kind: What the values are.
+        column: The measured column ("" for the count).
+        size: Values per cell: 1, or the number of histogram bins.
+        sensitivity: L1 (Laplace) and L2 (Gaussian) sensitivity of the whole vector at
+            the plan's contribution; the two coincide here.
+        lower: Clamping lower bound (sum, sumsq; a quantile's histogram range).
+        upper: Clamping upper bound.
+        edges: Histogram bin edges (declared, or equal bins over [lower, upper]).
+    """
+
+    name: str
+    kind: ComponentKind
+    column: str
+    size: int
+    sensitivity: float
+    lower: float = 0.0
+    upper: float = 0.0
+    edges: tuple[float, ...] = ()
+
+    @property
+    def midpoint(self) -> float:
+        """Where sums and squares are centred."""
+        return (self.lower + self.upper) / 2.0
+
+    @property
+    def half_range(self) -> float:
+        """h: a centred clamped value lies in [-h, h]."""
+        return (self.upper - self.lower) / 2.0
+
+
+def quantile_edges(stat: StatisticSpec) -> tuple[float, ...]:
+    """The `bins` equal bins' edges over [lower, upper] of a quantile statistic."""
+    return tuple(float(e) for e in np.linspace(stat.lower, stat.upper, stat.bins + 1))
+
+
+def _bounds_name(kind: ComponentKind, column: str, lower: float, upper: float) -> str:
+    return f"{kind.value}:{column}:{format_number(lower)}:{format_number(upper)}"
+
+
+def _histogram_name(stat: StatisticSpec) -> str:
+    if stat.measure is Measure.QUANTILE:
+        # Equal bins are named by range and bin count: 1024 edges would make a long name.
+        bounds = _bounds_name(ComponentKind.HISTOGRAM, stat.column, stat.lower, stat.upper)
+        return f"{bounds}/{stat.bins}"
+    return f"histogram:{stat.column}:{'|'.join(format_number(e) for e in stat.edges)}"
+
+
+def statistic_components(stat: StatisticSpec) -> dict[ComponentKind, str]:
+    """The names of the components `stat` is computed from, by kind (count always)."""
+    names = {ComponentKind.COUNT: COUNT}
+    if stat.measure in (Measure.SUM, Measure.MEAN, Measure.VARIANCE):
+        names[ComponentKind.SUM] = _bounds_name(
+            ComponentKind.SUM, stat.column, stat.lower, stat.upper
+        )
+    if stat.measure is Measure.VARIANCE:
+        names[ComponentKind.SUMSQ] = _bounds_name(
+            ComponentKind.SUMSQ, stat.column, stat.lower, stat.upper
+        )
+    if stat.measure in (Measure.HISTOGRAM, Measure.QUANTILE):
+        names[ComponentKind.HISTOGRAM] = _histogram_name(stat)
+    return names
+
+
+def _components_of(stat: StatisticSpec, contribution: int) -> list[Component]:
+    h = (stat.upper - stat.lower) / 2.0
+    found = []
+    for kind, name in statistic_components(stat).items():
+        if kind is ComponentKind.COUNT:
+            found.append(Component(name, kind, "", 1, float(contribution)))
+        elif kind is ComponentKind.SUM:
+            found.append(
+                Component(name, kind, stat.column, 1, contribution * h, stat.lower, stat.upper)
+            )
+        elif kind is ComponentKind.SUMSQ:
+            found.append(
+                Component(name, kind, stat.column, 1, contribution * h * h, stat.lower, stat.upper)
+            )
+        else:
+            edges = quantile_edges(stat) if stat.measure is Measure.QUANTILE else stat.edges
+            found.append(
+                Component(
+                    name,
+                    kind,
+                    stat.column,
+                    len(edges) - 1,
+                    float(contribution),
+                    edges[0],
+                    edges[-1],
+                    edges,
+                )
+            )
+    return found
+
+
+def _gil_pelaez_mass(
+    x: float, t: npt.NDArray[np.float64], kernel: npt.NDArray[np.float64], origin: float
+) -> float:
+    """P(|S| <= x) = (2 / pi) * integral_0^inf sin(t x) phi(t) / t dt, by Simpson's rule.
+
+    `kernel` holds the rule's weights times phi(t) / t times 2 / pi, and 0 at t = 0, where
+    the integrand's limit is x: that point enters as x times `origin`, its own weight.
+    """
+    return float(np.sum(np.sin(t * x) * kernel)) + x * origin
+
+
+def _simpson_weights(n: int, step: float) -> npt.NDArray[np.float64]:
+    weights = np.full(n + 1, 2.0)
+    weights[1::2] = 4.0
+    weights[0] = weights[-1] = 1.0
+    return weights * step / 3.0
+
+
+@functools.lru_cache(maxsize=256)
+def _laplace_sum_half_width(scales: tuple[float, ...], level: float) -> float:
+    b = np.asarray(scales, dtype=np.float64)
+    bmax = float(b[-1])
+    std = math.sqrt(2.0 * float(np.sum(b * b)))
+    # The sum's quantile lies between the Gaussian's and one Laplace's at the same std
+    # (bracketed generously); checked below rather than trusted.
+    low, high = 0.5 * std, 4.0 * std
+    # Cut where the rest of the integral is below 5e-7: with |sin| <= 1 and phi(t) <=
+    # 1 / (b_max t)^2, or <= 1 / (b_max b_2 t^2)^2 using the second largest scale too.
+    t_max = min(1000.0 / bmax, (2.5e6) ** 0.25 / math.sqrt(bmax * float(b[-2])))
+    step = min(0.05 / bmax, 0.2 / high)
+    n = math.ceil(t_max / step)
+    n += n % 2  # Simpson's rule needs an even number of intervals
+    t = np.linspace(0.0, n * step, n + 1)
+    phi = np.ones_like(t)
+    for scale, times in zip(*np.unique(b, return_counts=True), strict=True):
+        phi *= (1.0 + (scale * t) ** 2) ** -float(times)
+    weights = _simpson_weights(n, step) * (2.0 / math.pi)
+    kernel = np.zeros_like(t)
+    kernel[1:] = weights[1:] * phi[1:] / t[1:]
+    origin = float(weights[0])
+    if not (
+        _gil_pelaez_mass(low, t, kernel, origin) < level < _gil_pelaez_mass(high, t, kernel, origin)
+    ):
+        raise InternalError(f"Laplace-sum quantile of scales {scales} outside its bracket")
+    while high - low > 1e-6 * high:
+        mid = (low + high) / 2.0
+        if _gil_pelaez_mass(mid, t, kernel, origin) < level:
+            low = mid
+        else:
+            high = mid
+    return high * (1.0 + 1e-4)
+
+
+def laplace_sum_half_width(scales: Sequence[float], level: float = 0.95) -> float:
+    """x with P(|L_1 + ... + L_n| <= x) = `level` for independent Laplace(0, scales[i]).
+
+    One variable: b ln(1 / (1 - level)). Several: the sum S is symmetric with
+    characteristic function phi(t) = prod 1 / (1 + b_i^2 t^2), and by the Gil-Pelaez
+    inversion formula (J. Gil-Pelaez, "Note on the inversion theorem", Biometrika 1951)
+    P(|S| <= x) = (2 / pi) int_0^inf sin(t x) phi(t) / t dt. The integral is cut where the
+    rest is below 5e-7 and evaluated with Simpson's rule at ~30 points per period of
+    sin(t x); x is bisected to a relative 1e-6 and returned padded by a relative 1e-4, so
+    an interval never comes out narrower than stated. Remembered per set of scales.
+
+    Raises:
+        ValueError: `level` is not in (0, 1) or a scale is not finite.
+    """
+    positive = tuple(sorted(float(s) for s in scales if s > 0.0))
+    if not 0.0 < level < 1.0 or not all(math.isfinite(s) for s in positive):
+        raise ValueError(f"level {level!r} must be in (0, 1) and scales finite")
+    if not positive:
+        return 0.0
+    if len(positive) == 1:
+        return positive[0] * -math.log1p(-level)
+    return _laplace_sum_half_width(positive, float(level))
+
+
+def noise_half_width(stds: Sequence[float], noise: NoiseKind) -> float:
+    """95 % half-width of a sum of independent noises with these stds.
+
+    Gaussian: 1.96 times the root sum of squares. Laplace: the exact quantile of the sum of
+    Laplace variables of scale std / sqrt(2) (`laplace_sum_half_width`). Discrete noise on
+    integer components is treated as its continuous counterpart: the stds stated for it are
+    the continuous ones, an upper bound.
+    """
+    if noise is NoiseKind.GAUSSIAN:
+        return Z95 * math.sqrt(math.fsum(s * s for s in stds))
+    return laplace_sum_half_width([s / math.sqrt(2.0) for s in stds])
+
+
+@dataclass(frozen=True)
+class StatisticsPlan:
+    """The components a node releases for a statistics job and their noise.
+
+    Attributes:
+        components: In release order, names unique; `count` first.
+        noise: Gaussian or Laplace.
+        noise_multiplier: Gaussian: noise std over L2 sensitivity (sigma). Laplace: scale
+            over L1 sensitivity (s); one component is then (1 / s)-DP.
+        cells: Number of cells every component spans.
+    """
+
+    components: tuple[Component, ...]
+    noise: NoiseKind
+    noise_multiplier: float
+    cells: int
+
+    def component(self, name: str) -> Component:
+        """The component called `name`.
+
+        Raises:
+            KeyError: No component has that name.
+        """
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def noise_scale(self, component: Component) -> float:
+        """The sampler's parameter: Gaussian std sigma * Delta, or Laplace scale s * Delta."""
+        return self.noise_multiplier * component.sensitivity
+
+    def noise_std(self, component: Component) -> float:
+        """Std of the noise on each value: sigma * Delta (Gaussian), sqrt(2) s Delta (Laplace).
+
+        For integer components (discrete samplers) this is the continuous mechanism's std,
+        which bounds the discrete one's from above.
+        """
+        scale = self.noise_scale(component)
+        return scale if self.noise is NoiseKind.GAUSSIAN else math.sqrt(2.0) * scale
+
+    def events(self) -> list[PrivacyEvent]:
+        """What the ledger charges: one release per component at the plan's multiplier."""
+        k = len(self.components)
+        if self.noise is NoiseKind.GAUSSIAN:
+            return [GaussianEvent(self.noise_multiplier, count=k)]
+        return [LaplaceEvent(self.noise_multiplier, count=k)]
+
+    def expected_half_widths(
+        self, nodes: int = 1, *, reference_count: float = REFERENCE_COUNT
+    ) -> dict[str, float]:
+        """Expected 95 % half-width from noise alone of combined cells over `nodes` nodes
+        that each release with this plan (nodes noise independently; stds add in squares).
+
+        Keys:
+            * `count`, each `histogram:...` component: one combined cell's value or bin.
+            * each `sum:<column>:<lo>:<hi>`: the *sum statistic* of the column, centred sum
+              plus midpoint times count, whose noise is sqrt(std_S^2 + mid^2 std_N^2).
+            * `mean:<column>:<lo>:<hi>` (for each sum component) and
+              `variance:<column>:<lo>:<hi>` (for each sumsq component): at a combined cell
+              count of `reference_count` and the worst true mean within the bounds. The
+              delta method gives std_mean = sqrt(std_S^2 + m^2 std_N^2) / n, at most
+              sqrt(std_S^2 + h^2 std_N^2) / n for |m| <= h; and std_var = sqrt(std_Q^2 +
+              4 m^2 std_S^2 + (q - 2 m^2)^2 std_N^2) / n, at most sqrt(std_Q^2 + 4 h^2
+              std_S^2 + h^4 std_N^2) / n for m^2 <= q <= h^2. Both scale as 1 / n, so at
+              count n a quote shows value * reference_count / n; a fixed reference keeps
+              the figure a property of the plan, not of rows nobody may look at.
+            * `reference_count`: that reference.
+
+        Laplace half-widths are exact quantiles of the sum of the Laplace noises (of the
+        delta method's linear combination for means and variances).
+        """
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+            raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
+        if not (math.isfinite(reference_count) and reference_count > 0):
+            raise ValueError(f"reference_count must be positive, got {reference_count!r}")
+        count = self.component(COUNT)
+        std_n = self.noise_std(count)
+        widths: dict[str, float] = {}
+
+        def width(*stds: float) -> float:
+            return noise_half_width([s for s in stds for _ in range(nodes)], self.noise)
+
+        widths[COUNT] = width(std_n)
+        by_name = {c.name: c for c in self.components}
+        for c in self.components:
+            std = self.noise_std(c)
+            h, n = c.half_range, reference_count
+            tail = c.name.partition(":")[2]
+            if c.kind is ComponentKind.HISTOGRAM:
+                widths[c.name] = width(std)
+            elif c.kind is ComponentKind.SUM:
+                widths[c.name] = width(std, abs(c.midpoint) * std_n)
+                widths[f"mean:{tail}"] = width(std / n, h * std_n / n)
+            elif c.kind is ComponentKind.SUMSQ:
+                std_s = self.noise_std(by_name[f"sum:{tail}"])
+                widths[f"variance:{tail}"] = width(std / n, 2 * h * std_s / n, h * h * std_n / n)
+        widths["reference_count"] = float(reference_count)
+        return widths
+
+
+def plan_statistics(spec: StatisticsSpec, contribution: int) -> StatisticsPlan:
+    """The components `spec` needs and the noise that keeps them within its budget.
+
+    Args:
+        spec: The job.
+        contribution: Most rows one person contributes at this node (`spec.max_rows` when
+            the node declares a person id, else 1).
+
+    Returns:
+        A plan with `epsilon_spent(plan.events(), spec.delta) <= spec.epsilon`; with Laplace
+        noise also at delta = 0 (pure DP).
+
+    Raises:
+        JobSpecError: The epsilon is too small to account for this many components.
+    """
+    if isinstance(contribution, bool) or not isinstance(contribution, int) or contribution < 1:
+        raise InternalError(f"contribution must be a positive integer, got {contribution!r}")
+    components: dict[str, Component] = {}
+    for stat in spec.statistics:
+        for c in _components_of(stat, contribution):
+            components.setdefault(c.name, c)
+    if COUNT not in components:
+        raise InternalError("a statistics plan without its count component")
+    ordered = (components.pop(COUNT), *components.values())
+    k = len(ordered)
+    try:
+        if spec.noise is NoiseKind.GAUSSIAN:
+            multiplier = gaussian_noise_multiplier(spec.epsilon, spec.delta, k)
+        else:
+            multiplier = laplace_scale(spec.epsilon, k)
+    except ConfigError as err:
+        raise JobSpecError(
+            f"job cannot release {k} noisy components within epsilon {spec.epsilon:g}: "
+            f"{err.message}",
+            "raise `epsilon`, or ask for fewer statistics",
+        ) from err
+    plan = StatisticsPlan(ordered, spec.noise, multiplier, spec.cells)
+    charged = epsilon_spent(plan.events(), spec.delta)
+    if charged > spec.epsilon or (
+        spec.noise is NoiseKind.LAPLACE and epsilon_spent(plan.events(), 0.0) > spec.epsilon
+    ):
+        raise InternalError(f"statistics plan charges {charged!r} > epsilon {spec.epsilon!r}")
+    return plan
