@@ -15,9 +15,16 @@ from vocab.jobs.regression import RegressionSpec
 from vocab.jobs.regression_plan import LinearPlan, design_scaling
 from vocab.jobs.regression_release import LinearRelease
 
-__all__ = ["encode_design", "noisy_sufficient_statistics", "sufficient_statistics"]
+__all__ = [
+    "clamped_target",
+    "encode_design",
+    "encode_rows",
+    "noisy_sufficient_statistics",
+    "sufficient_statistics",
+]
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _numeric(values: pd.Series) -> FloatArray:
@@ -38,49 +45,69 @@ def _levels(values: pd.Series, levels: tuple[str, ...]) -> npt.NDArray[np.intp]:
     return found
 
 
-def encode_design(frame: pd.DataFrame, spec: RegressionSpec) -> tuple[FloatArray, FloatArray]:
-    """The design matrix and target of the rows a regression uses, encoded in [-1, 1].
+def encode_rows(frame: pd.DataFrame, spec: RegressionSpec) -> tuple[FloatArray, BoolArray]:
+    """Every row's design (intercept first) and whether its features are complete.
 
     Numeric values are clipped to their declared bounds (log1p first when `log`) and mapped
     onto [-1, 1]; a categorical value becomes 0/1 inputs for the declared levels after the
-    first (the reference, all zeros); the target is clipped to its declared bounds and
-    mapped onto [-1, 1]. The first column is the intercept.
-
-    Only complete rows are used, as least squares does: a row whose target or numeric
-    feature is missing or not a number, or whose categorical value is not a declared level
-    (compared as text), is left out. Whether a row is left out depends on that row alone,
-    so a person still moves the statistics by at most their own rows.
+    first (the reference, all zeros). A row is incomplete when a numeric feature is missing
+    or not a number, or a categorical value is not a declared level (compared as text).
 
     Returns:
-        (X, y): X of shape (rows, spec.n_coefficients), y of shape (rows,), float64.
+        (X, complete): X of shape (len(frame), spec.n_coefficients), float64.
     """
     scaling = design_scaling(spec)
     rows = len(frame)
-    keep = np.ones(rows, dtype=bool)
+    complete = np.ones(rows, dtype=bool)
     blocks: list[FloatArray] = [np.ones((rows, 1))]
     column = 0
     for f in spec.features:
         if f.is_categorical:
             index = _levels(frame[f.column], f.categories)
-            keep &= index >= 0
+            complete &= index >= 0
             width = len(f.categories) - 1
             onehot = (index[:, None] == np.arange(1, width + 1)[None, :]).astype(np.float64)
             blocks.append(onehot)
             column += width
             continue
         x = _numeric(frame[f.column])
-        keep &= np.isfinite(x)
+        complete &= np.isfinite(x)
         x = np.clip(np.nan_to_num(x, nan=f.lower), f.lower, f.upper)
         if f.log:
             x = np.log1p(x)
         encoded = scaling.slopes[column] * x + scaling.offsets[column]
         blocks.append(np.clip(encoded, -1.0, 1.0)[:, None])
         column += 1
+    return np.concatenate(blocks, axis=1), complete
+
+
+def clamped_target(frame: pd.DataFrame, spec: RegressionSpec) -> tuple[FloatArray, BoolArray]:
+    """Every row's target clipped to its declared bounds, and whether it was a number."""
     y = _numeric(frame[spec.target])
-    keep &= np.isfinite(y)
+    present = np.isfinite(y)
     y = np.clip(np.nan_to_num(y, nan=spec.target_lower), spec.target_lower, spec.target_upper)
+    return y, present
+
+
+def encode_design(frame: pd.DataFrame, spec: RegressionSpec) -> tuple[FloatArray, FloatArray]:
+    """The design matrix and target of the rows a linear regression uses, all in [-1, 1].
+
+    The design is `encode_rows`'s (the first column is the intercept); the target is
+    clipped to its declared bounds and mapped onto [-1, 1].
+
+    Only complete rows are used, as least squares does: a row whose target or numeric
+    feature is missing or not a number, or whose categorical value is not a declared level,
+    is left out. Whether a row is left out depends on that row alone, so a person still
+    moves the statistics by at most their own rows.
+
+    Returns:
+        (X, y): X of shape (rows, spec.n_coefficients), y of shape (rows,), float64.
+    """
+    scaling = design_scaling(spec)
+    design, keep = encode_rows(frame, spec)
+    y, present = clamped_target(frame, spec)
+    keep &= present
     y_encoded = np.clip(scaling.target_slope * y + scaling.target_offset, -1.0, 1.0)
-    design = np.concatenate(blocks, axis=1)
     return np.ascontiguousarray(design[keep]), np.ascontiguousarray(y_encoded[keep])
 
 

@@ -1,0 +1,152 @@
+"""A poisson regression's DP-SGD round at the node: a log-link linear model, trained privately.
+
+The model is log(mu) = x'b (+ log exposure), x the design `suffstats.encode_rows` gives
+(intercept first, features in [-1, 1]) and the target clipped to its declared bounds; the
+loss is the Poisson negative log-likelihood (torch's `PoissonNLLLoss(log_input=True)`).
+Training goes through Opacus exactly as the risk kind's does (`clients.dp_trainer`):
+per-sample clipping to `max_grad_norm`, Gaussian noise and Poisson batches from the
+node's secure generator, a row with a non-finite gradient contributing nothing, and the
+batches drawn over the officer's public size figure. The round's release is one
+`DpSgdEvent` of the `PoissonPlan` (`vocab.jobs.regression_plan`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import torch
+from opacus import GradSampleModule
+from torch import nn
+
+from clients.dp_trainer import RoundResult, RoundTimeout, SecureDPOptimizer
+from clients.kinds.regression.suffstats import clamped_target, encode_rows
+from clients.secure_noise import SecureRng
+from vocab.errors import InternalError
+from vocab.jobs.regression import Family, RegressionSpec
+from vocab.jobs.regression_plan import PoissonPlan
+
+__all__ = ["encode_poisson", "poisson_model", "train_poisson_round"]
+
+Float32Array = npt.NDArray[np.float32]
+
+
+def encode_poisson(
+    frame: pd.DataFrame, spec: RegressionSpec
+) -> tuple[Float32Array, Float32Array, Float32Array]:
+    """The design, clipped target and log-exposure offset of the rows a poisson job uses.
+
+    As for a linear job only complete rows are used (see `suffstats.encode_design`); with
+    an `exposure` column a row whose exposure is missing or not positive is left out too.
+    Without one the offset is 0.
+
+    Returns:
+        (X, y, offset): float32 arrays of shapes (rows, spec.n_coefficients), (rows,),
+        (rows,).
+    """
+    if spec.family is not Family.POISSON:
+        raise InternalError(f"encode_poisson called for a {spec.family.value} regression")
+    design, keep = encode_rows(frame, spec)
+    y, present = clamped_target(frame, spec)
+    keep &= present
+    offset = np.zeros(len(frame))
+    if spec.exposure:
+        exposure = pd.to_numeric(frame[spec.exposure], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        usable = np.isfinite(exposure) & (exposure > 0)
+        keep &= usable
+        offset = np.log(np.where(usable, exposure, 1.0))
+    return (
+        np.ascontiguousarray(design[keep], dtype=np.float32),
+        np.ascontiguousarray(y[keep], dtype=np.float32),
+        np.ascontiguousarray(offset[keep], dtype=np.float32),
+    )
+
+
+def poisson_model(spec: RegressionSpec, coefficients: npt.ArrayLike | None = None) -> nn.Module:
+    """The log-rate model: one linear map without bias (the design carries the intercept).
+
+    Args:
+        spec: The job; its design's width fixes the model.
+        coefficients: The model's weights, shape (n_coefficients,) or (1, n_coefficients),
+            in encoded units; zeros (a rate of 1 everywhere) when not given.
+    """
+    model = nn.Linear(spec.n_coefficients, 1, bias=False)
+    start = np.zeros(spec.n_coefficients) if coefficients is None else coefficients
+    weight = np.asarray(start, dtype=np.float32).reshape(1, spec.n_coefficients)
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(weight))
+    return model
+
+
+def train_poisson_round(
+    model: nn.Module,
+    x: Float32Array,
+    y: Float32Array,
+    offset: Float32Array,
+    spec: RegressionSpec,
+    plan: PoissonPlan,
+    *,
+    slots: int | None = None,
+    deadline_s: float | None = None,
+) -> RoundResult:
+    """Run exactly `plan.steps_per_round` DP-SGD steps of Poisson regression.
+
+    Args:
+        model: The log-rate model (`poisson_model`), updated in place.
+        x, y, offset: The node's rows (`encode_poisson`).
+        slots: Rows the work is sized for, at least `len(x)` (default: `len(x)`); the ones
+            past the data are phantom rows that contribute nothing.
+        deadline_s: Wall-time limit in seconds; past it the round stops (`RoundTimeout`).
+
+    Returns:
+        The trained plain module (Opacus hooks removed) and the steps taken.
+
+    Raises:
+        RoundTimeout: The round ran past `deadline_s`.
+    """
+    started = time.monotonic()
+    rng = SecureRng()
+    model.train()
+    features, targets, offsets = (torch.from_numpy(a) for a in (x, y, offset))
+    rows = len(targets)
+    total = rows if slots is None else slots
+    if total < rows or len(features) != rows or len(offsets) != rows:
+        raise InternalError(f"{rows} targets, {len(features)} rows, {total} slots do not fit")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        dp_model = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+        optimizer = SecureDPOptimizer(
+            torch.optim.SGD(dp_model.parameters(), lr=spec.learning_rate),
+            noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=spec.max_grad_norm,
+            # The public expected batch: the true one would reveal the row count.
+            expected_batch_size=spec.batch_size,
+            loss_reduction="mean",
+            rng=rng,
+        )
+        loss_fn = nn.PoissonNLLLoss(log_input=True, full=False, reduction="none")
+        for _ in range(plan.steps_per_round):
+            if deadline_s is not None and time.monotonic() - started > deadline_s:
+                raise RoundTimeout(f"the round ran past {deadline_s:g} s")
+            mask = rng.poisson_mask(total, plan.sample_rate)
+            real = torch.from_numpy(mask[:rows])
+            phantoms = int(mask[rows:].sum())
+            xb = torch.cat((features[real], features.new_zeros((phantoms, features.shape[1]))))
+            yb = torch.cat((targets[real], targets.new_zeros(phantoms)))
+            ob = torch.cat((offsets[real], offsets.new_zeros(phantoms)))
+            weight = torch.cat((targets.new_ones(int(real.sum())), targets.new_zeros(phantoms)))
+            optimizer.zero_grad(set_to_none=True)
+            log_rate = dp_model(xb).squeeze(-1) + ob
+            loss = (weight * loss_fn(log_rate, yb)).sum() if len(xb) > 0 else log_rate.sum() * 0.0
+            loss.backward()
+            optimizer.step()
+    trained: nn.Module = dp_model._module
+    dp_model.remove_hooks()
+    for p in trained.parameters():
+        setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
+    return RoundResult(trained, plan.steps_per_round)
