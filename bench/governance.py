@@ -12,7 +12,7 @@ in one process, the operations rotating their order every repetition, medians re
 * ``reserve`` and ``commit``: one round reserved and committed with a 10 KB reply payload;
 * ``audit_append``: one `AuditLog.append` (file lock, tail read, fsync);
 * ``audit_head``: `AuditLog.head`, which every reply calls to stamp the chain head;
-* ``handle_quote``: the node's whole dry-run quote (`clients.job_handler.handle_quote`);
+* ``handle_quote``: the node's whole dry-run quote (`clients.release.handle_quote`);
 * ``handle_request``: one real training round (`handle_request`, round 1 of a new job),
   with the DP-SGD itself (`train_round`) timed inside it.
 
@@ -53,12 +53,12 @@ from rich.table import Table
 import clients.dp_trainer
 from bench.report import command_line, environment, make_console, write_result
 from clients.dp_trainer import RoundResult
-from clients.job_handler import JobRequest, handle_quote, handle_request
 from clients.job_plan import DpPlan, plan_for_node
 from clients.ledger import EntryStatus, Requester
 from clients.node_audit import node_audit_log
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
+from clients.release import JobRequest, handle_quote, handle_request
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent, forget_cached_curves
@@ -70,7 +70,7 @@ from vocab.jobspec import RiskJobSpec
 from vocab.models import build_model, get_weights
 from vocab.privacy import DpSgdEvent
 from vocab.sqlite_tx import connect, write_locked
-from vocab.wire import ReplyStatus
+from vocab.wire import TRAIN, ReplyStatus
 
 __all__ = ["GovernanceSettings", "HistoryShape", "main", "run"]
 
@@ -301,7 +301,7 @@ def _repetition(level: _Level, rep: int) -> dict[str, float]:
     def node_round() -> None:
         job_id = level.next_id("train")
         weights = get_weights(build_model(level.spec))
-        request = JobRequest(level.spec, job_id, 1, weights, train=True)
+        request = JobRequest(level.spec, job_id, 1, weights, TRAIN)
         before = len(level.audit.path.read_bytes().splitlines())
         timer = _TimedTrainRound()
         with timer.installed():

@@ -12,7 +12,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from clients.app_gate import AppVerdict
-from clients.job_handler import log_malformed
+from clients.release import log_malformed
 from clients.reply_sealing import job_ref, sealed_reply
 from vocab.errors import RefusalCode
 from vocab.wire import QUOTE, REPORT, NodeQuote, NodeReport, ReplyStatus

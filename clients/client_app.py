@@ -11,24 +11,28 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.job_handler import (
+from clients.node_context import CONFIG_KEY, DEPARTMENT_KEY
+from clients.release import (
     JobOutcome,
     JobRequest,
     handle_quote,
     handle_request,
     log_malformed,
 )
-from clients.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from clients.reply_sealing import sealed_reply
 from vocab.audit_chain import SignedHead
 from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
-from vocab.jobspec import RiskJobSpec
 from vocab.serde import job_from_bytes
+from vocab.spec import JobEnvelope
 from vocab.wire import (
     ARRAYS,
+    EVALUATE,
     HOLDOUT,
     JOB,
+    KIND_QUERIES,
     REPORT,
+    RESULT,
+    TRAIN,
     NodeQuote,
     NodeReport,
     ReplyStatus,
@@ -49,20 +53,22 @@ def _reply(msg: Message, outcome: JobOutcome, config_path: object = None) -> Mes
         content[HOLDOUT] = MetricRecord(histogram_to_record(outcome.holdout))
     if outcome.weights is not None:
         content[ARRAYS] = ArrayRecord(outcome.weights)
+    if outcome.result:
+        content[RESULT] = ConfigRecord({"json": outcome.result})
     return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)
 
 
-def _job(msg: Message, *, weights: bool) -> tuple[RiskJobSpec, str, int, list[Any]]:
-    """The job a message carries: spec, job id, round and (for training) weights.
+def _job(msg: Message) -> tuple[JobEnvelope, str, int, list[Any]]:
+    """The job a message carries: spec, job id, round and (a risk model's) weights.
 
     Raises:
         JobSpecError: The message is not a silobridge job message.
     """
     job = msg.content.config_records.get(JOB)
     arrays = msg.content.array_records.get(ARRAYS)
-    if job is None or (weights and arrays is None):
+    if job is None:
         raise JobSpecError(
-            "message carries no job or weights",
+            "message carries no job",
             "the coordinator runs another silobridge version; upgrade one side",
         )
     try:
@@ -95,7 +101,7 @@ def _malformed(config_path: object, department: str, err: SilobridgeError) -> No
     return dataclasses.replace(report, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
 
 
-def _answer(msg: Message, context: Context, *, train: bool) -> Message:
+def _answer(msg: Message, context: Context, message_type: str) -> Message:
     department = str(context.node_config.get(DEPARTMENT_KEY, "unknown"))
     config_path = context.node_config.get(CONFIG_KEY)
     if not config_path:
@@ -105,27 +111,28 @@ def _answer(msg: Message, context: Context, *, train: bool) -> Message:
         )
         return _reply(msg, JobOutcome(report))
     try:
-        spec, job_id, rnd, arrays = _job(msg, weights=True)
+        spec, job_id, rnd, arrays = _job(msg)
         anchor = _coordinator_head(msg)
     except SilobridgeError as err:
         return _reply(msg, JobOutcome(_malformed(config_path, department, err)), config_path)
     weights = [np.asarray(a, dtype=np.float32) for a in arrays]
     request = JobRequest(
-        spec=spec, job_id=job_id, round=rnd, weights=weights, train=train, coordinator_head=anchor
-    )
+        spec=spec, job_id=job_id, round=rnd, weights=weights, message=message_type,
+        coordinator_head=anchor,
+    )  # fmt: skip
     return _reply(msg, handle_request(Path(str(config_path)), department, request), config_path)
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """One DP-SGD round on this department's rows, charged to its ledger first."""
-    return _answer(msg, context, train=True)
+    return _answer(msg, context, TRAIN)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """A noisy held-out histogram of the model sent, charged to the ledger first."""
-    return _answer(msg, context, train=False)
+    return _answer(msg, context, EVALUATE)
 
 
 @app.query()
@@ -140,7 +147,7 @@ def quote(msg: Message, context: Context) -> Message:
         )  # fmt: skip
     else:
         try:
-            spec, job_id, _, _ = _job(msg, weights=False)
+            spec, job_id, _, _ = _job(msg)
             anchor = _coordinator_head(msg)
         except SilobridgeError as err:
             report = _malformed(config_path, department, err)
@@ -153,3 +160,16 @@ def quote(msg: Message, context: Context) -> Message:
             answer = handle_quote(Path(str(config_path)), department, spec, job_id, anchor)
     content = RecordDict({REPORT: ConfigRecord(answer.to_record())})
     return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)
+
+
+def _kind_query(message_type: str) -> None:
+    """Registers the one-shot release of a job kind (`query.<kind>`)."""
+    action = message_type.split(".", 1)[1]
+
+    @app.query(action)
+    def release(msg: Message, context: Context) -> Message:
+        return _answer(msg, context, message_type)
+
+
+for _message_type in KIND_QUERIES:
+    _kind_query(_message_type)

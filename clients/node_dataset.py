@@ -15,7 +15,7 @@ from clients.split_key import held_out, node_secret
 from vocab.approval import JobClaims
 from vocab.errors import InternalError, JobSpecError
 
-__all__ = ["load_job_frames"]
+__all__ = ["load_job_frames", "read_job_frame", "split_job_frame"]
 
 
 def _spec(config: NodeConfig, name: str) -> ColumnSpec:
@@ -23,6 +23,56 @@ def _spec(config: NodeConfig, name: str) -> ColumnSpec:
     if spec is None:
         raise InternalError(f"column `{name}` passed the policy check but is not declared")
     return spec
+
+
+def read_job_frame(
+    config: NodeConfig, columns: Sequence[str]
+) -> tuple[pd.DataFrame, list[object] | None]:
+    """Reads the columns a job uses, checked against the node's schema, and the person ids.
+
+    Call only after the column policy let the job through (`check_job_columns`): this
+    reads what it is asked.
+
+    Returns:
+        The frame of `columns` (coerced to their declared types, 0-based index, no person
+        id column) and each row's person id in the same order, or None when the node
+        declares no person id (then the unit of privacy is the row).
+
+    Raises:
+        JobSpecError: The job uses no columns.
+        DataError: The data cannot be read or does not match the schema.
+    """
+    wanted = list(dict.fromkeys(columns))
+    if not wanted:
+        raise JobSpecError("the job uses no columns", "name its columns in the job spec")
+    person_id = config.person_id
+    to_read = [*wanted, person_id] if person_id is not None else wanted
+    source = open_source(config.source)
+    raw = source.read(to_read)
+    frame = validate_frame(
+        raw, [_spec(config, name) for name in to_read], where=source.description
+    ).reset_index(drop=True)
+    if person_id is None:
+        return frame, None
+    keys: list[object] = frame[person_id].tolist()
+    return frame.drop(columns=[person_id]), keys
+
+
+def split_job_frame(
+    config: NodeConfig, frame: pd.DataFrame, person_keys: list[object] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per person, split into train and holdout frames (see `load_job_frames`)."""
+    if person_keys is not None:
+        first = ~pd.Series(person_keys).duplicated(keep="first").to_numpy()
+        frame = frame[first].reset_index(drop=True)
+        keys: Sequence[object] = [k for k, keep in zip(person_keys, first, strict=True) if keep]
+    else:
+        keys = list(frame.itertuples(index=False, name=None))
+    secret = node_secret(config.ledger_path)
+    side = held_out(keys, secret, config.split_seed, config.holdout_fraction)
+    # An empty side is not refused: the refusal would say something about the row count.
+    # Training then takes pure-noise steps, and an evaluation counts nothing, noisily.
+    return frame[~side].reset_index(drop=True), frame[side].reset_index(drop=True)
 
 
 def load_job_frames(
@@ -63,27 +113,10 @@ def load_job_frames(
         ConfigError: The officer key named by the config cannot be read.
         DataError: The data cannot be read or does not match the schema.
     """
-    wanted = list(dict.fromkeys(claims.columns))
-    if not wanted:
+    if not claims.columns:
         raise JobSpecError(
             f"job `{claims.name}` uses no columns", "name its columns in the job spec"
         )
     check_job_columns(config, claims, now)
-    person_id = config.person_id
-    to_read = [*wanted, person_id] if person_id is not None else wanted
-    source = open_source(config.source)
-    raw = source.read(to_read)
-    frame = validate_frame(
-        raw, [_spec(config, name) for name in to_read], where=source.description
-    ).reset_index(drop=True)
-    if person_id is not None:
-        frame = frame.drop_duplicates(subset=[person_id], keep="first")
-        keys: Sequence[object] = frame[person_id].tolist()
-        frame = frame.drop(columns=[person_id])
-    else:
-        keys = list(frame.itertuples(index=False, name=None))
-    secret = node_secret(config.ledger_path)
-    side = held_out(keys, secret, config.split_seed, config.holdout_fraction)
-    # An empty side is not refused: the refusal would say something about the row count.
-    # Training then takes pure-noise steps, and an evaluation counts nothing, noisily.
-    return frame[~side].reset_index(drop=True), frame[side].reset_index(drop=True)
+    frame, keys = read_job_frame(config, claims.columns)
+    return split_job_frame(config, frame, keys)

@@ -1,8 +1,12 @@
-"""A node's answer to one job message: plan, admit, reserve, compute with noise, commit.
+"""The one guarded path every job kind's release takes at the node.
+
+answer again if answered -> plan (the kind) -> price once -> admit once -> reserve ->
+execute (the kind) -> commit with the reply -> audit. A quote is the same path stopped
+after admission.
 
 Every number a reply carries is a charged release (a DP-SGD update, a noisy held-out
-histogram) or follows from public figures (the plan, the ledger's epsilons). Once the noisy
-computation has started its charge stands, whatever happens next.
+histogram, noisy statistics) or follows from public figures (the plan, the ledger's
+epsilons). Once the noisy computation has started its charge stands, whatever happens next.
 
 Flower-free so it can be tested directly; `client_app.py` adapts it to Flower messages.
 """
@@ -12,21 +16,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import Any, TypeVar
 
 from clients.app_identity import running_app_hash
 from clients.column_policy import PolicyDecision, check_job_columns
-from clients.job_plan import DpPlan, check_limits, plan_for_node
+from clients.kinds.base import JobRequest, NodeKind, Released
+from clients.kinds.registry import node_kind
 from clients.ledger import ApprovalCap, DuplicateRelease, Ledger, Quote, Requester, Reservation
 from clients.node_audit import log_budget_change, node_audit_log, release_digest
 from clients.node_config import NodeConfig, load_node_config
-from clients.node_dataset import load_job_frames
-from clients.reply_codec import decode_reply, encode_reply
+from clients.reply_codec import JobOutcome, decode_reply, encode_reply
 from clients.round_lock import RunSlots
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import epsilon_spent
@@ -39,24 +39,19 @@ from vocab.errors import (
     DataError,
     InternalError,
     JobSpecError,
-    PolicyRefusal,
     RefusalCode,
     SilobridgeError,
 )
-from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
-from vocab.metrics import ScoreHistogram
 from vocab.privacy import PrivacyEvent
 from vocab.serde import spec_fingerprint
-from vocab.wire import NodeQuote, NodeReport, ReleaseRecord, ReplyStatus
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from torch import nn
+from vocab.spec import JobEnvelope
+from vocab.wire import NodeQuote, NodeReport, ReplyStatus
 
 __all__ = [
     "JobOutcome",
     "JobRequest",
     "NodeBusy",
+    "OtherDataset",
     "handle_quote",
     "handle_request",
     "log_malformed",
@@ -64,7 +59,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Weights = list[npt.NDArray[np.float32]]
+Kind = NodeKind[Any, Any, Any]
 
 
 class NodeBusy(SilobridgeError):
@@ -80,31 +75,20 @@ class NodeBusy(SilobridgeError):
         )
 
 
-@dataclass(frozen=True)
-class JobRequest:
-    """One message from the coordinator: train a round, or evaluate a model.
+class OtherDataset(SilobridgeError):
+    """The job asks for a dataset this node does not hold: the node takes no part.
 
-    `round` is a training round (1..rounds) or, for an evaluation, the evaluation's round
-    (`spec.evaluation_round(after)`). `coordinator_head` is the coordinator's signed audit
-    chain head the message carried (None: it carried none), recorded in the node's log.
+    Dataset names are public (the officer declares them); saying which one the node holds
+    says nothing about its rows.
     """
 
-    spec: RiskJobSpec
-    job_id: str
-    round: int
-    weights: Weights
-    train: bool
-    coordinator_head: SignedHead | None = None
+    code = RefusalCode.OTHER_DATASET
 
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """The node's reply: always a report; a noisy histogram for an evaluation, weights for a
-    training round."""
-
-    report: NodeReport
-    holdout: ScoreHistogram | None = None
-    weights: Weights | None = None
+    def __init__(self, asked: str, held: str) -> None:
+        super().__init__(
+            f"the job asks for dataset {asked!r}; this node holds {held!r}",
+            "the coordinator counts this node out of the job",
+        )
 
 
 _FAILED_REASON = (
@@ -113,7 +97,7 @@ _FAILED_REASON = (
 )
 
 
-def _requester(spec: RiskJobSpec) -> Requester:
+def _requester(spec: JobEnvelope) -> Requester:
     return Requester(purpose=spec.purpose, analyst=spec.analyst, project=spec.project)
 
 
@@ -193,79 +177,24 @@ def _check_policy(
     return decision
 
 
-def _message_step(spec: RiskJobSpec, req: JobRequest) -> int:
-    """Where the message falls in the job's time order: training round r is step 2r - 1,
-    the evaluation after round r step 2r.
-
-    Raises:
-        PolicyRefusal: The job makes no such training round or evaluation.
-    """
-    if req.train:
-        if 1 <= req.round <= spec.rounds:
-            return 2 * req.round - 1
-        raise PolicyRefusal(
-            f"job {spec.name!r} has rounds 1 to {spec.rounds}; round {req.round} is not one "
-            "of them",
-            "the coordinator asks only for the rounds the job spec names",
-        )
-    for after in spec.evaluated_after():
-        if spec.evaluation_round(after) == req.round:
-            return 2 * after
-    raise PolicyRefusal(
-        f"job {spec.name!r} makes no evaluation as message {req.round} (evaluation "
-        f"{spec.evaluation.value!r}: after round(s) {list(spec.evaluated_after())})",
-        "the coordinator asks only for the evaluations the job spec pays for",
-    )
-
-
-def _rest(spec: RiskJobSpec, plan: DpPlan, step: int) -> list[PrivacyEvent]:
-    """The releases the job still makes from `step` on, this message's included."""
-    rounds = sum(1 for r in range(1, spec.rounds + 1) if 2 * r - 1 >= step)
-    evaluations = sum(1 for a in spec.evaluated_after() if 2 * a >= step)
-    return [*plan.events_for(rounds), *plan.evaluation_events(evaluations)]
-
-
-def _incoming_model(spec: RiskJobSpec, weights: Weights) -> nn.Module:
-    """The coordinator's weights in the spec's model, refused unless finite and bounded.
-
-    Checked before anything is reserved: the weights are the coordinator's own, so the
-    refusal says nothing about the data.
-    """
-    from vocab.models import build_model, set_weights
-
-    if not all(np.all(np.isfinite(w)) and np.all(np.abs(w) <= MAX_WEIGHT) for w in weights):
-        raise PolicyRefusal(
-            f"the coordinator's weights for job {spec.name!r} are not all finite numbers "
-            f"within +-{MAX_WEIGHT:g}",
-            "send the job's aggregated model; diverged weights are not trained or evaluated",
-        )
-    model = build_model(spec)
-    try:
-        set_weights(model, weights)
-    except (ValueError, RuntimeError) as err:
-        raise JobSpecError(
-            f"the coordinator's weights do not fit job {spec.name!r}'s model: {err}",
-            "coordinator and node run different silobridge versions?",
-        ) from err
-    return model
-
-
 def _admit(
     cfg: NodeConfig,
     ledger: Ledger,
     audit: AuditLog,
-    spec: RiskJobSpec,
+    kind: Kind,
+    spec: JobEnvelope,
     job_id: str,
-    plan: DpPlan,
+    job_events: list[PrivacyEvent],
     rest: list[PrivacyEvent],
-) -> tuple[pd.DataFrame, pd.DataFrame, Quote, tuple[ApprovalCap, ...]]:
+) -> tuple[Any, Quote, tuple[ApprovalCap, ...]]:
     """Every check before a release, on public figures and the data's schema alone.
 
     Column classes and approvals (of this exact spec, for the app the node's gate verified,
     covering the job as priced at this node's delta, with the rest of the job within what
     each approval has left), the data read and checked against its schema, then the rest of
-    the job quoted against every budget. Returns the job's frames, the quote and the
-    approvals the reservation must stay within. (The node's limits come first, in `_plan`.)
+    the job quoted against every budget. Returns the kind's data, the quote and the
+    approvals the reservation must stay within. (The node's limits come first, in the
+    kind's plan.)
     """
     claims = JobClaims.from_spec(spec, running_app_hash())
     decision = _check_policy(cfg, claims, audit, job_id, spec.epsilon)
@@ -273,79 +202,12 @@ def _admit(
     if caps:
         # Priced at this dataset's delta the job may cost more than it claims: the approvals
         # must cover what it really costs here.
-        priced = epsilon_spent(plan.job_events(), ledger.budget().delta)
+        priced = epsilon_spent(job_events, ledger.budget().delta)
         if priced > spec.epsilon:
             _check_policy(cfg, claims, None, job_id, priced)
         ledger.check_approvals(job_id, rest, caps)
-    train_df, holdout_df = load_job_frames(cfg, claims)
-    if cfg.public_rows is not None and len(train_df) + len(holdout_df) > cfg.public_rows:
-        # The officer's figure must bound the data: training sizes its work by it.
-        problem = (
-            f"dataset {cfg.dataset!r} holds more rows than its public size figure "
-            "([data] public_rows) declares"
-        )
-        raise ConfigError(
-            problem,
-            "the officer raises public_rows to a published figure at least the rows held",
-            public=problem,
-        )
-    return train_df, holdout_df, ledger.quote(rest, _requester(spec)), caps
-
-
-def _release_record(round: int, event: PrivacyEvent, train: bool, delta: float) -> ReleaseRecord:
-    params: dict[str, float | int] = dict(event.params())
-    if not train:
-        params.update(sensitivity=1, noise_std=params["noise_multiplier"])
-    return ReleaseRecord(
-        round=round,
-        what="model_update" if train else "evaluation",
-        mechanism=event.mechanism.value,
-        params=params,
-        epsilon=epsilon_spent([event], delta),
-    )
-
-
-def _execute(
-    cfg: NodeConfig,
-    spec: RiskJobSpec,
-    plan: DpPlan,
-    req: JobRequest,
-    model: nn.Module,
-    frames: tuple[pd.DataFrame, pd.DataFrame],
-) -> tuple[ScoreHistogram | None, Weights]:
-    """The noisy computation itself: a DP-SGD round, or a noisy held-out histogram."""
-    from clients.dp_trainer import evaluate, train_round
-    from clients.secure_noise import discrete_gaussian
-    from vocab.features import encode_features, encode_target
-    from vocab.models import get_weights
-
-    train_df, holdout_df = frames
-    if not req.train:
-        exact = evaluate(
-            model,
-            encode_features(holdout_df, spec),
-            encode_target(holdout_df, spec),
-            spec.thresholds,
-        )
-        noisy = discrete_gaussian(exact.cells(), plan.evaluation_noise)
-        return ScoreHistogram.from_cells(noisy, plan.evaluation_noise), []
-    result = train_round(
-        model,
-        encode_features(train_df, spec),
-        encode_target(train_df, spec),
-        spec,
-        plan,
-        # Work sized by the public figure, not the rows: a round's time tells nothing.
-        slots=cfg.public_rows,
-        deadline_s=float(cfg.limits.max_round_seconds),
-    )
-    weights = get_weights(result.model)
-    if not all(np.all(np.isfinite(w)) for w in weights):
-        # Post-processing of the noisy steps (non-finite rows never enter the sum), so
-        # saying so reveals nothing more; but such weights are no use to anyone.
-        raise ValueError("training produced non-finite weights")
-    # Post-processing of the release: keeps the next round's weights within what nodes take.
-    return None, [np.clip(w, -MAX_WEIGHT, MAX_WEIGHT) for w in weights]
+    data = kind.load(cfg, spec, claims.columns)
+    return data, ledger.quote(rest, _requester(spec)), caps
 
 
 def _row_digest(ledger: Ledger, entry_id: int) -> str:
@@ -388,86 +250,92 @@ def _commit(
     cfg: NodeConfig,
     ledger: Ledger,
     audit: AuditLog,
+    kind: Kind,
+    plan: Any,
     req: JobRequest,
-    plan: DpPlan,
     reservation: Reservation,
-    result: tuple[ScoreHistogram | None, Weights] | None,
+    released: Released | None,
 ) -> JobOutcome:
-    """Commits a reserved release with its reply; `result` None means it failed."""
+    """Commits a reserved release with its reply; `released` None means it failed."""
     event = reservation.event
     figures = _figures(ledger, req.job_id)  # a reservation already counts as spent
-    release = _release_record(req.round, event, req.train, figures["delta"])
-    holdout, weights = result if result is not None else (None, [])
-    if result is None:
+    epsilon = epsilon_spent([event], figures["delta"])
+    release = kind.release_record(req.spec, plan, req, event, epsilon)
+    if released is None:
         reason = _FAILED_REASON.format(round=req.round, job=req.spec.name)
         report = NodeReport(
             cfg.department, ReplyStatus.REFUSED, RefusalCode.ROUND_FAILED.value, reason,
             releases=(release,), **figures,
         )  # fmt: skip
-    elif req.train:
-        report = NodeReport(
-            cfg.department, ReplyStatus.OK, noise_multiplier=plan.noise_multiplier,
-            sample_rate=plan.sample_rate, steps=plan.steps_per_round, releases=(release,),
-            **figures,
-        )  # fmt: skip
+        released = Released()
     else:
-        report = NodeReport(cfg.department, ReplyStatus.OK, releases=(release,), **figures)
-    ledger.commit(reservation, encode_reply(report, holdout, weights))
+        report = NodeReport(
+            cfg.department, ReplyStatus.OK, releases=(release,),
+            **kind.report_fields(plan, req), **figures,
+        )  # fmt: skip
+    outcome = JobOutcome(report, released.holdout, released.weights, released.result)
+    ledger.commit(reservation, encode_reply(outcome))
     audit.append(
         "charge",
         {**_where(req.job_id, req.round), "ledger_entry": reservation.entry_id,
          "epsilon_spent": report.epsilon_spent, "period": ledger.period(),
-         "failed": result is None, "dataset": ledger.dataset,
+         "failed": report.status is not ReplyStatus.OK, "dataset": ledger.dataset,
          "ledger_row": _row_digest(ledger, reservation.entry_id)},
     )  # fmt: skip
     log.info("job %s message %d: charged %s", req.job_id, req.round, event.mechanism.value)
-    return JobOutcome(report, holdout, weights or None)
+    return outcome
 
 
-def _plan(cfg: NodeConfig, spec: RiskJobSpec) -> DpPlan:
-    """The job's plan, refused first if it asks more than the node's limits allow (before
-    any model or data is touched: public figures only)."""
-    plan = plan_for_node(cfg, spec)
-    check_limits(cfg.limits, spec, plan)
-    return plan
+def _plan(cfg: NodeConfig, spec: JobEnvelope) -> tuple[Kind, Any]:
+    """The job's kind and plan, refused first if the job is for another dataset or asks
+    more than the node's limits allow (before any model or data is touched: public
+    figures only).
+
+    Raises:
+        OtherDataset: The job asks for a dataset this node does not hold.
+    """
+    if spec.dataset and spec.dataset != cfg.dataset:
+        raise OtherDataset(spec.dataset, cfg.dataset)
+    kind = node_kind(spec)
+    return kind, kind.plan(cfg, spec)
 
 
 def _serve(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
     spec = req.spec
-    step = _message_step(spec, req)
-    plan = _plan(cfg, spec)
-    event: PrivacyEvent = plan.round_event() if req.train else plan.evaluation_event()
+    kind, plan = _plan(cfg, spec)
+    planned = kind.planned(spec, plan, req)
     if ledger.has_reservation(req.job_id, req.round):
         # An attempt that died left this release reserved (charged): it may have computed,
         # so it is closed as failed and never computed again. Checked before admission,
         # which would count the open charge twice.
-        return _commit(cfg, ledger, audit, req, plan, _reserve(ledger, audit, req, event), None)
-    model = _incoming_model(spec, req.weights)
-    train_df, holdout_df, quote, caps = _admit(
-        cfg, ledger, audit, spec, req.job_id, plan, _rest(spec, plan, step)
+        reservation = _reserve(ledger, audit, req, planned.event)
+        return _commit(cfg, ledger, audit, kind, plan, req, reservation, None)
+    prepared = kind.prepare(spec, req)
+    data, quote, caps = _admit(
+        cfg, ledger, audit, kind, spec, req.job_id, kind.job_events(spec, plan), planned.rest
     )
     if not quote.fits:
         # Refuse the rest of the job up front rather than spend on releases it cannot finish.
         raise quote.refusal(f"the rest of job {spec.name!r}")
-    reservation = _reserve(ledger, audit, req, event, caps)
-    result: tuple[ScoreHistogram | None, Weights] | None = None
+    reservation = _reserve(ledger, audit, req, planned.event, caps)
+    released: Released | None = None
     if not reservation.resumed:  # one that died in between may have computed: never again
         try:
-            result = _execute(cfg, spec, plan, req, model, (train_df, holdout_df))
+            released = kind.execute(cfg, spec, plan, req, prepared, data)
         except Exception:
             # Charge what ran: the computation started, so whatever it was stays spent.
             log.exception("job %s message %d failed after it started", req.job_id, req.round)
-    return _commit(cfg, ledger, audit, req, plan, reservation, result)
+    return _commit(cfg, ledger, audit, kind, plan, req, reservation, released)
 
 
 def _resend(ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome | None:
-    """The reply already given for this round or evaluation, if any: same bytes, no charge."""
+    """The reply already given for this message, if any: same bytes, no charge."""
     payload = ledger.stored_reply(req.job_id, req.round, spec_fingerprint(req.spec))
     if payload is None:
         return None
-    report, holdout, weights = decode_reply(payload)
+    outcome = decode_reply(payload)
     audit.append("resend", _where(req.job_id, req.round))
-    return JobOutcome(report, holdout, weights or None)
+    return outcome
 
 
 def _answer(cfg: NodeConfig, ledger: Ledger, audit: AuditLog, req: JobRequest) -> JobOutcome:
@@ -506,7 +374,7 @@ def _open(config_path: Path) -> tuple[NodeConfig, AuditLog]:
 
 def _log_received(
     audit: AuditLog,
-    spec: RiskJobSpec,
+    spec: JobEnvelope,
     job_id: str,
     round: int,
     kind: str,
@@ -519,6 +387,7 @@ def _log_received(
         "job_received",
         {**_where(job_id, round), "job": spec.name, "purpose": spec.purpose,
          "analyst": spec.analyst, "project": spec.project, "kind": kind,
+         "job_kind": spec.kind, "dataset": spec.dataset,
          "columns": list(spec.columns), "epsilon": spec.epsilon, "delta": spec.delta,
          "coordinator_head": anchor},
     )  # fmt: skip
@@ -560,8 +429,7 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
     try:
         cfg, audit = _open(config_path)
         department = cfg.department
-        kind = "train" if req.train else "evaluate"
-        _log_received(audit, req.spec, req.job_id, req.round, kind, req.coordinator_head)
+        _log_received(audit, req.spec, req.job_id, req.round, req.message, req.coordinator_head)
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
         outcome = _in_slot(cfg, lambda: _answer(cfg, ledger, audit, req))
@@ -592,11 +460,12 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
         )
 
 
-def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> NodeQuote:
+def _quote(cfg: NodeConfig, audit: AuditLog, spec: JobEnvelope, job_id: str) -> NodeQuote:
     ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
     log_budget_change(audit, ledger.config_change)
-    plan = _plan(cfg, spec)
-    _, _, quote, _ = _admit(cfg, ledger, audit, spec, job_id, plan, plan.job_events())
+    kind, plan = _plan(cfg, spec)
+    events = kind.job_events(spec, plan)
+    _, quote, _ = _admit(cfg, ledger, audit, kind, spec, job_id, events, events)
     refusal = None if quote.fits else quote.refusal(f"job {spec.name!r}")
     return NodeQuote(
         department=cfg.department,
@@ -611,7 +480,7 @@ def _quote(cfg: NodeConfig, audit: AuditLog, spec: RiskJobSpec, job_id: str) -> 
 def handle_quote(
     config_path: Path,
     department_hint: str,
-    spec: RiskJobSpec,
+    spec: JobEnvelope,
     job_id: str,
     coordinator_head: SignedHead | None = None,
 ) -> NodeQuote:

@@ -17,7 +17,7 @@ from server.run_config import RunMode
 from vocab.audit_chain import AuditEntry, SignedHead
 from vocab.audit_log import AuditLog
 from vocab.identity_key import IdentityKey
-from vocab.jobspec import RiskJobSpec
+from vocab.spec import JobEnvelope
 
 if TYPE_CHECKING:  # Flower is not imported where only the officer's CLI needs this module.
     from server.exchange import NodeReply
@@ -75,18 +75,20 @@ class CoordinatorAudit:
     def _append(self, event: CoordinatorEvent, data: dict[str, Any]) -> AuditEntry:
         return self._log.append(event.value, data)
 
-    def job_received(self, spec: RiskJobSpec, job_id: str, mode: RunMode) -> AuditEntry:
+    def job_received(self, spec: JobEnvelope, job_id: str, mode: RunMode) -> AuditEntry:
         return self._append(
             CoordinatorEvent.JOB_RECEIVED,
             {
                 "job": spec.name,
                 "job_id": job_id,
+                "kind": spec.kind,
+                "dataset": spec.dataset,
                 "analyst": spec.analyst,
                 "project": spec.project,
                 "purpose": spec.purpose,
                 "epsilon": spec.epsilon,
                 "delta": spec.delta,
-                "rounds": spec.rounds,
+                "rounds": getattr(spec, "rounds", 1),
                 "min_nodes": spec.min_nodes,
                 "columns": list(spec.columns),
                 "mode": mode.value,

@@ -21,9 +21,10 @@ from server.exchange import (
     wait_for_nodes,
 )
 from server.reply_check import ReplyCheck, claimed_department
-from vocab.jobspec import RiskJobSpec
+from vocab.errors import RefusalCode
 from vocab.reply_seal import content_digest
 from vocab.serde import job_to_bytes
+from vocab.spec import JobEnvelope
 from vocab.wire import JOB, QUOTE, REPORT, NodeQuote, ReplyStatus
 
 __all__ = ["QuoteAnswer", "QuoteOutcome", "run_quote"]
@@ -81,7 +82,7 @@ class QuoteAnswer:
 class QuoteOutcome:
     """Every asked node's answer and the central check, and whether the job would run."""
 
-    spec: RiskJobSpec
+    spec: JobEnvelope
     job_id: str
     answers: tuple[QuoteAnswer, ...]
     central: CentralCheck
@@ -102,11 +103,12 @@ class QuoteOutcome:
             return f"refused by the coordinator: {refusal.message}"
         if self.would_run >= self.spec.min_nodes:
             return ""
+        taking_part = [a for a in self.answers if a.code != RefusalCode.OTHER_DATASET.value]
         others = ", ".join(
-            f"{a.department} {a.code or a.status.value}" for a in self.answers if not a.would_run
+            f"{a.department} {a.code or a.status.value}" for a in taking_part if not a.would_run
         )
         return (
-            f"only {self.would_run} of {len(self.answers)} node(s) would run the job; it "
+            f"only {self.would_run} of {len(taking_part)} node(s) would run the job; it "
             f"needs {self.spec.min_nodes}" + (f" ({others})" if others else "")
         )
 
@@ -120,9 +122,7 @@ class QuoteOutcome:
             "analyst": self.spec.analyst,
             "project": self.spec.project,
             "min_nodes": self.spec.min_nodes,
-            "evaluation": self.spec.evaluation.value,
-            "evaluations": self.spec.evaluations,
-            "evaluation_share": self.spec.evaluation_share,
+            "job_kind": self.spec.kind,
             "would_run": self.would_run,
             "ok": self.ok,
             "reason": self.reason,
@@ -174,7 +174,7 @@ def _reply_of(answer: QuoteAnswer) -> NodeReply:
 
 def run_quote(
     grid: Grid,
-    spec: RiskJobSpec,
+    spec: JobEnvelope,
     job_id: str,
     central: CentralCheck,
     emit: Emit,

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from vocab.errors import JobSpecError
-from vocab.jobspec import RiskJobSpec
 from vocab.serde import job_from_bytes
+from vocab.spec import JobEnvelope
 
 __all__ = ["RunConfig", "RunMode", "decode_run_config"]
 
@@ -29,7 +29,7 @@ class RunMode(enum.Enum):
 class RunConfig:
     """A decoded submission; `out` is None for quotes (they write no bundle)."""
 
-    spec: RiskJobSpec
+    spec: JobEnvelope
     mode: RunMode
     out: Path | None
 

@@ -17,10 +17,10 @@ from server.central_budget import CapExceeded, CentralBudget
 from server.coordinator_audit import CoordinatorAudit
 from server.coordinator_home import HOME_ENV, RESULTS_DIR, CoordinatorHome
 from server.exchange import AnswerStatus, NodeReply
+from server.kinds.base import Drive, Finished
+from server.kinds.registry import coordinator_kind
 from server.quote_round import run_quote
 from server.reply_check import ReplyCheck, registered_nodes
-from server.result_bundle import render_bundle
-from server.risk_job import run_risk_job
 from server.run_config import RunConfig, RunMode, decode_run_config
 from vocab.bundle import files_to_event, write_files
 from vocab.errors import SilobridgeError
@@ -61,10 +61,11 @@ def _job_start(config: RunConfig, job_id: str) -> dict[str, Any]:
     return {
         "job": spec.name,
         "job_id": job_id,
+        "job_kind": spec.kind,
         "mode": config.mode.value,
         "analyst": spec.analyst,
         "project": spec.project,
-        "rounds": spec.rounds,
+        "rounds": getattr(spec, "rounds", 1),
         "epsilon": spec.epsilon,
         "delta": spec.delta,
         "min_nodes": spec.min_nodes,
@@ -109,9 +110,12 @@ def _run(
     emit: Emit,
     verify: ReplyCheck,
 ) -> None:
-    from vocab.models import build_model, get_weights
-
     spec = config.spec
+    try:
+        kind = coordinator_kind(spec)
+    except SilobridgeError as err:
+        emit("failed", reason=str(err))
+        return
     try:
         check = budget.reserve(job_id, spec.analyst, spec.project, spec.epsilon)
     except CapExceeded as err:
@@ -133,13 +137,10 @@ def _run(
         # Admission: every node runs the whole job's checks first, so no node is charged
         # for a job that a quorum would not take.
         admission = run_quote(grid, spec, job_id, check, emit, on_reply, audit.head, check=verify)
-        emit("admission", **admission.event())
-        initial = get_weights(build_model(spec))
-        outcome = run_risk_job(
-            grid, spec, job_id, initial, admission, emit, on_reply, audit.head, check=verify
-        )
+        emit("admission", **admission.event(), **kind.quote_preview(spec, admission.would_run))
+        drive = Drive(grid, job_id, admission, emit, on_reply, audit.head, verify)
+        outcome: Finished = kind.run(spec, drive)
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
-        files = render_bundle(outcome)
         audit.job_end(
             job_id,
             outcome.status,
@@ -164,7 +165,7 @@ def _run(
     result_path = ""
     if config.out is not None:
         try:
-            result_path = str(write_files(config.out, files))
+            result_path = str(write_files(config.out, outcome.files))
         except OSError as err:
             log.warning(
                 "cannot write the bundle to %s on the coordinator host: %s", config.out, err
@@ -174,8 +175,8 @@ def _run(
         status=outcome.status,
         failure=outcome.failure,
         result=result_path,
-        files=files_to_event(files),
-        metrics=outcome.final_metrics,
+        files=files_to_event(outcome.files),
+        metrics=outcome.metrics,
         seconds=round(outcome.seconds, 2),
     )
 
@@ -199,7 +200,7 @@ def _quote(
             audit.node_reply(job_id, reply)
 
         outcome = run_quote(grid, spec, job_id, central, emit, on_reply, audit.head, check=verify)
-        event = outcome.event()
+        event = {**outcome.event(), **coordinator_kind(spec).quote_preview(spec, outcome.would_run)}
         audit.quote(
             job_id,
             {

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from vocab.errors import ConfigError
-from vocab.jobspec import RiskJobSpec
+from vocab.spec import JobEnvelope
 
 __all__ = [
     "APPROVAL_FORMAT",
@@ -330,7 +330,7 @@ class SignedApproval:
             )
 
 
-def _fingerprint(spec: RiskJobSpec) -> str:
+def _fingerprint(spec: JobEnvelope) -> str:
     # Imported here: the node's app gate reads approvals before an approved bundle loads
     # its own protobuf module, and the node's must not be in the descriptor pool by then.
     from vocab.serde import spec_fingerprint
@@ -356,7 +356,7 @@ class JobClaims:
     app_hash: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: RiskJobSpec, app_hash: str | None = None) -> JobClaims:
+    def from_spec(cls, spec: JobEnvelope, app_hash: str | None = None) -> JobClaims:
         """The claims of a job spec, answered by the app bundle `app_hash`."""
         return cls(
             spec.name,

@@ -18,6 +18,8 @@ class RefusalCode(enum.Enum):
     """Training started and then failed; the round stays charged and is never retrained."""
     APP_NOT_APPROVED = "app_not_approved"
     """The run's app bundle is not on the node officer's signed allowlist; none of it ran."""
+    OTHER_DATASET = "other_dataset"
+    """The job asks for a dataset the node does not hold; the node takes no part."""
     INTERNAL = "internal"
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from protos.silobridge.v1 import job_pb2
 from vocab.errors import JobSpecError
 from vocab.jobspec import Aggregator, EvaluationMode, FeatureSpec, ModelKind, RiskJobSpec
+from vocab.spec import JobEnvelope
 
 __all__ = ["job_from_bytes", "job_to_bytes", "spec_fingerprint"]
 
@@ -29,79 +32,113 @@ _MODEL_FROM_PB = {v: k for k, v in _MODEL_TO_PB.items()}
 _EVAL_FROM_PB = {v: k for k, v in _EVAL_TO_PB.items()}
 _AGG_FROM_PB = {v: k for k, v in _AGG_TO_PB.items()}
 
-# Fields carried unchanged: same name and meaning in the dataclass and the message.
-_SCALARS = (
-    "name", "purpose", "target", "positive", "hidden", "rounds", "local_epochs",
-    "batch_size", "learning_rate", "max_grad_norm", "epsilon", "delta", "min_nodes",
-    "server_learning_rate", "seed", "round_timeout_s", "node_wait_s", "analyst", "project",
-    "evaluation_share",
+# Fields carried unchanged: same name and meaning in the dataclasses and the messages.
+_ENVELOPE = (
+    "name", "purpose", "analyst", "project", "epsilon", "delta", "min_nodes", "seed",
+    "round_timeout_s", "node_wait_s", "dataset",
+)  # fmt: skip
+_RISK = (
+    "target", "positive", "hidden", "rounds", "local_epochs", "batch_size", "learning_rate",
+    "max_grad_norm", "server_learning_rate", "evaluation_share",
 )  # fmt: skip
 _FEATURE_SCALARS = ("column", "lower", "upper", "log")
 
 
-def job_to_bytes(spec: RiskJobSpec) -> bytes:
-    """Serialize a validated spec to `silobridge.v1.RiskJobSpec` bytes."""
-    msg = job_pb2.RiskJobSpec(
-        **{name: getattr(spec, name) for name in _SCALARS},
-        model=_MODEL_TO_PB[spec.model],
-        aggregator=_AGG_TO_PB[spec.aggregator],
-        evaluation=_EVAL_TO_PB[spec.evaluation],
-        evaluation_thresholds=list(spec.evaluation_thresholds),
-        features=[
-            job_pb2.FeatureSpec(
-                **{name: getattr(f, name) for name in _FEATURE_SCALARS},
-                categories=list(f.categories),
-            )
-            for f in spec.features
-        ],
+def _features_to_pb(features: tuple[FeatureSpec, ...]) -> list[job_pb2.FeatureSpec]:
+    return [
+        job_pb2.FeatureSpec(
+            **{name: getattr(f, name) for name in _FEATURE_SCALARS}, categories=list(f.categories)
+        )
+        for f in features
+    ]
+
+
+def _features_from_pb(features: Any) -> tuple[FeatureSpec, ...]:
+    return tuple(
+        FeatureSpec(
+            **{name: getattr(f, name) for name in _FEATURE_SCALARS}, categories=tuple(f.categories)
+        )
+        for f in features
     )
-    return bytes(msg.SerializeToString(deterministic=True))
 
 
-def spec_fingerprint(spec: RiskJobSpec) -> str:
-    """The job spec's identity: SHA-256 (hex) of its wire bytes (`job_to_bytes`).
+def _risk_to_pb(spec: RiskJobSpec, msg: job_pb2.JobSpec) -> None:
+    msg.risk.CopyFrom(
+        job_pb2.RiskPayload(
+            **{name: getattr(spec, name) for name in _RISK},
+            model=_MODEL_TO_PB[spec.model],
+            aggregator=_AGG_TO_PB[spec.aggregator],
+            evaluation=_EVAL_TO_PB[spec.evaluation],
+            evaluation_thresholds=list(spec.evaluation_thresholds),
+            features=_features_to_pb(spec.features),
+        )
+    )
 
-    It covers every field a node receives - name, purpose, analyst, project, features and
-    their bounds, model, rounds, epsilon, delta and the rest - since the wire form is all
-    a node ever sees of a spec. The same in every process and on every machine: a message
-    without maps serializes its fields in field-number order, numbers in fixed-width
-    little-endian or varint form, so `epsilon = 1` and `epsilon = 1.0` are one spec. A
-    ledger keys a job's retries on it; a signed approval names the one spec it approves.
-    """
-    return hashlib.sha256(job_to_bytes(spec)).hexdigest()
 
-
-def job_from_bytes(data: bytes) -> RiskJobSpec:
-    """Parse and re-validate a spec received over the wire.
-
-    Raises:
-        JobSpecError: if the bytes are not a valid `RiskJobSpec`.
-    """
-    msg = job_pb2.RiskJobSpec()
-    try:
-        msg.ParseFromString(data)
-    except DecodeError as err:
-        raise JobSpecError(f"job spec bytes do not decode: {err}") from err
+def _risk_from_pb(envelope: dict[str, Any], payload: Any) -> RiskJobSpec:
     if (
-        msg.model not in _MODEL_FROM_PB
-        or msg.aggregator not in _AGG_FROM_PB
-        or msg.evaluation not in _EVAL_FROM_PB
+        payload.model not in _MODEL_FROM_PB
+        or payload.aggregator not in _AGG_FROM_PB
+        or payload.evaluation not in _EVAL_FROM_PB
     ):
         raise JobSpecError(
             "job spec names an unknown model, aggregator or evaluation mode",
             "coordinator and node run different silobridge versions?",
         )
     return RiskJobSpec(
-        **{name: getattr(msg, name) for name in _SCALARS},
-        model=_MODEL_FROM_PB[msg.model],
-        aggregator=_AGG_FROM_PB[msg.aggregator],
-        evaluation=_EVAL_FROM_PB[msg.evaluation],
-        evaluation_thresholds=tuple(msg.evaluation_thresholds),
-        features=tuple(
-            FeatureSpec(
-                **{name: getattr(f, name) for name in _FEATURE_SCALARS},
-                categories=tuple(f.categories),
-            )
-            for f in msg.features
-        ),
+        **envelope,
+        **{name: getattr(payload, name) for name in _RISK},
+        model=_MODEL_FROM_PB[payload.model],
+        aggregator=_AGG_FROM_PB[payload.aggregator],
+        evaluation=_EVAL_FROM_PB[payload.evaluation],
+        evaluation_thresholds=tuple(payload.evaluation_thresholds),
+        features=_features_from_pb(payload.features),
     )
+
+
+# Each kind's payload: its field in the JobSpec oneof, and its codec both ways.
+_TO_PB: dict[str, Callable[[Any, job_pb2.JobSpec], None]] = {RiskJobSpec.KIND: _risk_to_pb}
+_FROM_PB: dict[str, Callable[[dict[str, Any], Any], JobEnvelope]] = {
+    RiskJobSpec.KIND: _risk_from_pb
+}
+
+
+def job_to_bytes(spec: JobEnvelope) -> bytes:
+    """Serialize a validated spec of any kind to `silobridge.v1.JobSpec` bytes."""
+    msg = job_pb2.JobSpec(**{name: getattr(spec, name) for name in _ENVELOPE})
+    _TO_PB[spec.kind](spec, msg)
+    return bytes(msg.SerializeToString(deterministic=True))
+
+
+def spec_fingerprint(spec: JobEnvelope) -> str:
+    """The job spec's identity: SHA-256 (hex) of its wire bytes (`job_to_bytes`).
+
+    It covers every field a node receives - the envelope (name, purpose, analyst, project,
+    epsilon, delta, ...) and the kind's whole payload - since the wire form is all a node
+    ever sees of a spec. The same in every process and on every machine: a message without
+    maps serializes its fields in field-number order, numbers in fixed-width little-endian
+    or varint form, so `epsilon = 1` and `epsilon = 1.0` are one spec. A ledger keys a
+    job's retries on it; a signed approval names the one spec it approves.
+    """
+    return hashlib.sha256(job_to_bytes(spec)).hexdigest()
+
+
+def job_from_bytes(data: bytes) -> JobEnvelope:
+    """Parse and re-validate a spec of any kind received over the wire.
+
+    Raises:
+        JobSpecError: if the bytes are not a valid `JobSpec` of a kind this node knows.
+    """
+    msg = job_pb2.JobSpec()
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as err:
+        raise JobSpecError(f"job spec bytes do not decode: {err}") from err
+    kind = msg.WhichOneof("payload")
+    if kind is None or kind not in _FROM_PB:
+        raise JobSpecError(
+            f"job spec carries no payload of a kind this node knows (got {kind!r})",
+            "coordinator and node run different silobridge versions?",
+        )
+    envelope = {name: getattr(msg, name) for name in _ENVELOPE}
+    return _FROM_PB[kind](envelope, getattr(msg, kind))

@@ -18,7 +18,11 @@ __all__ = [
     "ARRAYS",
     "HOLDOUT",
     "JOB",
+    "KIND_QUERIES",
+    "REGRESSION",
     "REPORT",
+    "RESULT",
+    "STATISTICS",
     "NodeQuote",
     "NodeReport",
     "ReleaseRecord",
@@ -35,11 +39,16 @@ ARRAYS = "arrays"  # model weights (ArrayRecord)
 JOB = "job"  # ConfigRecord: spec bytes, round, job id, the coordinator's signed chain head
 REPORT = "report"  # ConfigRecord: the node's NodeReport
 HOLDOUT = "holdout"  # MetricRecord: the noisy ScoreHistogram of an evaluation
+RESULT = "result"  # ConfigRecord: a one-shot kind's noisy result, as JSON text ("json")
 
 # Message types beyond Flower's train/evaluate.
 TRAIN = "train"
 EVALUATE = "evaluate"
 QUOTE = "query"  # a dry run and the admission: every check of the whole job, no charge
+STATISTICS = "query.statistics"  # a statistics job's one release per node
+REGRESSION = "query.regression"  # a linear regression's noisy sufficient statistics
+KIND_QUERIES = (STATISTICS, REGRESSION)
+"""Message types of one-shot kinds' releases (Flower routes `query.<kind>`)."""
 
 
 class ReplyStatus(enum.Enum):

@@ -22,7 +22,6 @@ import numpy.typing as npt
 import pytest
 
 from clients.app_identity import APP_HASH_ENV
-from clients.job_handler import JobOutcome, handle_quote
 from clients.node_config import (
     DataSourceSpec,
     NodeConfig,
@@ -30,6 +29,7 @@ from clients.node_config import (
     SourceKind,
     render_node_config,
 )
+from clients.release import JobOutcome, handle_quote
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.officer_keys import (
     generate_key_pair,

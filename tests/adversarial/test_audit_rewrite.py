@@ -38,7 +38,7 @@ from vocab.audit_chain import GENESIS, AuditEntry, entry_hash, make_entry
 from vocab.audit_log import read_entries
 from vocab.identity_key import IdentityKey
 from vocab.serde import job_to_bytes
-from vocab.wire import QUOTE, TRAIN
+from vocab.wire import QUOTE
 
 runner = CliRunner()
 SPEC = synthetic_spec(
@@ -63,7 +63,7 @@ def _node_app(cfg: NodeConfig) -> Callable[[Message], Message]:
         kind = msg.metadata.message_type
         if kind == QUOTE:
             return quote(msg, context)
-        return _answer(msg, context, train=kind == TRAIN)
+        return _answer(msg, context, kind)
 
     return answer
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.job_handler import handle_quote
 from clients.node_config import NodeConfig, NodeLimits, load_node_config, render_node_config
+from clients.release import handle_quote
 from clients.round_lock import RunSlots
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
@@ -50,7 +50,7 @@ def test_a_spec_over_a_node_limit_is_refused_before_reservation(
 def test_runs_beyond_the_concurrency_limit_are_refused_before_reservation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("clients.job_handler.SLOT_WAIT_S", 0.3)
+    monkeypatch.setattr("clients.release.SLOT_WAIT_S", 0.3)
     cfg = _node(tmp_path, max_concurrent_runs=1)
     spec = synthetic_spec("busy", rounds=1)
     slots = RunSlots(cfg.ledger_path, 1)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from clients.job_handler import JobRequest, handle_request
 from clients.ledger import EntryStatus
 from clients.node_audit import audit_path_for
 from clients.node_identity import node_identity
+from clients.release import JobRequest, handle_request
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent
@@ -28,7 +28,7 @@ from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
 from vocab.errors import RefusalCode
 from vocab.models import build_model, get_weights
-from vocab.wire import ReplyStatus
+from vocab.wire import TRAIN, ReplyStatus
 
 JOB_ID = "crash#1"
 # Long enough local training that the kill lands between reserve and commit.
@@ -37,12 +37,13 @@ SPEC_ARGS = {"local_epochs": 40, "rounds": 2, "epsilon": 2.0}
 _CHILD = """
 import sys
 from pathlib import Path
-from clients.job_handler import JobRequest, handle_request
+from clients.release import JobRequest, handle_request
 from silobridge.synthetic import synthetic_spec
 from vocab.models import build_model, get_weights
+from vocab.wire import TRAIN
 
 spec = synthetic_spec("crash", local_epochs=40, rounds=2, epsilon=2.0)
-request = JobRequest(spec, "crash#1", int(sys.argv[2]), get_weights(build_model(spec)), True)
+request = JobRequest(spec, "crash#1", int(sys.argv[2]), get_weights(build_model(spec)), TRAIN)
 handle_request(Path(sys.argv[1]), "alpha", request)
 """
 
@@ -57,7 +58,7 @@ def _logged_reservation(audit: Path, rnd: int) -> bool:
 
 def _request(rnd: int) -> JobRequest:
     spec = synthetic_spec("crash", **SPEC_ARGS)
-    return JobRequest(spec, JOB_ID, rnd, get_weights(build_model(spec)), train=True)
+    return JobRequest(spec, JOB_ID, rnd, get_weights(build_model(spec)), TRAIN)
 
 
 def _kill_while_reserved(config: Path, ledger: SqliteLedger, rnd: int, audit: Path) -> None:

@@ -28,7 +28,7 @@ def test_the_same_release_gives_the_same_hash_anywhere(tmp_path: Path) -> None:
     here = bundle_of(REPO)
     copy = bundle_of(_copy_release(tmp_path / "elsewhere"))
     assert copy.sha256 == here.sha256 and len(here.sha256) == 64
-    assert "clients/job_handler.py" in here.files and "clients/secure_noise.py" in here.files
+    assert "clients/release.py" in here.files and "clients/secure_noise.py" in here.files
 
 
 def test_one_changed_byte_of_node_code_changes_the_hash(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from silobridge.cli.main import app
 from silobridge.synthetic import write_node
 from vocab.audit_chain import make_entry
 from vocab.audit_log import read_entries
+from vocab.wire import TRAIN
 
 runner = CliRunner()
 
@@ -258,13 +259,13 @@ def test_verify_without_a_key_says_how_to_give_one(home: Path) -> None:
 
 
 def test_node_verify_catches_a_deleted_or_cut_log_through_the_ledger(tmp_path: Path) -> None:
-    from clients.job_handler import JobRequest, handle_request
+    from clients.release import JobRequest, handle_request
     from silobridge.synthetic import make_rows, synthetic_spec
     from vocab.models import build_model, get_weights
 
     cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(400, seed=2))
     spec = synthetic_spec("gaps", rounds=1, local_epochs=1)
-    request = JobRequest(spec, "gaps#1", 1, get_weights(build_model(spec)), train=True)
+    request = JobRequest(spec, "gaps#1", 1, get_weights(build_model(spec)), TRAIN)
     assert handle_request(cfg.config_path, "alpha", request).weights is not None
     where = ["audit", "verify", "--node-config", str(cfg.config_path)]
     ok = runner.invoke(app, where)

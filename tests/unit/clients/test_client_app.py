@@ -33,7 +33,7 @@ def test_malformed_messages_are_refused_and_logged(tmp_path: Path) -> None:
     garbage = RecordDict({JOB: ConfigRecord({"spec": b"\x00not a spec", "job_id": "j#1"})})
     no_round = RecordDict({JOB: ConfigRecord({"job_id": "j#1"})})
     for content in (RecordDict(), garbage, no_round):
-        reply = _answer(_message(content, TRAIN), context, train=True)
+        reply = _answer(_message(content, TRAIN), context, TRAIN)
         report = NodeReport.from_record(dict(reply.content.config_records[REPORT]))
         assert report.status is ReplyStatus.REFUSED and report.reason
         assert report.audit_seq > 0

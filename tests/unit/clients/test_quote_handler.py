@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from clients.job_handler import handle_quote
 from clients.ledger import Scope, ScopeKind
 from clients.node_audit import audit_path_for
+from clients.release import handle_quote
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries

@@ -6,21 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from clients.job_handler import JobRequest, handle_request
 from clients.ledger import EntryStatus
 from clients.node_audit import audit_path_for
+from clients.release import JobRequest, handle_request
 from clients.sqlite_ledger import SqliteLedger
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries
 from vocab.errors import RefusalCode
 from vocab.models import build_model, get_weights
-from vocab.wire import ReplyStatus
+from vocab.wire import EVALUATE, TRAIN, ReplyStatus
 
 SPEC = synthetic_spec("answers", rounds=2, local_epochs=1, epsilon=2.0)
 
 
 def _request(round: int, train: bool = True) -> JobRequest:
-    return JobRequest(SPEC, "answers#1", round, get_weights(build_model(SPEC)), train=train)
+    return JobRequest(
+        SPEC, "answers#1", round, get_weights(build_model(SPEC)), TRAIN if train else EVALUATE
+    )
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ def test_every_evaluation_is_charged_and_answered_once(node: tuple[Path, SqliteL
     assert entry.round == final and entry.status is EntryStatus.COMMITTED
     assert ledger.job_epsilon("answers#1") == pytest.approx(release.epsilon)
     # Other weights, same message: the node repeats its one (charged) answer.
-    other = JobRequest(SPEC, "answers#1", final, [w + 1.0 for w in _request(1).weights], False)
+    other = JobRequest(SPEC, "answers#1", final, [w + 1.0 for w in _request(1).weights], EVALUATE)
     again = handle_request(config, "alpha", other)
     assert again.holdout == first.holdout
     kinds = [e.kind for e in read_entries(audit_path_for(ledger.path))]
@@ -82,7 +84,7 @@ def test_an_unexpected_error_keeps_its_text_at_the_node(
     def boom(*args: object, **kwargs: object) -> None:
         raise ValueError("row 17 has income 123456")
 
-    monkeypatch.setattr("clients.job_handler.load_job_frames", boom)
+    monkeypatch.setattr("clients.kinds.risk.read_job_frame", boom)
     outcome = handle_request(config, "alpha", _request(1))
     assert outcome.report.code == RefusalCode.INTERNAL.value
     assert "ValueError" in outcome.report.reason
@@ -98,7 +100,9 @@ def test_a_learning_curve_is_paid_for_and_stays_within_the_job_epsilon(tmp_path:
     for rnd, train in ((1, True), (spec.evaluation_round(1), False), (2, True),
                        (spec.evaluation_round(2), False)):  # fmt: skip
         outcome = handle_request(
-            cfg.config_path, "alpha", JobRequest(spec, "c#1", rnd, weights, train)
+            cfg.config_path,
+            "alpha",
+            JobRequest(spec, "c#1", rnd, weights, TRAIN if train else EVALUATE),
         )
         assert outcome.report.status is ReplyStatus.OK, outcome.report.reason
         assert (outcome.holdout is None) == train

@@ -143,7 +143,8 @@ def test_a_job_is_admitted_logged_and_settled(tmp_path: Path) -> None:
     assert kinds[-1] == "job_end"
     received = entries[1].data
     assert received == {
-        "job": "risk", "job_id": "risk#7", "analyst": "r.ahmed", "project": "fraud",
+        "job": "risk", "job_id": "risk#7", "kind": "risk", "dataset": "",
+        "analyst": "r.ahmed", "project": "fraud",
         "purpose": "fraud screening", "epsilon": 1.0, "delta": 1e-5, "rounds": 2,
         "min_nodes": 2, "columns": ["x", "y"], "mode": "run",
     }  # fmt: skip
