@@ -6,6 +6,8 @@ calibration are derived there); this module touches the rows.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -129,8 +131,8 @@ def _gaussian(values: FloatArray, std: float) -> FloatArray:
     """`values` plus independent N(0, std^2) noise from OpenDP's float Gaussian sampler.
 
     OpenDP samples the Gaussian exactly and rounds it to a float (no floating-point attack
-    on the draw) with randomness from the OS; its measurement is checked to be the
-    Gaussian mechanism of the scale asked.
+    on the draw) with randomness from the OS; its privacy map is checked to be the
+    Gaussian mechanism's of the scale asked.
     """
     import opendp.prelude as dp  # a compiled library: loaded only where noise is drawn
 
@@ -140,6 +142,10 @@ def _gaussian(values: FloatArray, std: float) -> FloatArray:
         dp.l2_distance(T=float),
         scale=float(std),
     )
+    # One unit of L2 distance must cost the zCDP rho = 1 / (2 std^2) the ledger charges.
+    rho = float(measurement.map(1.0))  # type: ignore[no-untyped-call]  # untyped in opendp
+    if not math.isclose(rho, 1.0 / (2.0 * std * std), rel_tol=1e-9):
+        raise InternalError(f"OpenDP's Gaussian of scale {std!r} costs rho {rho!r}")
     noisy = np.asarray(measurement([float(v) for v in values]), dtype=np.float64)
     if noisy.shape != values.shape:
         raise InternalError(f"noise of shape {noisy.shape} for {values.shape} values")
