@@ -6,12 +6,11 @@ calibration are derived there); this module touches the rows.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from clients.secure_noise import gaussian_floats
 from vocab.errors import InternalError
 from vocab.jobs.regression import RegressionSpec
 from vocab.jobs.regression_plan import LinearPlan, design_scaling
@@ -127,31 +126,6 @@ def sufficient_statistics(x: FloatArray, y: FloatArray) -> dict[str, FloatArray]
     return {"xtx_upper": xtx[rows, cols], "xty": x.T @ y, "yty": np.array([y @ y])}
 
 
-def _gaussian(values: FloatArray, std: float) -> FloatArray:
-    """`values` plus independent N(0, std^2) noise from OpenDP's float Gaussian sampler.
-
-    OpenDP samples the Gaussian exactly and rounds it to a float (no floating-point attack
-    on the draw) with randomness from the OS; its privacy map is checked to be the
-    Gaussian mechanism's of the scale asked.
-    """
-    import opendp.prelude as dp  # a compiled library: loaded only where noise is drawn
-
-    dp.enable_features("contrib")
-    measurement = dp.m.make_gaussian(
-        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-        dp.l2_distance(T=float),
-        scale=float(std),
-    )
-    # One unit of L2 distance must cost the zCDP rho = 1 / (2 std^2) the ledger charges.
-    rho = float(measurement.map(1.0))  # type: ignore[no-untyped-call]  # untyped in opendp
-    if not math.isclose(rho, 1.0 / (2.0 * std * std), rel_tol=1e-9):
-        raise InternalError(f"OpenDP's Gaussian of scale {std!r} costs rho {rho!r}")
-    noisy = np.asarray(measurement([float(v) for v in values]), dtype=np.float64)
-    if noisy.shape != values.shape:
-        raise InternalError(f"noise of shape {noisy.shape} for {values.shape} values")
-    return noisy
-
-
 def noisy_sufficient_statistics(
     frame: pd.DataFrame, spec: RegressionSpec, plan: LinearPlan
 ) -> LinearRelease:
@@ -159,13 +133,17 @@ def noisy_sufficient_statistics(
 
     One Gaussian draw of std `plan.noise_std` is added to every entry of the concatenated
     vector (X'X's upper triangle, X'y, y'y), which is the release `plan.events()` charges.
+    The noise is OpenDP's float Gaussian (`clients.secure_noise.gaussian_floats`): sampled
+    exactly and rounded, so no floating-point attack on the draw, with OS randomness.
     """
     if plan.dims != spec.n_coefficients:
         raise InternalError(f"plan for {plan.dims} columns, spec has {spec.n_coefficients}")
     x, y = encode_design(frame, spec)
     stats = sufficient_statistics(x, y)
     exact = np.concatenate((stats["xtx_upper"], stats["xty"], stats["yty"]))
-    noisy = _gaussian(exact, plan.noise_std)
+    noisy = np.asarray(gaussian_floats(exact.tolist(), plan.noise_std), dtype=np.float64)
+    if noisy.shape != exact.shape:
+        raise InternalError(f"noise of shape {noisy.shape} for {exact.shape} values")
     triangle = plan.dims * (plan.dims + 1) // 2
     return LinearRelease(
         xtx_upper=tuple(float(v) for v in noisy[:triangle]),
