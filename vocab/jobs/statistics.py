@@ -453,7 +453,7 @@ def _enum_value(enum_type: type[enum.Enum], where: str, raw: Any) -> Any:
         return enum_type(raw)
     except ValueError:
         allowed = ", ".join(repr(m.value) for m in enum_type)
-        raise JobSpecError(f"{where} = {raw!r} is not one of {allowed}") from None
+        raise JobSpecError(f"{where} = {raw!r} is not allowed", f"use one of {allowed}") from None
 
 
 def _parse_statistic(index: int, raw: Any) -> StatisticSpec:
@@ -466,10 +466,15 @@ def _parse_statistic(index: int, raw: Any) -> StatisticSpec:
     measure = _enum_value(Measure, f"{where} `measure`", table["measure"])
     column = table.get("column", "")
     if not isinstance(column, str):
-        raise JobSpecError(f"{where} `column` must be a string, got {column!r}")
+        raise JobSpecError(
+            f"{where} `column` must be a string, got {column!r}", 'e.g. column = "earnings"'
+        )
     bins = table.get("bins", 0)
     if isinstance(bins, bool) or not isinstance(bins, int):
-        raise JobSpecError(f"{where} `bins` must be an integer, got {bins!r}")
+        raise JobSpecError(
+            f"{where} `bins` must be an integer, got {bins!r}",
+            f"use {MIN_QUANTILE_BINS} to {MAX_BINS}, or leave it out",
+        )
     return StatisticSpec(
         measure=measure,
         column=column,
@@ -527,7 +532,7 @@ def parse_statistics_spec(doc: dict[str, Any], *, source: str = "job spec") -> S
             'set kind = "statistics" in [job]',
         )
     if not isinstance(job.get("name"), str) or not job["name"]:
-        raise JobSpecError(f"{source}: [job] needs `name` (a string)")
+        raise JobSpecError(f"{source}: [job] needs `name` (a string)", 'e.g. name = "earnings"')
     statistics = doc.get("statistics")
     if not isinstance(statistics, list) or not statistics:
         raise JobSpecError(
@@ -546,9 +551,11 @@ def parse_statistics_spec(doc: dict[str, Any], *, source: str = "job spec") -> S
     ):
         tables = doc.get(name, {})
         if not isinstance(tables, dict):
-            raise JobSpecError(f"{source}: `{name}` must be tables [{name}.<column>]")
+            raise JobSpecError(
+                f"{source}: `{name}` must be tables [{name}.<column>]", "see docs/job-spec.md"
+            )
         kwargs[field_name] = tuple(parse(column, raw) for column, raw in tables.items())
     try:
         return StatisticsSpec(**kwargs)
     except TypeError as err:
-        raise JobSpecError(f"{source}: {err}") from err
+        raise JobSpecError(f"{source}: {err}", "see docs/job-spec.md") from err

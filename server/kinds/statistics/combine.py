@@ -12,8 +12,10 @@ costs no privacy. Per cell:
   linearly within bins), with a 95 % interval from a parametric bootstrap over the noise,
   widened to whole bins (interpolation cannot place a quantile within a bin);
 * 95 % intervals: Gaussian noise, value +- 1.96 std; Laplace noise, the exact quantile of
-  the sum of the nodes' Laplace noises for counts, sums and bins, and a conservative
-  2.118 std (one Laplace variable's) for means and variances.
+  the sum of the nodes' Laplace noises for sums, and a conservative 2.118 std (one Laplace
+  variable's) for means and variances. Counts and bins carry integer (discrete) noise: their
+  half-width is the smallest whole number covering 95 % of the nodes' summed noise
+  (`vocab.jobs.statistics_plan.noise_half_width`), which 1.96 std is not when noise is small.
 
 A cell is suppressed when its combined *noisy* count is below `spec.threshold`: deciding on
 noisy figures is post-processing, deciding on a raw count would leak it. Every statistic of
@@ -233,11 +235,11 @@ def _statistic_cells(
         )
 
     if stat.measure is Measure.COUNT:
-        half = noise_half_width(count_part.stds, noise)
+        half = noise_half_width(count_part.stds, noise, integer=True)
         return [make("", n, count_part.std, *_interval(n, half))]
     if stat.measure is Measure.HISTOGRAM:
         hist = parts[names[ComponentKind.HISTOGRAM]]
-        half = noise_half_width(hist.stds, noise)
+        half = noise_half_width(hist.stds, noise, integer=True)
         return [
             make(label, float(v), hist.std, *_interval(float(v), half))
             for label, v in zip(bin_labels(stat.edges), hist.values[cell], strict=True)
