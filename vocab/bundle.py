@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "CARD_FILE",
+    "CELLS_FILE",
     "INLINE_LIMIT_BYTES",
     "RESULT_FILE",
     "TORCH_FILE",
@@ -29,7 +30,8 @@ RESULT_FILE = "result.json"
 CARD_FILE = "MODEL_CARD.md"
 WEIGHTS_FILE = "model.npz"
 TORCH_FILE = "model.pt"
-_ALLOWED = frozenset({RESULT_FILE, CARD_FILE, WEIGHTS_FILE, TORCH_FILE})
+CELLS_FILE = "cells.csv"
+_ALLOWED = frozenset({RESULT_FILE, CARD_FILE, WEIGHTS_FILE, TORCH_FILE, CELLS_FILE})
 
 # Larger bundles stay on the coordinator host only (the event says where).
 INLINE_LIMIT_BYTES = 4 * 1024 * 1024

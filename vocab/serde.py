@@ -10,6 +10,15 @@ from google.protobuf.message import DecodeError
 
 from protos.silobridge.v1 import job_pb2
 from vocab.errors import JobSpecError
+from vocab.jobs.regression import Family, RegressionSpec
+from vocab.jobs.statistics import (
+    Grouping,
+    Measure,
+    NoiseKind,
+    RowFilter,
+    StatisticSpec,
+    StatisticsSpec,
+)
 from vocab.jobspec import Aggregator, EvaluationMode, FeatureSpec, ModelKind, RiskJobSpec
 from vocab.spec import JobEnvelope
 
@@ -28,19 +37,42 @@ _EVAL_TO_PB = {
     EvaluationMode.ROUNDS: job_pb2.EVALUATION_MODE_ROUNDS,
     EvaluationMode.OFF: job_pb2.EVALUATION_MODE_OFF,
 }
+_MEASURE_TO_PB = {m: getattr(job_pb2, f"MEASURE_{m.name}") for m in Measure}
+_NOISE_TO_PB = {n: getattr(job_pb2, f"NOISE_KIND_{n.name}") for n in NoiseKind}
+_FAMILY_TO_PB = {f: getattr(job_pb2, f"REGRESSION_FAMILY_{f.name}") for f in Family}
+_MEASURE_FROM_PB = {v: k for k, v in _MEASURE_TO_PB.items()}
+_NOISE_FROM_PB = {v: k for k, v in _NOISE_TO_PB.items()}
+_FAMILY_FROM_PB = {v: k for k, v in _FAMILY_TO_PB.items()}
 _MODEL_FROM_PB = {v: k for k, v in _MODEL_TO_PB.items()}
 _EVAL_FROM_PB = {v: k for k, v in _EVAL_TO_PB.items()}
 _AGG_FROM_PB = {v: k for k, v in _AGG_TO_PB.items()}
 
 # Fields carried unchanged: same name and meaning in the dataclasses and the messages.
 _ENVELOPE = (
-    "name", "purpose", "analyst", "project", "epsilon", "delta", "min_nodes", "seed",
-    "round_timeout_s", "node_wait_s", "dataset",
-)  # fmt: skip
+    "name",
+    "purpose",
+    "analyst",
+    "project",
+    "epsilon",
+    "delta",
+    "min_nodes",
+    "seed",
+    "round_timeout_s",
+    "node_wait_s",
+    "dataset",
+)
 _RISK = (
-    "target", "positive", "hidden", "rounds", "local_epochs", "batch_size", "learning_rate",
-    "max_grad_norm", "server_learning_rate", "evaluation_share",
-)  # fmt: skip
+    "target",
+    "positive",
+    "hidden",
+    "rounds",
+    "local_epochs",
+    "batch_size",
+    "learning_rate",
+    "max_grad_norm",
+    "server_learning_rate",
+    "evaluation_share",
+)
 _FEATURE_SCALARS = ("column", "lower", "upper", "log")
 
 
@@ -81,10 +113,7 @@ def _risk_from_pb(envelope: dict[str, Any], payload: Any) -> RiskJobSpec:
         or payload.aggregator not in _AGG_FROM_PB
         or payload.evaluation not in _EVAL_FROM_PB
     ):
-        raise JobSpecError(
-            "job spec names an unknown model, aggregator or evaluation mode",
-            "coordinator and node run different silobridge versions?",
-        )
+        raise _unknown_enum("model, aggregator or evaluation mode")
     return RiskJobSpec(
         **envelope,
         **{name: getattr(payload, name) for name in _RISK},
@@ -96,10 +125,125 @@ def _risk_from_pb(envelope: dict[str, Any], payload: Any) -> RiskJobSpec:
     )
 
 
+def _unknown_enum(what: str) -> JobSpecError:
+    return JobSpecError(
+        f"job spec names an unknown {what}",
+        "coordinator and node run different silobridge versions?",
+    )
+
+
+def _statistics_to_pb(spec: StatisticsSpec, msg: job_pb2.JobSpec) -> None:
+    msg.statistics.CopyFrom(
+        job_pb2.StatisticsPayload(
+            statistics=[
+                job_pb2.StatisticSpec(
+                    measure=_MEASURE_TO_PB[s.measure],
+                    column=s.column,
+                    lower=s.lower,
+                    upper=s.upper,
+                    edges=list(s.edges),
+                    quantiles=list(s.quantiles),
+                    bins=s.bins,
+                )
+                for s in spec.statistics
+            ],
+            group_by=[
+                job_pb2.GroupingSpec(column=g.column, keys=list(g.keys), edges=list(g.edges))
+                for g in spec.group_by
+            ],
+            filters=[
+                job_pb2.RowFilterSpec(
+                    column=f.column, values=list(f.values), lower=f.lower, upper=f.upper
+                )
+                for f in spec.filters
+            ],
+            max_rows=spec.max_rows,
+            max_groups=spec.max_groups,
+            noise=_NOISE_TO_PB[spec.noise],
+            threshold=spec.threshold,
+        )
+    )
+
+
+def _statistics_from_pb(envelope: dict[str, Any], payload: Any) -> StatisticsSpec:
+    if payload.noise not in _NOISE_FROM_PB or any(
+        s.measure not in _MEASURE_FROM_PB for s in payload.statistics
+    ):
+        raise _unknown_enum("statistic or noise")
+    return StatisticsSpec(
+        **envelope,
+        statistics=tuple(
+            StatisticSpec(
+                measure=_MEASURE_FROM_PB[s.measure],
+                column=s.column,
+                lower=s.lower,
+                upper=s.upper,
+                edges=tuple(s.edges),
+                quantiles=tuple(s.quantiles),
+                bins=s.bins,
+            )
+            for s in payload.statistics
+        ),
+        group_by=tuple(
+            Grouping(column=g.column, keys=tuple(g.keys), edges=tuple(g.edges))
+            for g in payload.group_by
+        ),
+        filters=tuple(
+            RowFilter(column=f.column, values=tuple(f.values), lower=f.lower, upper=f.upper)
+            for f in payload.filters
+        ),
+        max_rows=payload.max_rows,
+        max_groups=payload.max_groups,
+        noise=_NOISE_FROM_PB[payload.noise],
+        threshold=payload.threshold,
+    )
+
+
+_REGRESSION = (
+    "target",
+    "target_lower",
+    "target_upper",
+    "max_rows",
+    "rounds",
+    "local_epochs",
+    "batch_size",
+    "learning_rate",
+    "max_grad_norm",
+    "exposure",
+)
+
+
+def _regression_to_pb(spec: RegressionSpec, msg: job_pb2.JobSpec) -> None:
+    msg.regression.CopyFrom(
+        job_pb2.RegressionPayload(
+            **{name: getattr(spec, name) for name in _REGRESSION},
+            family=_FAMILY_TO_PB[spec.family],
+            features=_features_to_pb(spec.features),
+        )
+    )
+
+
+def _regression_from_pb(envelope: dict[str, Any], payload: Any) -> RegressionSpec:
+    if payload.family not in _FAMILY_FROM_PB:
+        raise _unknown_enum("regression family")
+    return RegressionSpec(
+        **envelope,
+        **{name: getattr(payload, name) for name in _REGRESSION},
+        family=_FAMILY_FROM_PB[payload.family],
+        features=_features_from_pb(payload.features),
+    )
+
+
 # Each kind's payload: its field in the JobSpec oneof, and its codec both ways.
-_TO_PB: dict[str, Callable[[Any, job_pb2.JobSpec], None]] = {RiskJobSpec.KIND: _risk_to_pb}
+_TO_PB: dict[str, Callable[[Any, job_pb2.JobSpec], None]] = {
+    RiskJobSpec.KIND: _risk_to_pb,
+    StatisticsSpec.KIND: _statistics_to_pb,
+    RegressionSpec.KIND: _regression_to_pb,
+}
 _FROM_PB: dict[str, Callable[[dict[str, Any], Any], JobEnvelope]] = {
-    RiskJobSpec.KIND: _risk_from_pb
+    RiskJobSpec.KIND: _risk_from_pb,
+    StatisticsSpec.KIND: _statistics_from_pb,
+    RegressionSpec.KIND: _regression_from_pb,
 }
 
 

@@ -147,9 +147,14 @@ def require_open(cfg: NodeConfig, spec: JobEnvelope, columns: tuple[str, ...], w
     from vocab.columns import ColumnClass
 
     declared = [(name, cfg.column(name)) for name in columns]
-    closed = [n for n, c in declared if c is not None and c.column_class is not ColumnClass.OPEN]
+    closed = [
+        f"{name} ({c.column_class.value})"
+        for name, c in declared
+        if c is not None and c.column_class is not ColumnClass.OPEN
+    ]
     if closed:
         raise PolicyRefusal(
-            f"job {spec.name!r} {why} column(s) {closed}, which are not `open` at this node",
+            f"job {spec.name!r} {why} {', '.join(closed)}, which this node does not declare "
+            "`open`",
             "group and filter by open columns only; a conditional column may only be measured",
         )

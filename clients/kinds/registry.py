@@ -6,12 +6,13 @@ from typing import Any
 
 from clients.kinds.base import NodeKind
 from clients.kinds.risk import RiskKind
+from clients.kinds.statistics import StatisticsKind
 from vocab.errors import JobSpecError
 from vocab.spec import JobEnvelope
 
 __all__ = ["node_kind"]
 
-_KINDS: tuple[NodeKind[Any, Any, Any], ...] = (RiskKind(),)
+_KINDS: tuple[NodeKind[Any, Any, Any], ...] = (RiskKind(), StatisticsKind())
 
 
 def node_kind(spec: JobEnvelope) -> NodeKind[Any, Any, Any]:

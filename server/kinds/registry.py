@@ -6,12 +6,13 @@ from typing import Any
 
 from server.kinds.base import CoordinatorKind
 from server.kinds.risk import RiskCoordinator
+from server.kinds.statistics import StatisticsCoordinator
 from vocab.errors import JobSpecError
 from vocab.spec import JobEnvelope
 
 __all__ = ["coordinator_kind"]
 
-_KINDS: tuple[CoordinatorKind[Any], ...] = (RiskCoordinator(),)
+_KINDS: tuple[CoordinatorKind[Any], ...] = (RiskCoordinator(), StatisticsCoordinator())
 
 
 def coordinator_kind(spec: JobEnvelope) -> CoordinatorKind[Any]:
