@@ -113,12 +113,16 @@ def discrete_gaussian(values: Sequence[int], scale: float) -> list[int]:
     the OS. For an integer query with L2 sensitivity 1 it is (1 / (2 scale^2))-zCDP
     (Canonne, Kamath & Steinke 2020, Theorem 4), the RDP curve of the continuous Gaussian
     mechanism with noise multiplier `scale`, which is what the ledger charges.
+
+    Raises:
+        ValueError: `scale` is not positive and finite (OpenDP would add no noise at 0).
     """
+    checked = _check_scale(scale, "scale")  # OpenDP takes 0 for "no noise"
     import opendp.prelude as dp  # a compiled library: loaded only where noise is drawn
 
     dp.enable_features("contrib")
     measurement = dp.m.make_gaussian(
-        dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=float(scale)
+        dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=checked
     )
     return [int(v) for v in measurement([int(v) for v in values])]
 
@@ -143,6 +147,9 @@ def gaussian_floats(values: Sequence[float], std: float) -> list[float]:
 
     OpenDP's `make_gaussian` over non-NaN floats with the L2 distance: floating-point safe,
     OS randomness. For a vector with L2 sensitivity Delta it is (Delta^2 / (2 std^2))-zCDP.
+
+    Raises:
+        ValueError: The scale is not positive and finite, or a value is not finite.
     """
     scale = _check_scale(std, "std")
     floats = _check_floats(values)
@@ -162,6 +169,9 @@ def laplace_floats(values: Sequence[float], scale: float) -> list[float]:
 
     OpenDP's `make_laplace` over non-NaN floats with the L1 distance: floating-point safe,
     OS randomness. For a vector with L1 sensitivity Delta it is (Delta / scale)-DP.
+
+    Raises:
+        ValueError: The scale is not positive and finite, or a value is not finite.
     """
     b = _check_scale(scale, "scale")
     floats = _check_floats(values)
@@ -183,6 +193,9 @@ def discrete_laplace(values: Sequence[int], scale: float) -> list[int]:
     randomness. For an integer vector with L1 sensitivity Delta it is (Delta / scale)-DP,
     the continuous Laplace mechanism's epsilon; its variance, 2 e^(-1/b) / (1 - e^(-1/b))^2,
     is below the continuous 2 b^2.
+
+    Raises:
+        ValueError: The scale is not positive and finite.
     """
     b = _check_scale(scale, "scale")
     if not values:
