@@ -89,9 +89,9 @@ def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
     return DpPlan(sample_rate, steps_per_round, sigma, spec.rounds, evaluations, evaluation_noise)
 
 
-def planned_rows(cfg: NodeConfig) -> int:
-    """The training rows a node plans for: its public size figure less the held-out share
-    (public too).
+def planned_rows(cfg: NodeConfig, *, holdout: bool = True) -> int:
+    """The training rows a node plans for: its public size figure, less the held-out share
+    (public too) for a job that holds rows out.
 
     Raises:
         ConfigError: The node config declares no `public_rows`.
@@ -107,7 +107,8 @@ def planned_rows(cfg: NodeConfig) -> int:
             "in the node config",
             public=f"{problem}; its officer publishes one as `public_rows`",
         )
-    return max(1, round(cfg.public_rows * (1.0 - cfg.holdout_fraction)))
+    kept = 1.0 - cfg.holdout_fraction if holdout else 1.0
+    return max(1, round(cfg.public_rows * kept))
 
 
 def plan_for_node(cfg: NodeConfig, spec: RiskJobSpec) -> DpPlan:

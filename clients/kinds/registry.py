@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clients.kinds.base import NodeKind
+from clients.kinds.regression import RegressionKind
 from clients.kinds.risk import RiskKind
 from clients.kinds.statistics import StatisticsKind
 from vocab.errors import JobSpecError
@@ -12,7 +13,7 @@ from vocab.spec import JobEnvelope
 
 __all__ = ["node_kind"]
 
-_KINDS: tuple[NodeKind[Any, Any, Any], ...] = (RiskKind(), StatisticsKind())
+_KINDS: tuple[NodeKind[Any, Any, Any], ...] = (RiskKind(), StatisticsKind(), RegressionKind())
 
 
 def node_kind(spec: JobEnvelope) -> NodeKind[Any, Any, Any]:

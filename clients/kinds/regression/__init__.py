@@ -1,1 +1,161 @@
-"""The regression kind at the node."""
+"""The regression kind at the node: a linear fit's noisy sufficient statistics (one
+release), or a Poisson model's DP-SGD rounds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clients.job_plan import planned_rows
+from clients.kinds.base import JobRequest, NodeKind, Planned, Released
+from clients.node_dataset import read_job_frame
+from vocab.errors import JobSpecError, PolicyRefusal
+from vocab.jobs.regression import Family, RegressionSpec
+from vocab.jobs.regression_plan import LinearPlan, PoissonPlan, plan_linear, plan_poisson
+from vocab.jobspec import MAX_WEIGHT
+from vocab.privacy import PrivacyEvent
+from vocab.wire import REGRESSION, TRAIN, ReleaseRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clients.node_config import NodeConfig
+
+__all__ = ["RegressionKind"]
+
+Plan = LinearPlan | PoissonPlan
+Data = tuple["pd.DataFrame", list[object] | None]
+
+LINEAR_ROUND = 1
+
+
+def _bounded(cfg: NodeConfig, spec: RegressionSpec, data: Data) -> pd.DataFrame:
+    """The rows the plan's sensitivity assumes: at most `max_rows` per person for a linear
+    fit, one per person for DP-SGD (its accounting is per row), chosen by a keyed hash."""
+    from clients.contribution import bound_contributions
+    from clients.split_key import node_secret
+
+    frame, persons = data
+    if persons is None:
+        return frame
+    limit = spec.max_rows if spec.family is Family.LINEAR else 1
+    cells = np.zeros(len(frame), dtype=np.int64)
+    keep = bound_contributions(persons, cells, limit, 1, node_secret(cfg.ledger_path))
+    return frame[keep].reset_index(drop=True)
+
+
+class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
+    """`query.regression` (linear, once) or `train` rounds (Poisson)."""
+
+    spec_type = RegressionSpec
+
+    def plan(self, cfg: NodeConfig, spec: RegressionSpec) -> Plan:
+        if spec.family is Family.LINEAR:
+            return plan_linear(spec, spec.max_rows if cfg.person_id is not None else 1)
+        plan = plan_poisson(spec, planned_rows(cfg, holdout=False))
+        limits = cfg.limits
+        asked = (
+            ("rounds", spec.rounds, limits.max_rounds, "max_rounds"),
+            ("DP-SGD steps per round", plan.steps_per_round, limits.max_steps_per_round,
+             "max_steps_per_round"),
+            ("model parameters", spec.n_coefficients, limits.max_model_parameters,
+             "max_model_parameters"),
+        )  # fmt: skip
+        for what, value, cap, key in asked:
+            if value > cap:
+                raise PolicyRefusal(
+                    f"job {spec.name!r} asks for {value} {what}; this node allows at most "
+                    f"{cap} ([limits] {key})",
+                    "lower the job's rounds, local epochs or batch size",
+                )
+        return plan
+
+    def job_events(self, spec: RegressionSpec, plan: Plan) -> list[PrivacyEvent]:
+        return plan.events()
+
+    def planned(self, spec: RegressionSpec, plan: Plan, req: JobRequest) -> Planned:
+        if isinstance(plan, LinearPlan):
+            if req.message == REGRESSION and req.round == LINEAR_ROUND:
+                (event,) = plan.events()
+                return Planned(event, [event])
+        elif req.message == TRAIN and 1 <= req.round <= spec.rounds:
+            rest = spec.rounds - req.round + 1
+            return Planned(plan.round_event(), [plan.round_event()] * rest)
+        raise PolicyRefusal(
+            f"job {spec.name!r} ({spec.family.value} regression) makes no {req.message!r} "
+            f"release as round {req.round}",
+            "the coordinator asks only for the releases the job spec names",
+        )
+
+    def prepare(self, spec: RegressionSpec, req: JobRequest) -> Any:
+        """A Poisson round's incoming model: one finite, bounded array of the design's width
+        (the coordinator's own weights, so refusing them says nothing about the data)."""
+        if spec.family is Family.LINEAR:
+            return None
+        from clients.kinds.regression.poisson import poisson_model
+
+        weights = req.weights
+        if (
+            len(weights) != 1
+            or weights[0].size != spec.n_coefficients
+            or not np.all(np.isfinite(weights[0]))
+            or not np.all(np.abs(weights[0]) <= MAX_WEIGHT)
+        ):
+            raise JobSpecError(
+                f"the coordinator's model for job {spec.name!r} is not one array of "
+                f"{spec.n_coefficients} finite weights within +-{MAX_WEIGHT:g}",
+                "send the job's averaged model; diverged weights are not trained",
+            )
+        return poisson_model(spec, weights[0])
+
+    def load(self, cfg: NodeConfig, spec: RegressionSpec, columns: tuple[str, ...]) -> Data:
+        return read_job_frame(cfg, columns)
+
+    def execute(
+        self, cfg: NodeConfig, spec: RegressionSpec, plan: Plan, req: JobRequest,
+        prepared: Any, data: Data,
+    ) -> Released:  # fmt: skip
+        frame = _bounded(cfg, spec, data)
+        if isinstance(plan, LinearPlan):
+            from clients.kinds.regression.suffstats import noisy_sufficient_statistics
+
+            return Released(result=noisy_sufficient_statistics(frame, spec, plan).to_json())
+        from clients.kinds.regression.poisson import encode_poisson, train_poisson_round
+        from vocab.models import get_weights
+
+        x, y, offset = encode_poisson(frame, spec)
+        result = train_poisson_round(
+            prepared, x, y, offset, spec, plan,
+            # Work sized by the public figure, not the rows: a round's time tells nothing.
+            slots=max(cfg.public_rows or 0, len(x)),
+            deadline_s=float(cfg.limits.max_round_seconds),
+        )  # fmt: skip
+        weights = get_weights(result.model)
+        if not all(np.all(np.isfinite(w)) for w in weights):
+            raise ValueError("training produced non-finite weights")
+        return Released(weights=[np.clip(w, -MAX_WEIGHT, MAX_WEIGHT) for w in weights])
+
+    def release_record(
+        self, spec: RegressionSpec, plan: Plan, req: JobRequest, event: PrivacyEvent,
+        epsilon: float,
+    ) -> ReleaseRecord:  # fmt: skip
+        params: dict[str, float | int] = dict(event.params())
+        if isinstance(plan, LinearPlan):
+            params.update(sensitivity=plan.sensitivity, noise_std=plan.noise_std, dims=plan.dims)
+        return ReleaseRecord(
+            round=req.round,
+            what="sufficient_statistics" if isinstance(plan, LinearPlan) else "model_update",
+            mechanism=event.mechanism.value,
+            params=params,
+            epsilon=epsilon,
+        )
+
+    def report_fields(self, plan: Plan, req: JobRequest) -> dict[str, Any]:
+        if not isinstance(plan, PoissonPlan):
+            return {}
+        return {
+            "noise_multiplier": plan.noise_multiplier,
+            "sample_rate": plan.sample_rate,
+            "steps": plan.steps_per_round,
+        }
