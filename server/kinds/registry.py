@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.kinds.base import CoordinatorKind
+from server.kinds.regression import RegressionCoordinator
 from server.kinds.risk import RiskCoordinator
 from server.kinds.statistics import StatisticsCoordinator
 from vocab.errors import JobSpecError
@@ -12,7 +13,11 @@ from vocab.spec import JobEnvelope
 
 __all__ = ["coordinator_kind"]
 
-_KINDS: tuple[CoordinatorKind[Any], ...] = (RiskCoordinator(), StatisticsCoordinator())
+_KINDS: tuple[CoordinatorKind[Any], ...] = (
+    RiskCoordinator(),
+    StatisticsCoordinator(),
+    RegressionCoordinator(),
+)
 
 
 def coordinator_kind(spec: JobEnvelope) -> CoordinatorKind[Any]:

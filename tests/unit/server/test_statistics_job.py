@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from flwr.app import Context, Message, RecordDict
 
-from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, _answer, quote
-from clients.node_config import NodeConfig
-from clients.node_identity import node_identity
-from clients.sqlite_ledger import SqliteLedger
-from server.coordinator_home import CoordinatorHome
 from server.run_config import RunMode
-from server.server_app import run_submission
-from silobridge.synthetic import make_rows, write_node
-from tests.unit.server.fake_grid import InProcessGrid
+from tests.unit.server.inprocess_federation import DEPARTMENTS, Federation
 from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
-from vocab.serde import job_to_bytes
-from vocab.wire import QUOTE
 
 pytestmark = pytest.mark.usefixtures("no_join_grace")
-
-DEPARTMENTS = ("tax", "health")
 
 
 def _spec(name: str = "stats", **job: Any) -> StatisticsSpec:
@@ -47,53 +34,6 @@ def _spec(name: str = "stats", **job: Any) -> StatisticsSpec:
         "group_by": {"grp": {"keys": ["a", "b"]}},
     }  # fmt: skip
     return parse_statistics_spec(doc)
-
-
-def _node_app(cfg: NodeConfig) -> Callable[[Message], Message]:
-    context = Context(1, 1, {CONFIG_KEY: str(cfg.config_path), DEPARTMENT_KEY: cfg.department},
-                      RecordDict(), {})  # fmt: skip
-
-    def answer(msg: Message) -> Message:
-        kind = msg.metadata.message_type
-        if kind == QUOTE:
-            return quote(msg, context)
-        return _answer(msg, context, kind)
-
-    return answer
-
-
-class Federation:
-    def __init__(self, root: Path, budget: float = 10.0) -> None:
-        self.home = CoordinatorHome(root / "coordinator")
-        self.home.root.mkdir(parents=True)
-        self.rows = {name: make_rows(400 + 100 * i, seed=i) for i, name in enumerate(DEPARTMENTS)}
-        self.nodes = {
-            name: write_node(root / name, name, budget, self.rows[name]) for name in DEPARTMENTS
-        }
-        for name, cfg in self.nodes.items():
-            self.home.nodes.register(name, node_identity(cfg.ledger_path).public.pem())
-        self.grid = InProcessGrid(
-            {11 + i: _node_app(self.nodes[n]) for i, n in enumerate(DEPARTMENTS)},
-            self.home.nodes,
-        )
-        self.root = root
-
-    def submit(
-        self, spec: StatisticsSpec, run_id: int, mode: RunMode = RunMode.RUN
-    ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-
-        def emit(event: str, /, **fields: Any) -> None:
-            events.append({"event": event, **fields})
-
-        job = base64.b64encode(job_to_bytes(spec)).decode()
-        config = {"job": job, "out": str(self.root / "out"), "mode": mode.value}
-        run_submission(self.grid, config, run_id, str(self.home.root), emit)
-        return events
-
-    def charged(self, name: str, job_id: str) -> float:
-        cfg = self.nodes[name]
-        return SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).job_epsilon(job_id)
 
 
 @pytest.fixture

@@ -1,0 +1,97 @@
+"""Regression jobs through the real ServerApp and the real node release path.
+
+A linear fit from the departments' noisy sufficient statistics lands near the non-private
+fit on the same clamped rows; a Poisson fit trains its rounds and charges each one; a
+quote prices a regression and charges nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from server.run_config import RunMode
+from tests.unit.server.inprocess_federation import DEPARTMENTS, Federation
+from vocab.jobs.regression import RegressionSpec, parse_regression_spec
+
+pytestmark = pytest.mark.usefixtures("no_join_grace")
+
+
+def _spec(name: str, family: str = "linear", **job: Any) -> RegressionSpec:
+    doc: dict[str, Any] = {
+        "job": {"kind": "regression", "name": name, "family": family, "target": "x2",
+                "target_lower": -4.0, "target_upper": 4.0, "epsilon": 4.0, "delta": 1e-6,
+                "min_nodes": 2, "node_wait_s": 1.0, "round_timeout_s": 120.0, **job},
+        "features": {"x1": {"lower": -4.0, "upper": 4.0}, "grp": {"categories": ["a", "b"]}},
+    }  # fmt: skip
+    return parse_regression_spec(doc)
+
+
+def _result(events: list[dict[str, Any]]) -> dict[str, Any]:
+    final = events[-1]
+    assert final["event"] == "job_end", final
+    return dict(json.loads(base64.b64decode(final["files"]["result.json"])))
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Federation:
+    federation = Federation(tmp_path)
+    # A known linear signal: x2 = 0.5 + 0.8 x1 - 0.6 [grp = b] + noise.
+    for name, rows in federation.rows.items():
+        rng = np.random.default_rng(len(rows))
+        rows["x2"] = (
+            0.5 + 0.8 * rows["x1"] - 0.6 * (rows["grp"] == "b") + rng.normal(0, 0.5, len(rows))
+        )
+        rows.to_csv(federation.nodes[name].source.path, index=False)
+    return federation
+
+
+def test_a_linear_fit_lands_near_the_non_private_fit(federation: Federation) -> None:
+    spec = _spec("earnings")
+    result = _result(federation.submit(spec, 1))
+    assert result["status"] == "succeeded", result["failure"]
+    rows = pd.concat(federation.rows.values())
+    x = np.column_stack(
+        [np.ones(len(rows)), rows["x1"].clip(-4, 4), (rows["grp"] == "b").astype(float)]
+    )
+    ols, *_ = np.linalg.lstsq(x, rows["x2"].clip(-4, 4), rcond=None)
+    fitted = {c["name"]: c for c in result["fit"]["coefficients"]}
+    assert list(fitted) == ["intercept", "x1", "grp=b"]
+    for name, truth in zip(fitted, ols, strict=True):
+        coefficient = fitted[name]
+        assert abs(coefficient["estimate"] - truth) <= 4 * coefficient["std_error"], name
+        assert coefficient["lower"] < coefficient["estimate"] < coefficient["upper"]
+    for name in DEPARTMENTS:
+        assert 0 < federation.charged(name, "earnings#1") <= spec.epsilon
+
+
+def test_a_poisson_fit_trains_every_round_and_charges_each(federation: Federation) -> None:
+    spec = _spec(
+        "counts", family="poisson", target="y", target_lower=0.0, target_upper=1.0,
+        rounds=2, local_epochs=1, batch_size=64, epsilon=2.0,
+    )  # fmt: skip
+    events = federation.submit(spec, 2)
+    result = _result(events)
+    assert result["status"] == "succeeded", result["failure"]
+    assert [e["round"] for e in events if e["event"] == "round_done"] == [1, 2]
+    assert {c["name"] for c in result["fit"]["coefficients"]} == {"intercept", "x1", "grp=b"}
+    for name in DEPARTMENTS:
+        releases = result["nodes"][name]["releases"]
+        assert [r["round"] for r in releases] == [1, 2]
+        assert federation.charged(name, "counts#2") == pytest.approx(
+            result["nodes"][name]["epsilon_job"]
+        )
+
+
+def test_a_quote_prices_a_regression_and_charges_nothing(federation: Federation) -> None:
+    quoted = federation.submit(_spec("priced"), 3, RunMode.QUOTE)[-1]
+    assert quoted["event"] == "quote_result" and quoted["ok"], quoted
+    for node in quoted["nodes"]:
+        assert 0 < node["requested"] <= 4.0
+        assert federation.charged(node["department"], "priced#3") == 0.0
