@@ -19,9 +19,9 @@ from silobridge.daemons import toml_str
 from silobridge.processes import child_env, flower_executable
 from vocab.bundle import files_from_event, write_files
 from vocab.errors import ConfigError, SilobridgeError
-from vocab.jobspec import RiskJobSpec
 from vocab.progress import decode_event
 from vocab.serde import job_to_bytes
+from vocab.spec import JobEnvelope
 
 __all__ = ["Federation", "app_root", "register_supernode", "submit_job"]
 
@@ -68,7 +68,7 @@ def app_root() -> Path:
 
 
 def submit_job(
-    spec: RiskJobSpec,
+    spec: JobEnvelope,
     out_dir: Path,
     federation: Federation,
     flwr_home: Path,

@@ -15,18 +15,35 @@ from rich.markup import escape
 from server.run_config import RunMode
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
 from silobridge.cli.progress_view import ProgressView, print_quote, print_summary
+from silobridge.cli.result_view import print_population, print_preview
 from silobridge.flower_runner import Federation, submit_job
 from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
-from vocab.jobspec import RiskJobSpec, load_job_spec
+from vocab.jobs.loader import load_spec
+from vocab.spec import JobEnvelope
 
 __all__ = ["app", "quote_and_report", "run_and_report"]
 
 app = typer.Typer(help="Submit and watch jobs.", no_args_is_help=True)
 
 
-def run_and_report(spec: RiskJobSpec, out: Path, federation: Federation) -> int:
-    """Run a job with live progress, print the summary; returns the exit code."""
+def _report(result_path: Path) -> None:
+    """Print the bundle's summary for its kind; draw a statistics job's charts beside it."""
+    result = json.loads(result_path.read_text())
+    if result.get("kind", "risk") == "risk":
+        print_summary(console, result_path)
+        return
+    print_population(console, result)
+    if result["kind"] == "statistics" and result["cells"]:
+        from silobridge.plots import draw_statistics
+
+        charts = draw_statistics(result, result_path.parent)
+        if charts:
+            console.print(f"charts: {', '.join(p.name for p in charts)}")
+
+
+def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
+    """Run a job of any kind with live progress, print its result; returns the exit code."""
     final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console))
     if final["event"] == "failed":
         raise SilobridgeError(f"the coordinator rejected the job: {final['reason']}")
@@ -43,11 +60,9 @@ def run_and_report(spec: RiskJobSpec, out: Path, federation: Federation) -> int:
             )
     else:
         raise SilobridgeError("the coordinator sent no result bundle", "see its ServerApp log")
-    print_summary(console, result_path)
-    console.print(
-        f"result bundle: [bold]{result_path.parent}[/] (result.json, MODEL_CARD.md, "
-        "model.npz, model.pt)"
-    )
+    _report(result_path)
+    files = ", ".join(sorted(p.name for p in result_path.parent.iterdir() if p.is_file()))
+    console.print(f"result bundle: [bold]{result_path.parent}[/] ({files})")
     if final["status"] != "succeeded":
         console.print(f"[red]job {final['status']}[/]: {final['failure']}", highlight=False)
         return EXIT_JOB_FAILED
@@ -66,8 +81,8 @@ def run(
         Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
     ] = None,
 ) -> None:
-    """Run a risk-model job on the federation and write its result bundle to OUT."""
-    spec = load_job_spec(spec_path)
+    """Run a job (risk model, statistics, regression) and write its result bundle to OUT."""
+    spec = load_spec(spec_path)
     code = run_and_report(spec, out, Federation(coordinator, root_certificates))
     raise typer.Exit(code)
 
@@ -86,7 +101,7 @@ def _scratch(out: Path | None) -> Iterator[Path]:
 
 
 def quote_and_report(
-    spec: RiskJobSpec, out: Path | None, federation: Federation, *, as_json: bool
+    spec: JobEnvelope, out: Path | None, federation: Federation, *, as_json: bool
 ) -> int:
     """Ask every node what `spec` would cost; print the quotes; returns the exit code.
 
@@ -109,6 +124,7 @@ def quote_and_report(
         typer.echo(json.dumps(quote, indent=2, sort_keys=True))
     else:
         print_quote(console, quote)
+        print_preview(console, quote)
     if not quote["ok"]:
         err_console.print(f"[red]the job would not run[/]: {escape(quote['reason'])}")
         return EXIT_JOB_FAILED
@@ -135,6 +151,30 @@ def quote(
 
     Nothing is charged at any node or at the coordinator.
     """
-    spec = load_job_spec(spec_path)
+    spec = load_spec(spec_path)
     federation = Federation(coordinator, root_certificates)
     raise typer.Exit(quote_and_report(spec, out, federation, as_json=as_json))
+
+
+def query(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Query spec TOML.")],
+    out: Annotated[Path, typer.Option(help="Folder for result.json, cells.csv and charts.")],
+    coordinator: Annotated[
+        str, typer.Option(help="The coordinator's Control API, HOST:PORT.")
+    ] = "127.0.0.1:9093",
+    root_certificates: Annotated[
+        Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
+    ] = None,
+) -> None:
+    """Run a population query (statistics or regression): prints the result table and
+    writes result.json, cells.csv, the card and a PNG per histogram and grouped statistic.
+
+    Preview its cost and expected intervals first with `silobridge job quote SPEC`.
+    """
+    spec = load_spec(spec_path)
+    if spec.kind == "risk":
+        raise SilobridgeError(
+            f"{spec_path} is a risk-model job, not a population query",
+            f"run it with `silobridge job run {spec_path} --out DIR`",
+        )
+    raise typer.Exit(run_and_report(spec, out, Federation(coordinator, root_certificates)))

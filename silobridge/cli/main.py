@@ -17,6 +17,7 @@ from silobridge.cli import (
     node_cmd,
     officer_cmd,
 )
+from silobridge.cli.errors import handle_errors
 
 __all__ = ["app", "main"]
 
@@ -35,6 +36,7 @@ app.add_typer(officer_cmd.app, name="officer")
 app.add_typer(app_cmd.app, name="app")
 app.add_typer(certs_cmd.app, name="certs")
 app.command("demo")(demo_cmd.demo)
+app.command("query")(handle_errors(job_cmd.query))
 
 
 def main() -> None:

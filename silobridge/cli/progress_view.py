@@ -44,7 +44,8 @@ class ProgressView:
             )
         elif kind == "job_start":
             c.print(
-                f"[bold]job {event['job']}[/] ({event['job_id']}): {event['rounds']} rounds, "
+                f"[bold]{event.get('job_kind', 'risk')} job {event['job']}[/] "
+                f"({event['job_id']}): {event['rounds']} round(s), "
                 f"per-node guarantee epsilon={event['epsilon']} delta={event['delta']}, "
                 f"quorum {event['min_nodes']}"
             )
@@ -84,6 +85,19 @@ class ProgressView:
             )
         elif kind == "evaluated":
             c.print(f"  evaluated: {_fmt(event)} (± is the DP noise's standard error)")
+        elif kind == "release_start":
+            c.print(
+                f"[cyan]release[/]: asking {event['nodes']} node(s) for their noisy "
+                f"{event['job_kind']} (charged once each)…"
+            )
+        elif kind == "released":
+            c.print(
+                f"  released by {len(event['departments'])} department(s) in "
+                f"{event['seconds']:.1f}s: {', '.join(event['departments']) or 'none'}"
+            )
+        elif kind == "round_done":
+            c.print(f"  round {event['round']} done in {event['seconds']:.1f}s: "
+                    f"{event['nodes']} node(s) trained")  # fmt: skip
         elif kind == "failed":
             c.print(f"[red]job failed[/]: {event['reason']}", highlight=False)
 
@@ -180,7 +194,9 @@ def print_quote(console: Console, quote: dict[str, Any]) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-    if quote["evaluations"]:
+    if quote.get("job_kind", "risk") != "risk":
+        pass  # one release per node: no evaluation to describe
+    elif quote["evaluations"]:
         console.print(
             f"evaluation: {quote['evaluations']} charged release(s) ({quote['evaluation']}), "
             f"{quote['evaluation_share']:.0%} of the job's epsilon on their own; ε of the "

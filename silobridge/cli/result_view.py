@@ -1,0 +1,108 @@
+"""Prints a population model's result bundle: statistics cells, or regression coefficients."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+__all__ = ["print_population", "print_preview"]
+
+_MAX_ROWS = 80
+
+
+def _num(value: Any) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "—"
+    return f"{value:.4g}"
+
+
+def _nodes_line(console: Console, result: dict[str, Any]) -> None:
+    spent = ", ".join(
+        f"{escape(d)} ε {n['epsilon_job']:.3g}"
+        for d, n in sorted(result["nodes"].items())
+        if isinstance(n.get("epsilon_job"), int | float)
+    )
+    console.print(
+        f"combined: {', '.join(result['combined']) or 'none'}; charged this job: {spent or '-'}",
+        highlight=False,
+    )
+
+
+def _statistics(console: Console, result: dict[str, Any]) -> None:
+    cells = result["cells"]
+    groups = list(cells[0]["group"]) if cells else []
+    table = Table(title=f"{result['job']['name']} — {len(cells)} cell(s)")
+    for col in (*groups, "statistic", "level", "value", "± 95 %", "std", ""):
+        table.add_column(col, justify="right" if col in {"value", "± 95 %", "std"} else "left")
+    for cell in cells[:_MAX_ROWS]:
+        half = (
+            None
+            if cell["upper"] is None or cell["lower"] is None
+            else (cell["upper"] - cell["lower"]) / 2
+        )
+        what = cell["statistic"] + (f"({cell['column']})" if cell["column"] else "")
+        table.add_row(
+            *(escape(str(cell["group"][g])) for g in groups), escape(what),
+            escape(cell["level"]), _num(cell["value"]), _num(half), _num(cell["std"]),
+            "[yellow]suppressed[/]" if cell["suppressed"] else "",
+        )  # fmt: skip
+    console.print(table)
+    if len(cells) > _MAX_ROWS:
+        console.print(f"… {len(cells) - _MAX_ROWS} more cells in result.json / cells.csv")
+    console.print(escape(result["note"]), highlight=False)
+
+
+def _regression(console: Console, result: dict[str, Any]) -> None:
+    fit = result.get("fit") or {}
+    rows = fit.get("coefficients", [])
+    table = Table(title=f"{result['job']['name']} — {result['family']} regression")
+    linear = result["family"] == "linear"
+    columns = ("coefficient", "estimate", "std error", "95 % interval") if linear else (
+        "coefficient", "estimate (log rate)", "rate ratio")  # fmt: skip
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        if linear:
+            interval = f"[{_num(r['lower'])}, {_num(r['upper'])}]"
+            table.add_row(escape(r["name"]), _num(r["estimate"]), _num(r["std_error"]), interval)
+        else:
+            table.add_row(escape(r["name"]), _num(r["estimate"]), _num(r["rate_ratio"]))
+    console.print(table)
+    if linear and rows:
+        console.print(
+            f"RMSE {_num(fit['rmse'])}, rows (noisy) {_num(fit['n_estimate'])}, ridge "
+            f"{_num(fit['ridge'])}; intervals include sampling error and the DP noise",
+            highlight=False,
+        )
+
+
+def print_population(console: Console, result: dict[str, Any]) -> None:
+    """Print a statistics or regression result.json."""
+    if result["kind"] == "statistics":
+        if result["cells"]:
+            _statistics(console, result)
+    elif result.get("fit"):
+        _regression(console, result)
+    _nodes_line(console, result)
+
+
+def print_preview(console: Console, quote: dict[str, Any]) -> None:
+    """A statistics quote's expected 95 % half-widths, before any budget is touched."""
+    widths = quote.get("half_widths")
+    if not widths:
+        return
+    reference = widths.get("reference_count", 1000.0)
+    table = Table(title="expected 95 % half-width of combined cells (noise only)")
+    table.add_column("cell")
+    table.add_column("± 95 %", justify="right")
+    for name, width in widths.items():
+        if name == "reference_count":
+            continue
+        note = f" (at a cell of {reference:g} rows; scales as 1/rows)" if name.startswith(
+            ("mean:", "variance:")) else ""  # fmt: skip
+        table.add_row(escape(name) + note, _num(width))
+    console.print(table)
