@@ -86,6 +86,8 @@ class QuoteOutcome:
     job_id: str
     answers: tuple[QuoteAnswer, ...]
     central: CentralCheck
+    elsewhere: tuple[str, ...] = ()
+    """Departments whose nodes hold another dataset than the job's: they take no part."""
 
     @property
     def would_run(self) -> int:
@@ -103,12 +105,11 @@ class QuoteOutcome:
             return f"refused by the coordinator: {refusal.message}"
         if self.would_run >= self.spec.min_nodes:
             return ""
-        taking_part = [a for a in self.answers if a.code != RefusalCode.OTHER_DATASET.value]
         others = ", ".join(
-            f"{a.department} {a.code or a.status.value}" for a in taking_part if not a.would_run
+            f"{a.department} {a.code or a.status.value}" for a in self.answers if not a.would_run
         )
         return (
-            f"only {self.would_run} of {len(taking_part)} node(s) would run the job; it "
+            f"only {self.would_run} of {len(self.answers)} node(s) would run the job; it "
             f"needs {self.spec.min_nodes}" + (f" ({others})" if others else "")
         )
 
@@ -127,6 +128,7 @@ class QuoteOutcome:
             "ok": self.ok,
             "reason": self.reason,
             "nodes": [a.record() for a in self.answers],
+            "elsewhere": list(self.elsewhere),
             "central": check_record(self.central),
         }
 
@@ -203,6 +205,7 @@ def run_quote(
         push_and_pull(grid, node_ids, content, QUOTE, str(QUOTE_ROUND), spec.round_timeout_s)
     )
     answers = []
+    elsewhere: list[str] = []
     spoken_for: set[str] = set()
     for node_id in node_ids:
         reply = replies.get(node_id)
@@ -221,6 +224,9 @@ def run_quote(
         elif answer.quote is not None:
             spoken_for.add(answer.department)
         on_reply(_reply_of(answer))
+        if answer.quote is not None and answer.code == RefusalCode.OTHER_DATASET.value:
+            elsewhere.append(answer.department)  # verified: it holds another dataset
+            continue
         answers.append(answer)
     answers.sort(key=lambda a: (a.department, a.node_id))
-    return QuoteOutcome(spec, job_id, tuple(answers), central)
+    return QuoteOutcome(spec, job_id, tuple(answers), central, tuple(sorted(elsewhere)))

@@ -45,6 +45,7 @@ __all__ = [
     "Department",
     "approve_spec",
     "load_lending_club",
+    "officer_key",
     "write_departments",
 ]
 
@@ -130,7 +131,7 @@ def load_lending_club() -> pd.DataFrame:
     return renamed.loc[:, [name for name, _, _ in _SCHEMA]]
 
 
-def _officer_key(folder: Path) -> Ed25519PrivateKey:
+def officer_key(folder: Path) -> Ed25519PrivateKey:
     """The demo officer's key in `folder`: the one from an earlier demo run, else a new one."""
     private_path = folder / "officer.key"
     if not private_path.exists():
@@ -156,7 +157,7 @@ def approve_spec(
     now = datetime.now(UTC).replace(microsecond=0)
     path = folder / "approvals" / f"{spec.name}.json"
     signed = sign_approval(
-        _officer_key(folder / "officer"),
+        officer_key(folder / "officer"),
         department=department,
         dataset=_DATASET,
         spec=spec,
@@ -201,14 +202,14 @@ def write_departments(
         folder.mkdir(parents=True, exist_ok=True)
         rows = frame[frame["addr_state"].isin(states)]
         rows.to_csv(folder / "loans.csv", index=False)
-        officer_key = _officer_key(folder / "officer")
+        officer = officer_key(folder / "officer")
         approvals_dir = folder / "approvals"
         approval_path = None
         if approve is not None:
             approval_path = approve_spec(name, folder, approve, app_hash, approve.epsilon)
         if app_hash:
             # The officer has reviewed this release: its bundle may run at the node at all.
-            signed = sign_app_approval(officer_key, app_hash, name, "demo release")
+            signed = sign_app_approval(officer, app_hash, name, "demo release")
             write_app_approval(signed, approvals_dir / APPS_FOLDER)
         config = NodeConfig(
             department=name,
@@ -234,7 +235,7 @@ def write_departments(
                 folder,
                 config.config_path,
                 len(rows),
-                officer_key_of(officer_key).key_id,
+                officer_key_of(officer).key_id,
                 approval_path,
             )
         )

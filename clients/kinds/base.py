@@ -154,7 +154,6 @@ def require_open(cfg: NodeConfig, spec: JobEnvelope, columns: tuple[str, ...], w
     ]
     if closed:
         raise PolicyRefusal(
-            f"job {spec.name!r} {why} {', '.join(closed)}, which this node does not declare "
-            "`open`",
+            f"job {spec.name!r} {why} {', '.join(closed)}, which this node does not declare `open`",
             "group and filter by open columns only; a conditional column may only be measured",
         )

@@ -22,12 +22,15 @@ from silobridge.cli.job_cmd import quote_and_report, run_and_report
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
 from silobridge.demo_data import APPROVAL_DAYS, Department, write_departments
+from silobridge.demo_population import REGRESSION_SPEC, STATISTICS_SPEC, write_labour_offices
 from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, app_root
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
+from vocab.jobs.loader import load_spec
 from vocab.jobspec import load_job_spec
 from vocab.privacy import Budget
+from vocab.spec import JobEnvelope
 
 __all__ = ["demo"]
 
@@ -53,7 +56,9 @@ def demo(
         ),
     ] = True,
 ) -> None:
-    """Start a SuperLink and four department SuperNodes, train the demo risk model."""
+    """Start a SuperLink and eight department SuperNodes; train the demo risk model over the
+    four regional lending departments, then run a population statistics job and a
+    population regression over the four regional labour offices."""
     started = time.monotonic()
     out = out.resolve()
     if reset and out.exists():
@@ -66,7 +71,9 @@ def demo(
     # The hash every node's gate will see for this checkout's runs: Flower builds the same
     # bundle from it for `flwr run`.
     app_hash = bundle_of(app_root()).sha256
-    departments = write_departments(out, Budget(budget, 1e-5), approve=spec, app_hash=app_hash)
+    lending = write_departments(out, Budget(budget, 1e-5), approve=spec, app_hash=app_hash)
+    labour = write_labour_offices(out, Budget(budget, 1e-5), app_hash=app_hash)
+    departments = [*lending, *labour]
     console.print(
         "  the demo plays each department's privacy officer: an officer key per department "
         f"(<department>/officer/) signs an approval of its conditional column for exactly "
@@ -138,17 +145,32 @@ def demo(
         console.print(
             f"  {len(departments)} department nodes (SuperNodes) started; logs in {group.log_dir}"
         )
-        (out / "risk").mkdir(exist_ok=True)
-        (out / "risk" / "spec.toml").write_text((app_root() / DEMO_SPEC).read_text())
-        console.print("[bold]dry run[/]: every department quotes the job; nothing is charged")
-        code = quote_and_report(spec, out / "risk" / "quote", federation, as_json=False)
-        if code == 0:
-            code = run_and_report(spec, out / "risk", federation)
-        else:
-            console.print("the quotes say the job cannot run, so it is not started")
+        code = _quote_then_run(spec, app_root() / DEMO_SPEC, out / "risk", federation)
+        console.print("[bold]population models[/] over the regional labour offices")
+        for name, spec_path in (("statistics", STATISTICS_SPEC), ("regression", REGRESSION_SPEC)):
+            population = load_spec(spec_path)
+            code = (
+                _quote_then_run(population, spec_path, out / "population" / name, federation)
+                or code
+            )
     _report_audit(home, departments)
     console.print(f"demo finished in {time.monotonic() - started:.0f}s; all processes stopped")
     raise typer.Exit(code)
+
+
+def _quote_then_run(spec: JobEnvelope, spec_path: Path, out: Path, federation: Federation) -> int:
+    """Quote the job (nothing charged), then run it if it would run; the exit code."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.toml").write_text(spec_path.read_text())
+    console.print(
+        f"[bold]dry run[/] of {spec.kind} job {spec.name}: every department quotes it; nothing "
+        "is charged"
+    )
+    code = quote_and_report(spec, out / "quote", federation, as_json=False)
+    if code != 0:
+        console.print("the quotes say the job cannot run, so it is not started")
+        return code
+    return run_and_report(spec, out, federation)
 
 
 def _demo_certs(

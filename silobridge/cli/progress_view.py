@@ -52,9 +52,11 @@ class ProgressView:
         elif kind == "nodes":
             c.print(f"  {event['connected']} node(s) connected (need {event['min_nodes']})")
         elif kind == "admission":
+            elsewhere = event.get("elsewhere") or []
             c.print(
                 f"  admission: {event['would_run']} of {len(event['nodes'])} node(s) admit "
                 f"the whole job (need {event['min_nodes']})"
+                + (f"; {len(elsewhere)} hold other datasets" if elsewhere else "")
                 + ("" if event["ok"] else "; [red]not started, nothing charged[/]")
             )
         elif kind == "round_start":
@@ -205,6 +207,11 @@ def print_quote(console: Console, quote: dict[str, Any]) -> None:
         )
     else:
         console.print("evaluation: off (the whole epsilon trains the model)", highlight=False)
+    if quote.get("elsewhere"):
+        console.print(
+            f"not asked to take part (they hold other datasets): {', '.join(quote['elsewhere'])}",
+            highlight=False,
+        )
     console.print(_central_line(quote["central"]), highlight=False)
     console.print(
         f"{quote['would_run']} of {len(quote['nodes'])} node(s) would run the job "

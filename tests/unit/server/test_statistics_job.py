@@ -99,3 +99,14 @@ def test_an_over_budget_query_is_refused_and_charges_nothing(tmp_path: Path) -> 
     assert "budget" in json.dumps(events).lower()
     for name in DEPARTMENTS:
         assert federation.charged(name, "greedy#4") == 0.0
+
+
+def test_nodes_holding_another_dataset_take_no_part(federation: Federation) -> None:
+    events = federation.submit(_spec("census", dataset="census"), 5)
+    admission = next(e for e in events if e["event"] == "admission")
+    assert admission["elsewhere"] == sorted(DEPARTMENTS) and admission["nodes"] == []
+    assert not admission["ok"]
+    for name in DEPARTMENTS:
+        assert federation.charged(name, "census#5") == 0.0
+    ran = federation.submit(_spec("people", dataset="people"), 6)
+    assert ran[-1]["status"] == "succeeded"
