@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vocab.progress import QuoteEvent
+
 __all__ = ["print_population", "print_preview"]
 
-_MAX_ROWS = 80
+_MAX_ROWS = 40
 
 
 def _num(value: Any) -> str:
@@ -90,9 +92,9 @@ def print_population(console: Console, result: dict[str, Any]) -> None:
     _nodes_line(console, result)
 
 
-def print_preview(console: Console, quote: dict[str, Any]) -> None:
+def print_preview(console: Console, quote: QuoteEvent) -> None:
     """A statistics quote's expected 95 % half-widths, before any budget is touched."""
-    widths = quote.get("half_widths")
+    widths = quote.preview.half_widths
     if not widths:
         return
     reference = widths.get("reference_count", 1000.0)

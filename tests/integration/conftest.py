@@ -13,6 +13,7 @@ import pytest
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
 from server.coordinator_home import CoordinatorHome
+from server.run_config import RunMode
 from silobridge.certs import make_deployment_certs, make_node_key
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
@@ -21,7 +22,7 @@ from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from silobridge.synthetic import make_rows, write_node
-from vocab.jobspec import RiskJobSpec
+from vocab.spec import JobEnvelope
 
 __all__ = ["LiveFederation"]
 
@@ -37,13 +38,14 @@ class LiveFederation:
     nodes: dict[str, NodeConfig] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def run(self, spec: RiskJobSpec, out_name: str) -> dict[str, Any]:
+    def run(self, spec: JobEnvelope, out_name: str, mode: RunMode = RunMode.RUN) -> dict[str, Any]:
         return submit_job(
             spec,
             self.root / out_name,
             Federation(self.control, self.root_certificates),
             self.root / "analyst-flwr",
             self.events.append,
+            mode=mode,
         )
 
 
