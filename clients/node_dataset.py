@@ -35,27 +35,29 @@ def read_job_frame(
 
     Returns:
         The frame of `columns` (coerced to their declared types, 0-based index, no person
-        id column) and each row's person id in the same order, or None when the node
-        declares no person id (then the unit of privacy is the row).
+        id column; no columns at all, but every row, when `columns` is empty) and each
+        row's person id in the same order, or None when the node declares no person id
+        (then the unit of privacy is the row).
 
     Raises:
-        JobSpecError: The job uses no columns.
         DataError: The data cannot be read or does not match the schema.
     """
     wanted = list(dict.fromkeys(columns))
-    if not wanted:
-        raise JobSpecError("the job uses no columns", "name its columns in the job spec")
     person_id = config.person_id
     to_read = [*wanted, person_id] if person_id is not None else wanted
+    if not to_read:
+        # A count of all rows reads no column; one required column gives the rows (its
+        # values are dropped unread).
+        to_read = [next((c.name for c in config.columns if c.required), config.columns[0].name)]
     source = open_source(config.source)
     raw = source.read(to_read)
     frame = validate_frame(
         raw, [_spec(config, name) for name in to_read], where=source.description
     ).reset_index(drop=True)
     if person_id is None:
-        return frame, None
+        return frame[wanted], None
     keys: list[object] = frame[person_id].tolist()
-    return frame.drop(columns=[person_id]), keys
+    return frame[wanted], keys
 
 
 def split_job_frame(

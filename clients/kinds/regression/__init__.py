@@ -10,7 +10,7 @@ import numpy as np
 from clients.job_plan import planned_rows
 from clients.kinds.base import JobRequest, NodeKind, Planned, Released
 from clients.node_dataset import read_job_frame
-from vocab.errors import JobSpecError, PolicyRefusal
+from vocab.errors import ConfigError, JobSpecError, PolicyRefusal
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import LinearPlan, PoissonPlan, plan_linear, plan_poisson
 from vocab.jobspec import MAX_WEIGHT
@@ -110,7 +110,20 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
         return poisson_model(spec, weights[0])
 
     def load(self, cfg: NodeConfig, spec: RegressionSpec, columns: tuple[str, ...]) -> Data:
-        return read_job_frame(cfg, columns)
+        data = read_job_frame(cfg, columns)
+        bound = cfg.public_rows
+        if spec.family is Family.POISSON and bound is not None and len(data[0]) > bound:
+            # DP-SGD sizes its work by the officer's figure, which must bound the data.
+            problem = (
+                f"dataset {cfg.dataset!r} holds more rows than its public size figure "
+                "([data] public_rows) declares"
+            )
+            raise ConfigError(
+                problem,
+                "the officer raises public_rows to a published figure at least the rows held",
+                public=problem,
+            )
+        return data
 
     def execute(
         self, cfg: NodeConfig, spec: RegressionSpec, plan: Plan, req: JobRequest,
@@ -128,7 +141,7 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
         result = train_poisson_round(
             prepared, x, y, offset, spec, plan,
             # Work sized by the public figure, not the rows: a round's time tells nothing.
-            slots=max(cfg.public_rows or 0, len(x)),
+            slots=cfg.public_rows,
             deadline_s=float(cfg.limits.max_round_seconds),
         )  # fmt: skip
         weights = get_weights(result.model)

@@ -12,7 +12,7 @@ from clients.node_dataset import read_job_frame, split_job_frame
 from vocab.errors import ConfigError, JobSpecError, PolicyRefusal
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.privacy import PrivacyEvent
-from vocab.wire import TRAIN, ReleaseRecord
+from vocab.wire import EVALUATE, TRAIN, ReleaseRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +39,12 @@ def _step(spec: RiskJobSpec, req: JobRequest) -> int:
             f"job {spec.name!r} has rounds 1 to {spec.rounds}; round {req.round} is not one "
             "of them",
             "the coordinator asks only for the rounds the job spec names",
+        )
+    if req.message != EVALUATE:
+        raise PolicyRefusal(
+            f"job {spec.name!r} is a risk job: it answers {TRAIN!r} and {EVALUATE!r} messages, "
+            f"not {req.message!r}",
+            "the coordinator asks only for the releases the job spec names",
         )
     for after in spec.evaluated_after():
         if spec.evaluation_round(after) == req.round:

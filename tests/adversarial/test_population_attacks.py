@@ -1,0 +1,146 @@
+"""Attacks on population jobs, run against a real node (its release path, ledger, keys).
+
+* Averaging: asking for the same statistics again to average the noise away. The same job
+  gets the same bytes back (no fresh noise, no charge); a new job id pays again, and the
+  ledger refuses once the budget is spent.
+* Differencing: two queries that differ by one filter to isolate a person. Each is a
+  charged release; the budget bounds how many.
+* Shape channels: grouping or filtering by a column that is not open (its values would
+  shape the result) is refused, even a conditional one; a statistics message for a risk
+  job (to get an extra evaluation under another message type) is refused.
+* Hostile nodes: a linear-regression node that claims less noise than the plan, or sends
+  statistics of the wrong layout, is dropped by the coordinator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.node_config import NodeConfig
+from clients.release import JobRequest, handle_request
+from clients.sqlite_ledger import SqliteLedger
+from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from vocab.columns import ColumnClass
+from vocab.jobs.regression import parse_regression_spec
+from vocab.jobs.regression_release import LinearRelease
+from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
+from vocab.models import build_model, get_weights
+from vocab.wire import REGRESSION, STATISTICS, ReplyStatus
+
+
+def _stats(name: str, epsilon: float = 1.0, **extra: Any) -> StatisticsSpec:
+    return parse_statistics_spec(
+        {
+            "job": {"kind": "statistics", "name": name, "epsilon": epsilon, "delta": 1e-6,
+                    "min_nodes": 1},
+            "statistics": [{"measure": "count"}],
+            **extra,
+        }
+    )  # fmt: skip
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> NodeConfig:
+    return write_node(tmp_path / "tax", "tax", 3.0, make_rows(400, seed=4))
+
+
+def _ask(cfg: NodeConfig, spec: Any, job_id: str, message: str = STATISTICS, rnd: int = 1) -> Any:
+    return handle_request(
+        cfg.config_path, cfg.department, JobRequest(spec, job_id, rnd, [], message)
+    )
+
+
+def _charged(cfg: NodeConfig, job_id: str) -> float:
+    return SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).job_epsilon(job_id)
+
+
+def test_asking_again_for_the_same_job_gives_the_same_noise_and_no_charge(
+    node: NodeConfig,
+) -> None:
+    spec = _stats("again")
+    first, second = _ask(node, spec, "again#1"), _ask(node, spec, "again#1")
+    assert first.report.status is ReplyStatus.OK
+    assert first.result == second.result  # the same noisy figures, not a fresh draw
+    assert _charged(node, "again#1") == pytest.approx(first.report.epsilon_job)
+
+
+def test_new_job_ids_pay_again_until_the_budget_refuses(tmp_path: Path) -> None:
+    node = write_node(tmp_path / "small", "small", 1.5, make_rows(300, seed=6))
+    answers = [_ask(node, _stats("avg"), f"avg#{i}") for i in range(4)]
+    ok = [a for a in answers if a.report.status is ReplyStatus.OK]
+    refused = [a for a in answers if a.report.status is ReplyStatus.REFUSED]
+    assert ok and refused and all(a.report.code == "budget_exceeded" for a in refused)
+    ledger = SqliteLedger(node.ledger_path, node.dataset, node.budget)
+    assert ledger.spent() <= node.budget.epsilon
+
+
+def test_differencing_by_a_filter_is_two_charged_releases(node: NodeConfig) -> None:
+    everyone = _stats("all", epsilon=0.5)
+    all_but = _stats("all-but", epsilon=0.5, filters={"grp": {"values": ["a"]}})
+    for spec, job in ((everyone, "all#1"), (all_but, "all-but#1")):
+        assert _ask(node, spec, job).report.status is ReplyStatus.OK
+        assert _charged(node, job) > 0
+
+
+def test_grouping_by_a_conditional_column_is_refused_even_with_no_approval_needed(
+    tmp_path: Path,
+) -> None:
+    cfg = write_node(tmp_path / "tax", "tax", 3.0, make_rows(200, seed=5))
+    columns = tuple(
+        dataclasses.replace(c, column_class=ColumnClass.CONDITIONAL) if c.name == "grp" else c
+        for c in cfg.columns
+    )
+    from clients.node_config import render_node_config
+
+    cfg.config_path.write_text(render_node_config(dataclasses.replace(cfg, columns=columns)))
+    outcome = _ask(cfg, _stats("shape", group_by={"grp": {"keys": ["a", "b"]}}), "shape#1")
+    assert outcome.report.status is ReplyStatus.REFUSED
+    assert "grp (conditional)" in outcome.report.reason
+    assert _charged(cfg, "shape#1") == 0.0
+
+
+def test_a_statistics_message_for_a_risk_job_is_refused(node: NodeConfig) -> None:
+    spec = synthetic_spec("risk", rounds=1)
+    weights = get_weights(build_model(spec))
+    request = JobRequest(spec, "risk#1", spec.evaluation_round(1), weights, STATISTICS)
+    outcome = handle_request(node.config_path, node.department, request)
+    assert outcome.report.status is ReplyStatus.REFUSED and outcome.holdout is None
+    assert _charged(node, "risk#1") == 0.0
+
+
+def test_a_regression_node_claiming_less_noise_is_not_believed() -> None:
+    from server.kinds.regression import _planned_std
+
+    spec = parse_regression_spec(
+        {
+            "job": {"kind": "regression", "name": "fit", "target": "x2", "target_lower": -4.0,
+                    "target_upper": 4.0, "max_rows": 2},
+            "features": {"x1": {"lower": -4.0, "upper": 4.0}},
+        }
+    )  # fmt: skip
+    from vocab.jobs.regression_plan import plan_linear
+
+    honest = plan_linear(spec, 1).noise_std
+    assert _planned_std(spec, honest) and _planned_std(spec, plan_linear(spec, 2).noise_std)
+    assert not _planned_std(spec, honest / 10)
+    dims = spec.n_coefficients
+    with pytest.raises(ValueError):
+        LinearRelease.from_json('{"xtx_upper": [NaN], "xty": [], "yty": 0}', dims)
+
+
+def test_a_linear_release_goes_only_to_its_own_message(node: NodeConfig) -> None:
+    spec = parse_regression_spec(
+        {
+            "job": {"kind": "regression", "name": "lin", "target": "x2", "target_lower": -4.0,
+                    "target_upper": 4.0, "min_nodes": 1},
+            "features": {"x1": {"lower": -4.0, "upper": 4.0}},
+        }
+    )  # fmt: skip
+    assert _ask(node, spec, "lin#1", STATISTICS).report.status is ReplyStatus.REFUSED
+    assert _ask(node, spec, "lin#1", REGRESSION, rnd=2).report.status is ReplyStatus.REFUSED
+    assert _charged(node, "lin#1") == 0.0
+    assert _ask(node, spec, "lin#1", REGRESSION).report.status is ReplyStatus.OK
