@@ -8,8 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from server.kinds.statistics.bundle import spec_record
 from server.one_shot import OneShot
+from server.spec_record import spec_record
 from vocab.bundle import CARD_FILE, RESULT_FILE
 from vocab.jobs.regression import Family, RegressionSpec
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import enum
 import io
 import json
 import math
@@ -13,30 +12,14 @@ from typing import Any
 
 from server.kinds.statistics.combine import Cell, clamping_note
 from server.one_shot import OneShot
+from server.spec_record import spec_record
 from vocab.bundle import CARD_FILE, CELLS_FILE, RESULT_FILE
 from vocab.jobs.statistics import StatisticsSpec
 
-__all__ = ["render_statistics", "spec_record"]
+__all__ = ["render_statistics"]
 
 RESULT_SCHEMA = "silobridge.statistics.v1"
 _CARD_ROWS = 60
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def spec_record(spec: Any) -> dict[str, Any]:
-    """A spec of any kind as JSON-ready fields (enums as their values)."""
-    init = {f.name for f in dataclasses.fields(spec) if f.init}
-    data = {k: v for k, v in dataclasses.asdict(spec).items() if k in init}
-    return {"kind": spec.kind, **_plain(data)}
 
 
 def _nodes(shot: OneShot | None) -> dict[str, Any]:
