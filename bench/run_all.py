@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import accounting, deployment, dp_overhead, governance, utility
+from bench import accounting, deployment, dp_overhead, governance, population, utility
 from bench.report import make_console
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run utility, DP overhead, accounting, governance, then the real deployment.
+    """Run utility, DP overhead, accounting, governance, population, then the real deployment.
 
     Every benchmark gets the same `--quick` and `--out`; the first non-zero exit code stops
     the run and is returned.
@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("dp_overhead", dp_overhead.main),
         ("accounting", accounting.main),
         ("governance", governance.main),
+        ("population", population.main),
         ("deployment", deployment.main),
     )
     for name, entry in entries:
