@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,15 @@ from clients.secure_noise import SecureRng
 from vocab.jobspec import RiskJobSpec
 from vocab.metrics import ScoreHistogram, score_histogram
 
-__all__ = ["RoundResult", "RoundTimeout", "SecureDPOptimizer", "evaluate", "train_round"]
+__all__ = [
+    "RoundResult",
+    "RoundTimeout",
+    "SecureDPOptimizer",
+    "SgdSettings",
+    "dp_sgd_round",
+    "evaluate",
+    "train_round",
+]
 
 
 class RoundTimeout(Exception):
@@ -79,19 +88,39 @@ class RoundResult:
     steps: int
 
 
-def train_round(
+@dataclass(frozen=True)
+class SgdSettings:
+    """One round's DP-SGD: the spec's step size, clipping norm and public expected batch,
+    and the plan's noise multiplier, Poisson sampling rate and steps."""
+
+    learning_rate: float
+    max_grad_norm: float
+    batch_size: int
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+
+PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(outputs, targets) -> one loss per row (a `reduction="none"` torch loss)."""
+
+
+def dp_sgd_round(
     model: nn.Module,
     x: npt.NDArray[np.float32],
     y: npt.NDArray[np.float32],
-    spec: RiskJobSpec,
-    plan: DpPlan,
+    settings: SgdSettings,
+    loss_fn: PerSampleLoss,
     *,
+    offset: npt.NDArray[np.float32] | None = None,
     slots: int | None = None,
     deadline_s: float | None = None,
 ) -> RoundResult:
-    """Run exactly `plan.steps_per_round` DP-SGD steps (Poisson sampling, per-sample clipping).
+    """Run exactly `settings.steps` DP-SGD steps (Poisson sampling, per-sample clipping).
 
     Args:
+        loss_fn: The per-row loss of the model's output (plus `offset`) against `y`.
+        offset: Added to the model's output per row (a log exposure); none means 0.
         slots: Rows the work is sized for, at least `len(x)` (default: `len(x)`); the
             ones past the data are phantom rows that contribute nothing.
         deadline_s: Wall-time limit in seconds; past it the round stops (`RoundTimeout`).
@@ -105,11 +134,12 @@ def train_round(
     started = time.monotonic()
     rng = SecureRng()
     model.train()
-    features, labels = torch.from_numpy(x), torch.from_numpy(y)
-    rows = len(labels)
+    features, targets = torch.from_numpy(x), torch.from_numpy(y)
+    rows = len(targets)
+    shifts = torch.from_numpy(offset) if offset is not None else targets.new_zeros(rows)
     total = rows if slots is None else slots
-    if total < rows:
-        raise ValueError(f"{rows} rows do not fit in {total} slots")
+    if total < rows or len(features) != rows or len(shifts) != rows:
+        raise ValueError(f"{rows} targets, {len(features)} rows, {total} slots do not fit")
     with warnings.catch_warnings():
         # Opacus' hooks fire on inputs that need no gradient; expected, not a problem.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -117,30 +147,30 @@ def train_round(
         # divides the noisy sum by the public expected batch.
         dp_model = GradSampleModule(model, batch_first=True, loss_reduction="sum")
         optimizer = SecureDPOptimizer(
-            torch.optim.SGD(dp_model.parameters(), lr=spec.learning_rate),
-            noise_multiplier=plan.noise_multiplier,
-            max_grad_norm=spec.max_grad_norm,
+            torch.optim.SGD(dp_model.parameters(), lr=settings.learning_rate),
+            noise_multiplier=settings.noise_multiplier,
+            max_grad_norm=settings.max_grad_norm,
             # The public expected batch: the true one would reveal the row count.
-            expected_batch_size=spec.batch_size,
+            expected_batch_size=settings.batch_size,
             loss_reduction="mean",
             rng=rng,
         )
-        loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-        for _ in range(plan.steps_per_round):
+        for _ in range(settings.steps):
             if deadline_s is not None and time.monotonic() - started > deadline_s:
                 raise RoundTimeout(f"the round ran past {deadline_s:g} s")
             # Poisson sampling: every slot joins the batch independently with rate q.
-            mask = rng.poisson_mask(total, plan.sample_rate)
+            mask = rng.poisson_mask(total, settings.sample_rate)
             real = torch.from_numpy(mask[:rows])
             phantoms = int(mask[rows:].sum())
             xb = torch.cat((features[real], features.new_zeros((phantoms, features.shape[1]))))
-            yb = torch.cat((labels[real], labels.new_zeros(phantoms)))
-            weight = torch.cat((labels.new_ones(int(real.sum())), labels.new_zeros(phantoms)))
+            yb = torch.cat((targets[real], targets.new_zeros(phantoms)))
+            ob = torch.cat((shifts[real], shifts.new_zeros(phantoms)))
+            weight = torch.cat((targets.new_ones(int(real.sum())), targets.new_zeros(phantoms)))
             optimizer.zero_grad(set_to_none=True)
-            logits = dp_model(xb).squeeze(-1)
+            outputs = dp_model(xb).squeeze(-1) + ob
             # An empty batch still takes a (pure-noise) step, as the accounting assumes;
             # its zero loss gives Opacus empty per-sample gradients instead of NaN.
-            loss = (weight * loss_fn(logits, yb)).sum() if len(xb) > 0 else logits.sum() * 0.0
+            loss = (weight * loss_fn(outputs, yb)).sum() if len(xb) > 0 else outputs.sum() * 0.0
             loss.backward()
             optimizer.step()
     trained: nn.Module = dp_model._module
@@ -148,7 +178,26 @@ def train_round(
     dp_model.remove_hooks()
     for p in trained.parameters():
         setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
-    return RoundResult(trained, plan.steps_per_round)
+    return RoundResult(trained, settings.steps)
+
+
+def train_round(
+    model: nn.Module,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float32],
+    spec: RiskJobSpec,
+    plan: DpPlan,
+    *,
+    slots: int | None = None,
+    deadline_s: float | None = None,
+) -> RoundResult:
+    """A risk model's DP-SGD round: `dp_sgd_round` with the logistic loss."""
+    settings = SgdSettings(
+        spec.learning_rate, spec.max_grad_norm, spec.batch_size, plan.noise_multiplier,
+        plan.sample_rate, plan.steps_per_round,
+    )  # fmt: skip
+    loss = nn.BCEWithLogitsLoss(reduction="none")
+    return dp_sgd_round(model, x, y, settings, loss, slots=slots, deadline_s=deadline_s)
 
 
 def evaluate(

@@ -24,6 +24,7 @@ from vocab.privacy import DpSgdEvent, GaussianEvent, PrivacyEvent
 __all__ = [
     "DpPlan",
     "check_limits",
+    "check_training_limits",
     "model_parameters",
     "plan_dp",
     "plan_for_node",
@@ -127,23 +128,35 @@ def model_parameters(spec: RiskJobSpec) -> int:
     return spec.n_inputs * spec.hidden + spec.hidden + spec.hidden + 1
 
 
-def check_limits(limits: NodeLimits, spec: RiskJobSpec, plan: DpPlan) -> None:
-    """Refuses a job that asks more of this node than its [limits] allow.
+def check_training_limits(
+    limits: NodeLimits, job: str, *, rounds: int, steps: int, parameters: int
+) -> None:
+    """Refuses a DP-SGD job that asks more of this node than its [limits] allow.
 
     Raises:
         PolicyRefusal: Naming the limit, the value asked, and the node's cap.
     """
     asked = (
-        ("rounds", spec.rounds, limits.max_rounds, "max_rounds"),
-        ("DP-SGD steps per round", plan.steps_per_round, limits.max_steps_per_round,
-         "max_steps_per_round"),
-        ("model parameters", model_parameters(spec), limits.max_model_parameters,
-         "max_model_parameters"),
-    )  # fmt: skip
+        ("rounds", rounds, limits.max_rounds, "max_rounds"),
+        ("DP-SGD steps per round", steps, limits.max_steps_per_round, "max_steps_per_round"),
+        ("model parameters", parameters, limits.max_model_parameters, "max_model_parameters"),
+    )
     for what, value, cap, key in asked:
         if value > cap:
             raise PolicyRefusal(
-                f"job {spec.name!r} asks for {value} {what}; this node allows at most {cap} "
+                f"job {job!r} asks for {value} {what}; this node allows at most {cap} "
                 f"([limits] {key})",
                 "lower the job's rounds, local epochs, batch size or model size",
             )
+
+
+def check_limits(limits: NodeLimits, spec: RiskJobSpec, plan: DpPlan) -> None:
+    """Refuses a risk job that asks more of this node than its [limits] allow.
+
+    Raises:
+        PolicyRefusal: Naming the limit, the value asked, and the node's cap.
+    """
+    check_training_limits(
+        limits, spec.name, rounds=spec.rounds, steps=plan.steps_per_round,
+        parameters=model_parameters(spec),
+    )  # fmt: skip

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import enum
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from vocab.errors import JobSpecError
-from vocab.spec import ENVELOPE_KEYS, NAME_RE, JobEnvelope, check_positive_float, check_positive_int
+from vocab.spec import (
+    ENVELOPE_KEYS,
+    NAME_RE,
+    JobEnvelope,
+    check_positive_float,
+    check_positive_int,
+    job_table,
+    read_spec_file,
+)
 
 __all__ = [
     "DEFAULT_EVALUATION_THRESHOLDS",
@@ -23,6 +30,8 @@ __all__ = [
     "ModelKind",
     "RiskJobSpec",
     "load_job_spec",
+    "parse_feature",
+    "parse_features",
     "parse_job_spec",
 ]
 
@@ -247,7 +256,17 @@ def _enum_value(enum_type: type[enum.Enum], key: str, raw: Any) -> Any:
         raise JobSpecError(f"job `{key}` = {raw!r} is not one of {allowed}") from None
 
 
-def _parse_feature(column: str, raw: Any) -> FeatureSpec:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_feature(column: str, raw: Any) -> FeatureSpec:
+    """A `[features.<column>]` table as a feature (bounds or categories; validated where
+    it is used, by the kind's spec).
+
+    Raises:
+        JobSpecError: naming the table, the key and the fix.
+    """
     if not isinstance(raw, dict):
         raise JobSpecError(f"[features.{column}] must be a table", "see docs/job-spec.md")
     unknown = set(raw) - _FEATURE_KEYS
@@ -258,17 +277,36 @@ def _parse_feature(column: str, raw: Any) -> FeatureSpec:
         )
     cats = raw.get("categories", [])
     if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
-        raise JobSpecError(f"[features.{column}] `categories` must be a list of strings")
-    try:
-        return FeatureSpec(
-            column=column,
-            lower=float(raw.get("lower", 0.0)),
-            upper=float(raw.get("upper", 0.0)),
-            log=bool(raw.get("log", False)),
-            categories=tuple(cats),
+        raise JobSpecError(
+            f"[features.{column}] `categories` must be a list of strings",
+            'quote numeric levels, e.g. categories = ["1", "2"]',
         )
-    except (TypeError, ValueError) as err:
-        raise JobSpecError(f"[features.{column}] bounds must be numbers: {err}") from err
+    bounds = {key: raw.get(key, 0.0) for key in ("lower", "upper")}
+    for key, value in bounds.items():
+        if not _is_number(value):
+            raise JobSpecError(f"[features.{column}] `{key}` must be a number, got {value!r}")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise JobSpecError(f"[features.{column}] `log` must be true or false, got {log!r}")
+    return FeatureSpec(
+        column=column,
+        lower=float(bounds["lower"]),
+        upper=float(bounds["upper"]),
+        log=log,
+        categories=tuple(cats),
+    )
+
+
+def parse_features(doc: dict[str, Any], source: str) -> tuple[FeatureSpec, ...]:
+    """Every `[features.<column>]` table of a spec document, in order.
+
+    Raises:
+        JobSpecError: naming the table, the key and the fix.
+    """
+    raw = doc.get("features", {})
+    if not isinstance(raw, dict):
+        raise JobSpecError(f"{source}: `features` must be tables [features.<column>]")
+    return tuple(parse_feature(column, table) for column, table in raw.items())
 
 
 def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobSpec:
@@ -277,31 +315,10 @@ def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobS
     Raises:
         JobSpecError: naming the bad key and how to fix it.
     """
-    unknown_tables = set(doc) - {"job", "features"}
-    if unknown_tables:
-        raise JobSpecError(
-            f"{source}: unknown table(s) {sorted(unknown_tables)}",
-            "a job spec has [job] and [features.<column>] tables",
-        )
-    job = doc.get("job")
-    if not isinstance(job, dict):
-        raise JobSpecError(f"{source}: missing [job] table", "see docs/job-spec.md")
-    unknown = set(job) - _JOB_KEYS
-    if unknown:
-        raise JobSpecError(
-            f"{source}: unknown key(s) in [job]: {sorted(unknown)}",
-            f"allowed keys: {sorted(_JOB_KEYS)}",
-        )
-    if job.get("kind", "risk") != "risk":
-        raise JobSpecError(
-            f"{source}: job kind {job.get('kind')!r} is not supported yet", 'use kind = "risk"'
-        )
-    for key in ("name", "target", "positive"):
-        if not isinstance(job.get(key), str) or not job[key]:
-            raise JobSpecError(f"{source}: [job] needs `{key}` (a string)")
-    features_raw = doc.get("features", {})
-    if not isinstance(features_raw, dict):
-        raise JobSpecError(f"{source}: `features` must be tables [features.<column>]")
+    job = job_table(
+        doc, source=source, kind=RiskJobSpec.KIND, tables=("job", "features"), keys=_JOB_KEYS,
+        required=("name", "target", "positive"),
+    )  # fmt: skip
     kwargs: dict[str, Any] = {k: v for k, v in job.items() if k not in {"kind"}}
     if "model" in kwargs:
         kwargs["model"] = _enum_value(ModelKind, "model", kwargs["model"])
@@ -319,7 +336,7 @@ def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobS
                 "e.g. evaluation_thresholds = [0.05, 0.1, 0.2, 0.5]",
             )
         kwargs["evaluation_thresholds"] = tuple(float(t) for t in raw)
-    kwargs["features"] = tuple(_parse_feature(c, r) for c, r in features_raw.items())
+    kwargs["features"] = parse_features(doc, source)
     try:
         return RiskJobSpec(**kwargs)
     except TypeError as err:
@@ -327,19 +344,9 @@ def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobS
 
 
 def load_job_spec(path: Path) -> RiskJobSpec:
-    """Read and validate a job spec TOML file.
+    """Read and validate a risk job spec TOML file.
 
     Raises:
         JobSpecError: for an unreadable file, bad TOML or an invalid spec.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise JobSpecError(
-            f"cannot read job spec {path}: {err.strerror}", "check the path"
-        ) from err
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise JobSpecError(f"job spec {path} is not valid TOML: {err}") from err
-    return parse_job_spec(doc, source=str(path))
+    return parse_job_spec(read_spec_file(path), source=str(path))

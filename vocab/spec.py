@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from vocab.errors import JobSpecError
@@ -22,6 +25,8 @@ __all__ = [
     "JobEnvelope",
     "check_positive_float",
     "check_positive_int",
+    "job_table",
+    "read_spec_file",
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -138,3 +143,64 @@ class JobEnvelope:
             check_positive_float(getattr(self, name), name)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise JobSpecError(f"job `seed` must be a non-negative integer, got {self.seed!r}")
+
+
+def job_table(
+    doc: dict[str, Any],
+    *,
+    source: str,
+    kind: str,
+    tables: Iterable[str],
+    keys: Iterable[str],
+    required: Iterable[str] = ("name",),
+) -> dict[str, Any]:
+    """The `[job]` table of a spec document of `kind`, checked: only `tables` at the top
+    level, only `keys` in `[job]`, the kind named (a risk spec may leave it out), and each
+    of `required` a non-empty string.
+
+    Raises:
+        JobSpecError: naming the table or key and the fix.
+    """
+    allowed_tables, allowed_keys = set(tables), set(keys)
+    unknown_tables = set(doc) - allowed_tables
+    if unknown_tables:
+        raise JobSpecError(
+            f"{source}: unknown table(s) {sorted(unknown_tables)}",
+            f"a {kind} job spec has the tables {sorted(allowed_tables)}",
+        )
+    job = doc.get("job")
+    if not isinstance(job, dict):
+        raise JobSpecError(f"{source}: missing [job] table", "see docs/job-spec.md")
+    unknown = set(job) - allowed_keys
+    if unknown:
+        raise JobSpecError(
+            f"{source}: unknown key(s) in [job]: {sorted(unknown)}",
+            f"allowed keys: {sorted(allowed_keys)}",
+        )
+    named = job.get("kind", "risk")
+    if named != kind:
+        raise JobSpecError(
+            f"{source}: [job] kind is {named!r}, not {kind!r}", f'set kind = "{kind}" in [job]'
+        )
+    for key in required:
+        if not isinstance(job.get(key), str) or not job[key]:
+            raise JobSpecError(f"{source}: [job] needs `{key}` (a string)")
+    return job
+
+
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """A spec file's TOML document.
+
+    Raises:
+        JobSpecError: The file cannot be read or is not valid TOML.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise JobSpecError(
+            f"cannot read job spec {path}: {err.strerror}", "check the path"
+        ) from err
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise JobSpecError(f"job spec {path} is not valid TOML: {err}") from err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from vocab.errors import JobSpecError
 from vocab.jobs.regression import RegressionSpec, parse_regression_spec
 from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
 from vocab.jobspec import RiskJobSpec, parse_job_spec
-from vocab.spec import JobEnvelope
+from vocab.spec import JobEnvelope, read_spec_file
 
 __all__ = ["KINDS", "load_spec", "parse_spec"]
 
@@ -47,14 +46,4 @@ def load_spec(path: Path) -> JobEnvelope:
     Raises:
         JobSpecError: For an unreadable file, bad TOML or an invalid spec.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise JobSpecError(
-            f"cannot read job spec {path}: {err.strerror}", "check the path"
-        ) from err
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise JobSpecError(f"job spec {path} is not valid TOML: {err}") from err
-    return parse_spec(doc, source=str(path))
+    return parse_spec(read_spec_file(path), source=str(path))

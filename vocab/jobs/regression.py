@@ -20,8 +20,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from vocab.errors import JobSpecError
-from vocab.jobspec import MAX_LEARNING_RATE, FeatureSpec
-from vocab.spec import ENVELOPE_KEYS, JobEnvelope, check_positive_float, check_positive_int
+from vocab.jobspec import MAX_LEARNING_RATE, FeatureSpec, parse_features
+from vocab.spec import (
+    ENVELOPE_KEYS,
+    JobEnvelope,
+    check_positive_float,
+    check_positive_int,
+    job_table,
+)
 
 __all__ = [
     "INTERCEPT",
@@ -249,37 +255,6 @@ _FEATURE_KEYS = frozenset({"lower", "upper", "log", "categories"})
 _FLOAT_KEYS = ("target_lower", "target_upper", "learning_rate", "max_grad_norm")
 
 
-def _parse_feature(column: str, raw: Any) -> FeatureSpec:
-    if not isinstance(raw, dict):
-        raise JobSpecError(f"[features.{column}] must be a table", "see docs/job-spec.md")
-    unknown = set(raw) - _FEATURE_KEYS
-    if unknown:
-        raise JobSpecError(
-            f"[features.{column}] has unknown key(s) {sorted(unknown)}",
-            f"allowed keys: {sorted(_FEATURE_KEYS)}",
-        )
-    cats = raw.get("categories", [])
-    if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
-        raise JobSpecError(
-            f"[features.{column}] `categories` must be a list of strings",
-            'quote numeric levels, e.g. categories = ["1", "2"]',
-        )
-    bounds = {key: raw.get(key, 0.0) for key in ("lower", "upper")}
-    for key, value in bounds.items():
-        if not _is_number(value):
-            raise JobSpecError(f"[features.{column}] `{key}` must be a number, got {value!r}")
-    log = raw.get("log", False)
-    if not isinstance(log, bool):
-        raise JobSpecError(f"[features.{column}] `log` must be true or false, got {log!r}")
-    return FeatureSpec(
-        column=column,
-        lower=float(bounds["lower"]),
-        upper=float(bounds["upper"]),
-        log=log,
-        categories=tuple(cats),
-    )
-
-
 def _family(raw: Any) -> Family:
     try:
         return Family(raw)
@@ -297,38 +272,16 @@ def parse_regression_spec(doc: dict[str, Any], *, source: str = "job spec") -> R
     Raises:
         JobSpecError: naming the bad key and how to fix it.
     """
-    unknown_tables = set(doc) - {"job", "features"}
-    if unknown_tables:
-        raise JobSpecError(
-            f"{source}: unknown table(s) {sorted(unknown_tables)}",
-            "a job spec has [job] and [features.<column>] tables",
-        )
-    job = doc.get("job")
-    if not isinstance(job, dict):
-        raise JobSpecError(f"{source}: missing [job] table", "see docs/job-spec.md")
-    unknown = set(job) - _JOB_KEYS
-    if unknown:
-        raise JobSpecError(
-            f"{source}: unknown key(s) in [job]: {sorted(unknown)}",
-            f"allowed keys: {sorted(_JOB_KEYS)}",
-        )
-    if job.get("kind") != RegressionSpec.KIND:
-        raise JobSpecError(
-            f"{source}: job kind {job.get('kind')!r} is not a regression",
-            f'use kind = "{RegressionSpec.KIND}"',
-        )
-    for key in ("name", "target"):
-        if not isinstance(job.get(key), str) or not job[key]:
-            raise JobSpecError(f"{source}: [job] needs `{key}` (a string)")
+    job = job_table(
+        doc, source=source, kind=RegressionSpec.KIND, tables=("job", "features"),
+        keys=_JOB_KEYS, required=("name", "target"),
+    )  # fmt: skip
     for key in ("target_lower", "target_upper"):
         if key not in job:
             raise JobSpecError(
                 f"{source}: [job] needs `{key}`",
                 "declare the target's public bounds; values outside are clipped to them",
             )
-    features_raw = doc.get("features", {})
-    if not isinstance(features_raw, dict):
-        raise JobSpecError(f"{source}: `features` must be tables [features.<column>]")
     kwargs: dict[str, Any] = {k: v for k, v in job.items() if k != "kind"}
     if "family" in kwargs:
         kwargs["family"] = _family(kwargs["family"])
@@ -340,7 +293,7 @@ def parse_regression_spec(doc: dict[str, Any], *, source: str = "job spec") -> R
                     f"set `{key}` in [job]",
                 )
             kwargs[key] = float(kwargs[key])
-    kwargs["features"] = tuple(_parse_feature(c, r) for c, r in features_raw.items())
+    kwargs["features"] = parse_features(doc, source)
     try:
         return RegressionSpec(**kwargs)
     except TypeError as err:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from vocab.errors import JobSpecError
-from vocab.spec import ENVELOPE_KEYS, JobEnvelope, check_positive_int
+from vocab.spec import ENVELOPE_KEYS, JobEnvelope, check_positive_int, job_table
 
 __all__ = [
     "DEFAULT_QUANTILE_BINS",
@@ -518,21 +518,7 @@ def parse_statistics_spec(doc: dict[str, Any], *, source: str = "job spec") -> S
     Raises:
         JobSpecError: naming the bad table or key and how to fix it.
     """
-    unknown_tables = set(doc) - _TABLES
-    if unknown_tables:
-        raise JobSpecError(
-            f"{source}: unknown table(s) {sorted(unknown_tables)}",
-            "a statistics job has [job], [[statistics]], [group_by.<column>] and "
-            "[filters.<column>] tables",
-        )
-    job = _table(doc.get("job"), f"{source}: [job]", set(_JOB_KEYS))
-    if job.get("kind") != StatisticsSpec.KIND:
-        raise JobSpecError(
-            f"{source}: [job] kind is {job.get('kind')!r}, not 'statistics'",
-            'set kind = "statistics" in [job]',
-        )
-    if not isinstance(job.get("name"), str) or not job["name"]:
-        raise JobSpecError(f"{source}: [job] needs `name` (a string)", 'e.g. name = "earnings"')
+    job = job_table(doc, source=source, kind=StatisticsSpec.KIND, tables=_TABLES, keys=_JOB_KEYS)
     statistics = doc.get("statistics")
     if not isinstance(statistics, list) or not statistics:
         raise JobSpecError(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clients.job_plan import planned_rows
+from clients.job_plan import check_training_limits, planned_rows
 from clients.kinds.base import JobRequest, NodeKind, Planned, Released
 from clients.node_dataset import read_job_frame
 from vocab.errors import ConfigError, JobSpecError, PolicyRefusal
@@ -54,21 +54,10 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
         if spec.family is Family.LINEAR:
             return plan_linear(spec, spec.max_rows if cfg.person_id is not None else 1)
         plan = plan_poisson(spec, planned_rows(cfg, holdout=False))
-        limits = cfg.limits
-        asked = (
-            ("rounds", spec.rounds, limits.max_rounds, "max_rounds"),
-            ("DP-SGD steps per round", plan.steps_per_round, limits.max_steps_per_round,
-             "max_steps_per_round"),
-            ("model parameters", spec.n_coefficients, limits.max_model_parameters,
-             "max_model_parameters"),
+        check_training_limits(
+            cfg.limits, spec.name, rounds=spec.rounds, steps=plan.steps_per_round,
+            parameters=spec.n_coefficients,
         )  # fmt: skip
-        for what, value, cap, key in asked:
-            if value > cap:
-                raise PolicyRefusal(
-                    f"job {spec.name!r} asks for {value} {what}; this node allows at most "
-                    f"{cap} ([limits] {key})",
-                    "lower the job's rounds, local epochs or batch size",
-                )
         return plan
 
     def job_events(self, spec: RegressionSpec, plan: Plan) -> list[PrivacyEvent]:

@@ -12,19 +12,14 @@ batches drawn over the officer's public size figure. The round's release is one
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import torch
-from opacus import GradSampleModule
 from torch import nn
 
-from clients.dp_trainer import RoundResult, RoundTimeout, SecureDPOptimizer
+from clients.dp_trainer import RoundResult, SgdSettings, dp_sgd_round
 from clients.kinds.regression.suffstats import clamped_target, encode_rows
-from clients.secure_noise import SecureRng
 from vocab.errors import InternalError
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import PoissonPlan
@@ -109,44 +104,14 @@ def train_poisson_round(
     Raises:
         RoundTimeout: The round ran past `deadline_s`.
     """
-    started = time.monotonic()
-    rng = SecureRng()
-    model.train()
-    features, targets, offsets = (torch.from_numpy(a) for a in (x, y, offset))
-    rows = len(targets)
-    total = rows if slots is None else slots
-    if total < rows or len(features) != rows or len(offsets) != rows:
-        raise InternalError(f"{rows} targets, {len(features)} rows, {total} slots do not fit")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        dp_model = GradSampleModule(model, batch_first=True, loss_reduction="sum")
-        optimizer = SecureDPOptimizer(
-            torch.optim.SGD(dp_model.parameters(), lr=spec.learning_rate),
-            noise_multiplier=plan.noise_multiplier,
-            max_grad_norm=spec.max_grad_norm,
-            # The public expected batch: the true one would reveal the row count.
-            expected_batch_size=spec.batch_size,
-            loss_reduction="mean",
-            rng=rng,
+    settings = SgdSettings(
+        spec.learning_rate, spec.max_grad_norm, spec.batch_size, plan.noise_multiplier,
+        plan.sample_rate, plan.steps_per_round,
+    )  # fmt: skip
+    loss = nn.PoissonNLLLoss(log_input=True, full=False, reduction="none")
+    try:
+        return dp_sgd_round(
+            model, x, y, settings, loss, offset=offset, slots=slots, deadline_s=deadline_s
         )
-        loss_fn = nn.PoissonNLLLoss(log_input=True, full=False, reduction="none")
-        for _ in range(plan.steps_per_round):
-            if deadline_s is not None and time.monotonic() - started > deadline_s:
-                raise RoundTimeout(f"the round ran past {deadline_s:g} s")
-            mask = rng.poisson_mask(total, plan.sample_rate)
-            real = torch.from_numpy(mask[:rows])
-            phantoms = int(mask[rows:].sum())
-            xb = torch.cat((features[real], features.new_zeros((phantoms, features.shape[1]))))
-            yb = torch.cat((targets[real], targets.new_zeros(phantoms)))
-            ob = torch.cat((offsets[real], offsets.new_zeros(phantoms)))
-            weight = torch.cat((targets.new_ones(int(real.sum())), targets.new_zeros(phantoms)))
-            optimizer.zero_grad(set_to_none=True)
-            log_rate = dp_model(xb).squeeze(-1) + ob
-            loss = (weight * loss_fn(log_rate, yb)).sum() if len(xb) > 0 else log_rate.sum() * 0.0
-            loss.backward()
-            optimizer.step()
-    trained: nn.Module = dp_model._module
-    dp_model.remove_hooks()
-    for p in trained.parameters():
-        setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
-    return RoundResult(trained, plan.steps_per_round)
+    except ValueError as err:  # the caller's rows and slots do not fit: a bug, not data
+        raise InternalError(str(err)) from err
