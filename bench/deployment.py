@@ -32,6 +32,7 @@ from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, descendants, free_port, wait_for_port
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from vocab.progress import JobEnd
 
 __all__ = ["main"]
 
@@ -111,9 +112,9 @@ def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
             final = submit_job(spec, root / "out", Federation(addresses.control),
                                root / "analyst", lambda _event: None)  # fmt: skip
         wall = time.monotonic() - started
-    if final.get("event") != "job_end":
+    if not isinstance(final, JobEnd):
         raise RuntimeError(f"the benchmark job did not finish: {final}")
-    result = json.loads(Path(final["result"]).read_text())
+    result = json.loads(Path(final.result).read_text())
     round_seconds = [r["seconds"] for r in result["rounds"]]
     return {
         "launcher": "warm" if warm else "subprocess",

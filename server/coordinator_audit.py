@@ -8,6 +8,7 @@ message (`head`), so each node's log anchors this one.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,13 @@ from server.run_config import RunMode
 from vocab.audit_chain import AuditEntry, SignedHead
 from vocab.audit_log import AuditLog
 from vocab.identity_key import IdentityKey
+from vocab.progress import CapView, CentralView
 from vocab.spec import JobEnvelope
 
 if TYPE_CHECKING:  # Flower is not imported where only the officer's CLI needs this module.
     from server.exchange import NodeReply
 
-__all__ = ["CoordinatorAudit", "CoordinatorEvent", "check_record"]
+__all__ = ["CoordinatorAudit", "CoordinatorEvent", "central_view", "check_record"]
 
 
 class CoordinatorEvent(enum.Enum):
@@ -37,23 +39,33 @@ class CoordinatorEvent(enum.Enum):
     CAP_CHANGE = "cap_change"
 
 
-def check_record(check: CentralCheck) -> dict[str, Any]:
-    """A central check as plain data (audit entries and the quote event share it)."""
-    return {
-        "requested": check.requested,
-        "fits": check.fits,
-        "caps": [
-            {
-                "kind": c.kind.value,
-                "key": c.key,
-                "cap": c.cap,
-                "spent": c.spent,
-                "remaining": c.remaining,
-                "after": c.after,
-                "fits": c.fits,
-            }
+def central_view(check: CentralCheck) -> CentralView:
+    """A central check as a quote's progress event shows it."""
+    return CentralView(
+        requested=check.requested,
+        fits=check.fits,
+        caps=tuple(
+            CapView(
+                kind=c.kind.value,
+                key=c.key,
+                cap=c.cap,
+                spent=c.spent,
+                remaining=c.remaining,
+                after=c.after,
+                fits=c.fits,
+            )
             for c in check.checks
-        ],
+        ),
+    )
+
+
+def check_record(check: CentralCheck) -> dict[str, Any]:
+    """A central check as plain data (audit entries; the quote event's `central` too)."""
+    view = central_view(check)
+    return {
+        "requested": view.requested,
+        "fits": view.fits,
+        "caps": [dataclasses.asdict(c) for c in view.caps],
     }
 
 

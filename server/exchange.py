@@ -11,6 +11,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from vocab.audit_chain import SignedHead
+from vocab.progress import Emit, NodesConnected
 from vocab.wire import coordinator_head_fields
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "wait_for_nodes",
 ]
 
-Emit = Callable[..., None]
 HeadSource = Callable[[], SignedHead | None]
 """The coordinator's current signed audit chain head, read as each message is built."""
 
@@ -91,7 +91,7 @@ def wait_for_nodes(grid: Grid, min_nodes: int, wait_s: float, emit: Emit) -> lis
     if len(ids) >= min_nodes:
         time.sleep(JOIN_GRACE_S)
         ids = sorted(grid.get_node_ids())
-    emit("nodes", connected=len(ids), min_nodes=min_nodes)
+    emit(NodesConnected(connected=len(ids), min_nodes=min_nodes))
     return ids
 
 

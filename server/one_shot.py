@@ -19,6 +19,7 @@ from flwr.app import ArrayRecord, Message, RecordDict
 from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull
 from server.kinds.base import Drive
 from server.reply_check import claimed_department
+from vocab.progress import Refusal, ReleaseStart
 from vocab.reply_seal import content_digest
 from vocab.serde import job_to_bytes
 from vocab.spec import JobEnvelope
@@ -83,7 +84,7 @@ def admitted_nodes(drive: Drive) -> dict[int, str]:
 def release_once(spec: JobEnvelope, drive: Drive, message_type: str) -> OneShot:
     """Asks every admitted node for its one release of `spec`; never raises for a node."""
     admitted = admitted_nodes(drive)
-    drive.emit("release_start", nodes=len(admitted), job_kind=spec.kind)
+    drive.emit(ReleaseStart(nodes=len(admitted), job_kind=spec.kind))
     return ask_nodes(spec, drive, message_type, RELEASE_ROUND, admitted)
 
 
@@ -105,7 +106,7 @@ class _Answers:
                 code, reason,
             )
         )  # fmt: skip
-        self.drive.emit("refusal", department=department, round=self.rnd, code=code, reason=reason)
+        self.drive.emit(Refusal(department=department, round=self.rnd, code=code, reason=reason))
 
     def answered(
         self, node_id: int, report: NodeReport, payload: str, arrays: Weights | None
@@ -128,9 +129,8 @@ class _Answers:
             return
         self.missing.append((department, report.code, report.reason))
         self.drive.emit(
-            "refusal", department=department, round=self.rnd, code=report.code,
-            reason=report.reason,
-        )  # fmt: skip
+            Refusal(department=department, round=self.rnd, code=report.code, reason=report.reason)
+        )
 
 
 def ask_nodes(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
 from server.central_budget import CentralCheck
-from server.coordinator_audit import check_record
+from server.coordinator_audit import central_view
 from server.exchange import (
     AnswerStatus,
     HeadSource,
@@ -22,6 +22,7 @@ from server.exchange import (
 )
 from server.reply_check import ReplyCheck, claimed_department
 from vocab.errors import RefusalCode
+from vocab.progress import Emit, NodeQuoteView, QuoteEvent, QuotePreview, ScopeView
 from vocab.reply_seal import content_digest
 from vocab.serde import job_to_bytes
 from vocab.spec import JobEnvelope
@@ -29,7 +30,7 @@ from vocab.wire import JOB, QUOTE, REPORT, NodeQuote, ReplyStatus
 
 __all__ = ["QuoteAnswer", "QuoteOutcome", "run_quote"]
 
-Emit = Callable[..., None]
+QuoteEventT = TypeVar("QuoteEventT", bound=QuoteEvent)
 OnReply = Callable[[NodeReply], None]
 
 QUOTE_ROUND = 0
@@ -50,32 +51,33 @@ class QuoteAnswer:
     def would_run(self) -> bool:
         return self.status is AnswerStatus.OK
 
-    def record(self) -> dict[str, Any]:
+    def view(self) -> NodeQuoteView:
+        """The answer as the quote's progress event shows it."""
         quote = self.quote
-        return {
-            "department": self.department,
-            "node_id": str(self.node_id),
-            "status": self.status.value,
-            "would_run": self.would_run,
-            "code": self.code,
-            "reason": self.reason,
-            "requested": quote.requested if quote else None,
-            "scopes": [
-                {
-                    "scope": s.scope,
-                    "cap": s.epsilon,
-                    "delta": s.delta,
-                    "spent": s.spent,
-                    "remaining": s.remaining,
-                    "after": s.spent_after,
-                    "remaining_after": s.remaining_after,
-                    "fits": s.fits,
-                }
+        return NodeQuoteView(
+            department=self.department,
+            node_id=str(self.node_id),
+            status=self.status.value,
+            would_run=self.would_run,
+            code=self.code,
+            reason=self.reason,
+            requested=quote.requested if quote else None,
+            scopes=tuple(
+                ScopeView(
+                    scope=s.scope,
+                    cap=s.epsilon,
+                    delta=s.delta,
+                    spent=s.spent,
+                    remaining=s.remaining,
+                    after=s.spent_after,
+                    remaining_after=s.remaining_after,
+                    fits=s.fits,
+                )
                 for s in (quote.scopes if quote else ())
-            ],
-            "audit_seq": quote.audit_seq if quote else 0,
-            "audit_head": quote.audit_head if quote else "",
-        }
+            ),
+            audit_seq=quote.audit_seq if quote else 0,
+            audit_head=quote.audit_head if quote else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -113,24 +115,28 @@ class QuoteOutcome:
             f"needs {self.spec.min_nodes}" + (f" ({others})" if others else "")
         )
 
-    def event(self) -> dict[str, Any]:
-        """The fields of the `quote_result` progress event."""
-        return {
-            "job": self.spec.name,
-            "job_id": self.job_id,
-            "epsilon": self.spec.epsilon,
-            "delta": self.spec.delta,
-            "analyst": self.spec.analyst,
-            "project": self.spec.project,
-            "min_nodes": self.spec.min_nodes,
-            "job_kind": self.spec.kind,
-            "would_run": self.would_run,
-            "ok": self.ok,
-            "reason": self.reason,
-            "nodes": [a.record() for a in self.answers],
-            "elsewhere": list(self.elsewhere),
-            "central": check_record(self.central),
-        }
+    def event(
+        self, event_type: type[QuoteEventT], preview: QuotePreview | None = None
+    ) -> QuoteEventT:
+        """The quote as an `admission` or `quote_result` progress event, with the kind's
+        `preview` figures."""
+        return event_type(
+            job=self.spec.name,
+            job_id=self.job_id,
+            epsilon=self.spec.epsilon,
+            delta=self.spec.delta,
+            analyst=self.spec.analyst,
+            project=self.spec.project,
+            min_nodes=self.spec.min_nodes,
+            job_kind=self.spec.kind,
+            would_run=self.would_run,
+            ok=self.ok,
+            reason=self.reason,
+            nodes=tuple(a.view() for a in self.answers),
+            elsewhere=self.elsewhere,
+            central=central_view(self.central),
+            preview=preview or QuotePreview(),
+        )
 
 
 def _unknown(node_id: int) -> str:

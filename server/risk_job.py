@@ -19,6 +19,15 @@ from server.quote_round import QuoteOutcome
 from server.reply_check import ReplyCheck, claimed_department
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.metrics import ScoreHistogram, evaluation_metrics
+from vocab.progress import (
+    Emit,
+    Evaluated,
+    EvaluateStart,
+    NodePrivacy,
+    Refusal,
+    RoundEnd,
+    RoundStart,
+)
 from vocab.reply_seal import content_digest
 from vocab.serde import job_to_bytes
 from vocab.wire import (
@@ -39,7 +48,6 @@ __all__ = ["JobOutcome", "NodeTally", "RoundRecord", "run_risk_job"]
 log = logging.getLogger(__name__)
 
 Weights = list[npt.NDArray[np.float32]]
-Emit = Callable[..., None]
 OnReply = Callable[[NodeReply], None]
 
 ADMISSION_ROUND = 0
@@ -248,7 +256,7 @@ def _admitted(outcome: JobOutcome, admission: QuoteOutcome, emit: Emit) -> list[
         if not answer.would_run:
             tally = outcome.nodes[answer.node_id]
             _drop(tally, ADMISSION_ROUND, answer.code or answer.status.value, answer.reason)
-            emit("refusal", department=tally.department, **tally.refusals[-1])
+            emit(_refusal(tally))
     return [a.node_id for a in admission.answers if a.would_run]
 
 
@@ -289,14 +297,14 @@ def run_risk_job(
     for rnd in range(1, spec.rounds + 1):
         t0 = time.monotonic()
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
-        emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(asked))
+        emit(RoundStart(round=rnd, rounds=spec.rounds, nodes=len(asked)))
         replies, request = _send(grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head)
         accepted, refused, _ = _collect(
             replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply, check=check,
             request=request,
         )  # fmt: skip
         for tally in refused:
-            emit("refusal", department=tally.department, **tally.refusals[-1])
+            emit(_refusal(tally))
         participants = tuple(sorted(t.department for t, _ in accepted))
         refused_names = tuple(sorted(t.department for t in refused))
         if len(accepted) < spec.min_nodes:
@@ -307,7 +315,7 @@ def run_risk_job(
                 f"round {rnd}: only {len(accepted)} node(s) accepted; the job "
                 f"needs {spec.min_nodes} (see the refusals)"
             )
-            emit("round_end", **_round_event(record, outcome))
+            emit(_round_event(record, outcome))
             break
         for tally, _ in accepted:
             tally.rounds.append(rnd)
@@ -329,7 +337,7 @@ def run_risk_job(
             )
         record = RoundRecord(rnd, participants, refused_names, metrics, time.monotonic() - t0)
         outcome.rounds.append(record)
-        emit("round_end", **_round_event(record, outcome))
+        emit(_round_event(record, outcome))
     outcome.weights = weights
     if outcome.status != "failed":
         outcome.status = "succeeded"
@@ -353,7 +361,7 @@ def _evaluation(
 ) -> dict[str, float]:
     """The nodes' noisy held-out histograms of the model after round `after`, pooled."""
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
-    emit("evaluate_start", after_round=after, nodes=len(asked))
+    emit(EvaluateStart(after_round=after, nodes=len(asked)))
     rnd = spec.evaluation_round(after)
     replies, request = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head)
     accepted, refused, pooled = _collect(
@@ -361,30 +369,38 @@ def _evaluation(
         request=request,
     )  # fmt: skip
     for tally in refused:
-        emit("refusal", department=tally.department, **tally.refusals[-1])
+        emit(_refusal(tally))
     metrics = {} if pooled is None else evaluation_metrics(pooled, spec.thresholds)
     if pooled is not None:
         metrics["noise_std_per_bin"] = pooled.noise_std
-    emit("evaluated", after_round=after, nodes=len(accepted), **metrics)
+    emit(Evaluated(after_round=after, nodes=len(accepted), metrics=dict(metrics)))
     return metrics
 
 
-def _round_event(record: RoundRecord, outcome: JobOutcome) -> dict[str, Any]:
+def _refusal(tally: NodeTally) -> Refusal:
+    """The department's latest refusal as a progress event."""
+    last = tally.refusals[-1]
+    return Refusal(
+        department=tally.department, round=last["round"], code=last["code"], reason=last["reason"]
+    )
+
+
+def _round_event(record: RoundRecord, outcome: JobOutcome) -> RoundEnd:
     privacy = {
-        t.department: {
-            "epsilon_job": t.last_report.epsilon_job,
-            "epsilon_spent": t.last_report.epsilon_spent,
-            "epsilon_budget": t.last_report.epsilon_budget,
-        }
+        t.department: NodePrivacy(
+            epsilon_job=t.last_report.epsilon_job,
+            epsilon_spent=t.last_report.epsilon_spent,
+            epsilon_budget=t.last_report.epsilon_budget,
+        )
         for t in outcome.nodes.values()
         if t.last_report is not None
     }
-    return {
-        "round": record.round,
-        "rounds": outcome.spec.rounds,
-        "participants": list(record.participants),
-        "refused": list(record.refused),
-        "metrics": record.metrics,
-        "seconds": round(record.seconds, 2),
-        "privacy": privacy,
-    }
+    return RoundEnd(
+        round=record.round,
+        rounds=outcome.spec.rounds,
+        participants=record.participants,
+        refused=record.refused,
+        metrics=record.metrics,
+        seconds=round(record.seconds, 2),
+        privacy=privacy,
+    )

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from flwr.app import Context
@@ -24,7 +24,16 @@ from server.reply_check import ReplyCheck, registered_nodes
 from server.run_config import RunConfig, RunMode, decode_run_config
 from vocab.bundle import files_to_event, write_files
 from vocab.errors import SilobridgeError
-from vocab.progress import encode_event
+from vocab.progress import (
+    Admission,
+    Emit,
+    Failed,
+    JobEnd,
+    JobStart,
+    ProgressEvent,
+    QuoteResult,
+    encode_event,
+)
 from vocab.wire import EVALUATE, TRAIN
 
 __all__ = ["app", "charged_epsilon", "run_submission"]
@@ -32,12 +41,10 @@ __all__ = ["app", "charged_epsilon", "run_submission"]
 log = logging.getLogger(__name__)
 app = ServerApp()
 
-Emit = Callable[..., None]
 
-
-def _emit(kind: str, **fields: Any) -> None:
+def _emit(event: ProgressEvent) -> None:
     # stdout is what `flwr run --stream` relays to the analyst.
-    print(encode_event(kind, **fields), flush=True)
+    print(encode_event(event), flush=True)
 
 
 def charged_epsilon(requested: float, replies: Sequence[NodeReply]) -> float:
@@ -56,21 +63,21 @@ def charged_epsilon(requested: float, replies: Sequence[NodeReply]) -> float:
     return reported
 
 
-def _job_start(config: RunConfig, job_id: str) -> dict[str, Any]:
+def _job_start(config: RunConfig, job_id: str) -> JobStart:
     spec = config.spec
-    return {
-        "job": spec.name,
-        "job_id": job_id,
-        "job_kind": spec.kind,
-        "mode": config.mode.value,
-        "analyst": spec.analyst,
-        "project": spec.project,
-        "rounds": getattr(spec, "rounds", 1),
-        "epsilon": spec.epsilon,
-        "delta": spec.delta,
-        "min_nodes": spec.min_nodes,
-        "out": str(config.out or ""),
-    }
+    return JobStart(
+        job=spec.name,
+        job_id=job_id,
+        job_kind=spec.kind,
+        mode=config.mode.value,
+        analyst=spec.analyst,
+        project=spec.project,
+        rounds=getattr(spec, "rounds", 1),
+        epsilon=spec.epsilon,
+        delta=spec.delta,
+        min_nodes=spec.min_nodes,
+        out=str(config.out or ""),
+    )
 
 
 def _refuse_over_cap(
@@ -98,7 +105,7 @@ def _refuse_over_cap(
     except (OSError, SilobridgeError, sqlite3.Error):
         # The refusal stands whether or not it could be logged.
         log.exception("cannot log the refusal of job %s", job_id)
-    emit("failed", reason=str(err))
+    emit(Failed(reason=str(err)))
 
 
 def _run(
@@ -114,7 +121,7 @@ def _run(
     try:
         kind = coordinator_kind(spec)
     except SilobridgeError as err:
-        emit("failed", reason=str(err))
+        emit(Failed(reason=str(err)))
         return
     try:
         check = budget.reserve(job_id, spec.analyst, spec.project, spec.epsilon)
@@ -122,7 +129,7 @@ def _run(
         _refuse_over_cap(config, job_id, err, audit, budget, emit)
         return
     except (SilobridgeError, sqlite3.Error) as err:
-        emit("failed", reason=f"the coordinator cannot check its central caps: {err}")
+        emit(Failed(reason=f"the coordinator cannot check its central caps: {err}"))
         return
     replies: list[NodeReply] = []
 
@@ -133,11 +140,11 @@ def _run(
     settled: float | None = None
     try:
         audit.cap_check(job_id, check, mode=RunMode.RUN, reserved=True)
-        emit("job_start", **_job_start(config, job_id))
+        emit(_job_start(config, job_id))
         # Admission: every node runs the whole job's checks first, so no node is charged
         # for a job that a quorum would not take.
         admission = run_quote(grid, spec, job_id, check, emit, on_reply, audit.head, check=verify)
-        emit("admission", **admission.event(), **kind.quote_preview(spec, admission.would_run))
+        emit(admission.event(Admission, kind.quote_preview(spec, admission.would_run)))
         drive = Drive(grid, job_id, admission, emit, on_reply, audit.head, verify)
         outcome: Finished = kind.run(spec, drive)
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
@@ -159,7 +166,7 @@ def _run(
         ended = {"failure": reason, "epsilon_reserved": spec.epsilon, "epsilon_settled": settled}
         with contextlib.suppress(Exception):
             audit.job_end(job_id, "failed", **ended)
-        emit("failed", reason=reason)
+        emit(Failed(reason=reason))
         return
     # A copy stays on the coordinator host; the analyst's CLI writes the inlined one.
     result_path = ""
@@ -171,13 +178,14 @@ def _run(
                 "cannot write the bundle to %s on the coordinator host: %s", config.out, err
             )
     emit(
-        "job_end",
-        status=outcome.status,
-        failure=outcome.failure,
-        result=result_path,
-        files=files_to_event(outcome.files),
-        metrics=outcome.metrics,
-        seconds=round(outcome.seconds, 2),
+        JobEnd(
+            status=outcome.status,
+            failure=outcome.failure,
+            result=result_path,
+            files=files_to_event(outcome.files),
+            metrics=outcome.metrics,
+            seconds=round(outcome.seconds, 2),
+        )
     )
 
 
@@ -194,13 +202,14 @@ def _quote(
     try:
         central = budget.check(spec.analyst, spec.project, spec.epsilon)
         audit.cap_check(job_id, central, mode=RunMode.QUOTE, reserved=False)
-        emit("job_start", **_job_start(config, job_id))
+        emit(_job_start(config, job_id))
 
         def on_reply(reply: NodeReply) -> None:
             audit.node_reply(job_id, reply)
 
         outcome = run_quote(grid, spec, job_id, central, emit, on_reply, audit.head, check=verify)
-        event = {**outcome.event(), **coordinator_kind(spec).quote_preview(spec, outcome.would_run)}
+        preview = coordinator_kind(spec).quote_preview(spec, outcome.would_run)
+        event = outcome.event(QuoteResult, preview)
         audit.quote(
             job_id,
             {
@@ -209,17 +218,22 @@ def _quote(
                 "would_run": outcome.would_run,
                 "min_nodes": spec.min_nodes,
                 "nodes": [
-                    {k: node[k] for k in ("department", "status", "code", "requested")}
-                    for node in event["nodes"]
+                    {
+                        "department": node.department,
+                        "status": node.status,
+                        "code": node.code,
+                        "requested": node.requested,
+                    }
+                    for node in event.nodes
                 ],
             },
         )
         audit.job_end(job_id, "quoted")
     except Exception as err:
         log.exception("quote %s failed", job_id)
-        emit("failed", reason=f"bug in the coordinator: {type(err).__name__}: {err}")
+        emit(Failed(reason=f"bug in the coordinator: {type(err).__name__}: {err}"))
         return
-    emit("quote_result", **event)
+    emit(event)
 
 
 def run_submission(
@@ -243,22 +257,22 @@ def run_submission(
         home = CoordinatorHome.from_setting(home_setting)
         home.root.mkdir(parents=True, exist_ok=True)
     except SilobridgeError as err:
-        emit("failed", reason=str(err))
+        emit(Failed(reason=str(err)))
         return
     except OSError as err:
-        emit("failed", reason=f"cannot create the coordinator home {home_setting}: {err}")
+        emit(Failed(reason=f"cannot create the coordinator home {home_setting}: {err}"))
         return
     try:
         audit = home.audit()  # reads (or makes) the coordinator's identity key
     except (OSError, ValueError) as err:
-        emit("failed", reason=f"cannot use the coordinator's key {home.identity_path}: {err}")
+        emit(Failed(reason=f"cannot use the coordinator's key {home.identity_path}: {err}"))
         return
     try:
         config = decode_run_config(run_config)
     except SilobridgeError as err:
         with contextlib.suppress(OSError, SilobridgeError):
             audit.refusal(f"?#{run_id}", err.code.value, str(err))
-        emit("failed", reason=str(err))
+        emit(Failed(reason=str(err)))
         return
     job_id = f"{config.spec.name}#{run_id}"
     if config.out is not None:
@@ -269,7 +283,7 @@ def run_submission(
         audit.job_received(config.spec, job_id, config.mode)
         budget = home.budget()
     except (OSError, SilobridgeError, sqlite3.Error) as err:
-        emit("failed", reason=f"the coordinator cannot use its home {home.root}: {err}")
+        emit(Failed(reason=f"the coordinator cannot use its home {home.root}: {err}"))
         return
     # A reply speaks for a department only under the node key registered for it.
     verify = registered_nodes(home.nodes)

@@ -19,7 +19,16 @@ from silobridge.daemons import toml_str
 from silobridge.processes import child_env, flower_executable
 from vocab.bundle import files_from_event, write_files
 from vocab.errors import ConfigError, SilobridgeError
-from vocab.progress import decode_event
+from vocab.progress import (
+    FINAL_KINDS,
+    Failed,
+    FinalEvent,
+    JobEnd,
+    ProgressEvent,
+    ProgressEventError,
+    QuoteResult,
+    decode_event,
+)
 from vocab.serde import job_to_bytes
 from vocab.spec import JobEnvelope
 
@@ -27,8 +36,6 @@ __all__ = ["Federation", "app_root", "register_supernode", "submit_job"]
 
 _RUN_ID_RE = re.compile(r"Successfully started run (\d+)")
 _CONNECTION = "silobridge"
-# The ServerApp's last word: a run ends in job_end or failed, a quote in quote_result.
-_FINAL_EVENTS = {"job_end", "failed", "quote_result"}
 # Flower's error text when a key is registered already (ApiErrorCode.PUBLIC_KEY_ALREADY_IN_USE).
 _KEY_IN_USE = "Public key already in use"
 
@@ -72,21 +79,23 @@ def submit_job(
     out_dir: Path,
     federation: Federation,
     flwr_home: Path,
-    on_event: Callable[[dict[str, Any]], None],
+    on_event: Callable[[ProgressEvent], None],
     *,
     mode: RunMode = RunMode.RUN,
     app_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> FinalEvent:
     """Run (or, with `mode` QUOTE, only price) `spec` on the federation; blocks until done.
 
     The run ships the app bundle of `app_dir` (default: this installation's checkout).
 
     Returns the last event (`job_end` or `failed`; a quote ends in `quote_result` or
     `failed`); the result bundle the last event carries is written to `out_dir`. The raw
-    stream goes to `out_dir/flwr-run.log`.
+    stream goes to `out_dir/flwr-run.log`. A progress line that is not a well-formed event
+    is left in that log and not shown.
 
     Raises:
-        SilobridgeError: if the run could not be started or ended without a result.
+        SilobridgeError: if the run could not be started, ended without a result, or its
+            last event is malformed.
     """
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +117,8 @@ def submit_job(
         str(run_config),
     ]
     env = {"FLWR_HOME": str(flwr_home), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    final: dict[str, Any] | None = None
+    final: FinalEvent | None = None
+    malformed: ProgressEventError | None = None
     run_id = ""
     tail: list[str] = []
     log_path = out_dir / "flwr-run.log"
@@ -129,11 +139,17 @@ def submit_job(
                 tail = [*tail, line.rstrip()][-15:]
                 if match := _RUN_ID_RE.search(line):
                     run_id = match.group(1)
-                event = decode_event(line)
+                try:
+                    event = decode_event(line)
+                except ProgressEventError as err:
+                    if err.kind not in FINAL_KINDS:
+                        continue  # an unreadable progress line costs the analyst that line
+                    malformed = err
+                    break
                 if event is None:
                     continue
                 on_event(event)
-                if event["event"] in _FINAL_EVENTS:
+                if isinstance(event, JobEnd | Failed | QuoteResult):
                     final = event
                     break
             _drain(proc, log_fh)
@@ -146,6 +162,8 @@ def submit_job(
                 proc.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
+    if malformed is not None:
+        raise SilobridgeError(malformed.message, f"{malformed.hint}; full log: {log_path}")
     if final is None:
         detail = "\n".join(t for t in tail if t.strip())
         hint = (
@@ -157,7 +175,7 @@ def submit_job(
             f"the run ended without a result (flwr exited with {proc.returncode}):\n{detail}",
             f"{hint}; full log: {log_path}",
         )
-    files = files_from_event(final.get("files")) if final["event"] == "job_end" else None
+    files = files_from_event(final.files) if isinstance(final, JobEnd) else None
     if files:
         # The analyst's copy: the coordinator keeps its own under its home.
         write_files(out_dir, files)

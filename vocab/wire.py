@@ -58,6 +58,34 @@ class ReplyStatus(enum.Enum):
     REFUSED = "refused"
 
 
+# A reply is untrusted input: its scalar fields must have the declared types before any of
+# them reaches an aggregate, the audit log or the analyst's progress stream.
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+}
+
+
+def _typed(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+    """`data`, once each of its scalar fields is known to have `cls`'s declared type.
+
+    Raises:
+        ValueError: A field has another type (a bool is not a number here).
+    """
+    declared = {f.name: str(f.type) for f in fields(cls)}
+    for name, value in data.items():
+        allowed = _SCALARS.get(declared.get(name, ""))
+        if allowed is None:
+            continue
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(
+                f"{cls.__name__}.{name} should be {declared[name]}, not {type(value).__name__}"
+            )
+    return data
+
+
 @dataclass(frozen=True)
 class ReleaseRecord:
     """One charged release a node made for a job: its mechanism, parameters and cost.
@@ -105,8 +133,9 @@ class NodeReport:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> NodeReport:
+        """Raises ValueError (or TypeError) if the record is not a report of this version."""
         known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in record.items() if k in known}
+        data = _typed(cls, {k: v for k, v in record.items() if k in known})
         data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
         data["releases"] = tuple(
             ReleaseRecord(**r) for r in json.loads(str(data.get("releases", "[]")))
@@ -178,10 +207,13 @@ class NodeQuote:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> NodeQuote:
+        """Raises ValueError (or TypeError) if the record is not a quote of this version."""
         known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in record.items() if k in known}
+        data = _typed(cls, {k: v for k, v in record.items() if k in known})
         data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
-        data["scopes"] = tuple(ScopeQuote(**s) for s in json.loads(data.get("scopes", "[]")))
+        data["scopes"] = tuple(
+            ScopeQuote(**_typed(ScopeQuote, dict(s))) for s in json.loads(data.get("scopes", "[]"))
+        )
         return cls(**data)
 
 

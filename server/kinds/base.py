@@ -18,12 +18,12 @@ from flwr.serverapp import Grid
 from server.exchange import HeadSource, NodeReply
 from server.quote_round import QuoteOutcome
 from server.reply_check import ReplyCheck
+from vocab.progress import Emit, QuotePreview
 from vocab.spec import JobEnvelope
 
 __all__ = ["CoordinatorKind", "Drive", "Finished"]
 
 SpecT = TypeVar("SpecT", bound=JobEnvelope)
-Emit = Callable[..., None]
 OnReply = Callable[[NodeReply], None]
 
 
@@ -63,7 +63,7 @@ class CoordinatorKind(abc.ABC, Generic[SpecT]):
         """Drives the admitted job to its end and renders its bundle; never raises for a
         node's failure (a refusal or silence is recorded and the job goes on or fails)."""
 
-    def quote_preview(self, spec: SpecT, nodes: int) -> dict[str, Any]:
+    def quote_preview(self, spec: SpecT, nodes: int) -> QuotePreview:
         """Public figures a quote shows beside the nodes' prices (e.g. the expected
         interval half-widths of a statistics job's cells across `nodes` nodes)."""
-        return {}
+        return QuotePreview()

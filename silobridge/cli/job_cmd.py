@@ -7,7 +7,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,7 @@ from silobridge.flower_runner import Federation, submit_job
 from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
 from vocab.jobs.loader import load_spec
+from vocab.progress import Failed, JobEnd, ProgressEvent, QuoteResult
 from vocab.spec import JobEnvelope
 
 __all__ = ["app", "quote_and_report", "run_and_report"]
@@ -45,13 +46,15 @@ def _report(result_path: Path) -> None:
 def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
     """Run a job of any kind with live progress, print its result; returns the exit code."""
     final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console))
-    if final["event"] == "failed":
-        raise SilobridgeError(f"the coordinator rejected the job: {final['reason']}")
-    if files_from_event(final.get("files")):
+    if isinstance(final, Failed):
+        raise SilobridgeError(f"the coordinator rejected the job: {final.reason}")
+    if not isinstance(final, JobEnd):
+        raise SilobridgeError("the coordinator sent no result bundle", "see its ServerApp log")
+    if files_from_event(final.files):
         result_path = out.resolve() / RESULT_FILE  # submit_job wrote the bundle there
-    elif final.get("result"):
+    elif final.result:
         # Too large to inline: the bundle is only on the coordinator host.
-        result_path = Path(final["result"])
+        result_path = Path(final.result)
         if not result_path.is_file():
             raise SilobridgeError(
                 f"the bundle is too large to send and stays on the coordinator host at "
@@ -63,8 +66,10 @@ def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
     _report(result_path)
     files = ", ".join(sorted(p.name for p in result_path.parent.iterdir() if p.is_file()))
     console.print(f"result bundle: [bold]{result_path.parent}[/] ({files})")
-    if final["status"] != "succeeded":
-        console.print(f"[red]job {final['status']}[/]: {final['failure']}", highlight=False)
+    if final.status != "succeeded":
+        console.print(
+            f"[red]job {escape(final.status)}[/]: {escape(final.failure)}", highlight=False
+        )
         return EXIT_JOB_FAILED
     return 0
 
@@ -87,7 +92,7 @@ def run(
     raise typer.Exit(code)
 
 
-def _quiet(event: dict[str, Any]) -> None:
+def _quiet(event: ProgressEvent) -> None:
     del event
 
 
@@ -109,24 +114,24 @@ def quote_and_report(
     it, else `EXIT_JOB_FAILED` with a one-line reason on stderr.
     """
     # With --json, stdout carries the JSON alone.
-    on_event: Callable[[dict[str, Any]], None] = _quiet if as_json else ProgressView(console)
+    on_event: Callable[[ProgressEvent], None] = _quiet if as_json else ProgressView(console)
     with _scratch(out) as folder:
         final = submit_job(spec, folder, federation, folder / ".flwr", on_event, mode=RunMode.QUOTE)
-    if final["event"] == "failed":
-        raise SilobridgeError(f"the coordinator could not quote the job: {final['reason']}")
-    if final["event"] != "quote_result":
+    if isinstance(final, Failed):
+        raise SilobridgeError(f"the coordinator could not quote the job: {final.reason}")
+    if not isinstance(final, QuoteResult):
         raise SilobridgeError(
-            f"the coordinator answered a quote with {final['event']!r}",
+            f"the coordinator answered a quote with {final.kind!r}",
             "the coordinator runs another silobridge version; upgrade it",
         )
-    quote = {k: v for k, v in final.items() if k != "event"}
+    quote = final
     if as_json:
-        typer.echo(json.dumps(quote, indent=2, sort_keys=True))
+        typer.echo(json.dumps(quote.to_fields(), indent=2, sort_keys=True))
     else:
         print_quote(console, quote)
         print_preview(console, quote)
-    if not quote["ok"]:
-        err_console.print(f"[red]the job would not run[/]: {escape(quote['reason'])}")
+    if not quote.ok:
+        err_console.print(f"[red]the job would not run[/]: {escape(quote.reason)}")
         return EXIT_JOB_FAILED
     return 0
 

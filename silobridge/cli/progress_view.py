@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,29 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vocab.progress import (
+    Admission,
+    CentralView,
+    Evaluated,
+    EvaluateStart,
+    Failed,
+    JobStart,
+    NodeQuoteView,
+    NodesConnected,
+    ProgressEvent,
+    QuoteEvent,
+    Refusal,
+    Released,
+    ReleaseStart,
+    RoundDone,
+    RoundEnd,
+    RoundStart,
+)
+
 __all__ = ["ProgressView", "print_quote", "print_summary"]
 
 
-def _fmt(metrics: dict[str, Any]) -> str:
+def _fmt(metrics: Mapping[str, Any]) -> str:
     """Noisy metrics with their DP-noise standard errors, e.g. "AUC 0.712 ± 0.031"."""
     parts = []
     for key, label in (("auc", "AUC"), ("accuracy", "accuracy"), ("n_holdout", "rows")):
@@ -33,75 +53,77 @@ class ProgressView:
     def __init__(self, console: Console) -> None:
         self.console = console
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        c = self.console
-        if kind == "job_start" and event.get("mode") == "quote":
-            c.print(
-                f"[bold]quote for job {event['job']}[/] ({event['job_id']}): asking every node "
-                f"what epsilon={event['epsilon']} delta={event['delta']} would cost it; "
-                "nothing is charged"
-            )
-        elif kind == "job_start":
-            c.print(
-                f"[bold]{event.get('job_kind', 'risk')} job {event['job']}[/] "
-                f"({event['job_id']}): {event['rounds']} round(s), "
-                f"per-node guarantee epsilon={event['epsilon']} delta={event['delta']}, "
-                f"quorum {event['min_nodes']}"
-            )
-        elif kind == "nodes":
-            c.print(f"  {event['connected']} node(s) connected (need {event['min_nodes']})")
-        elif kind == "admission":
-            elsewhere = event.get("elsewhere") or []
-            c.print(
-                f"  admission: {event['would_run']} of {len(event['nodes'])} node(s) admit "
-                f"the whole job (need {event['min_nodes']})"
-                + (f"; {len(elsewhere)} hold other datasets" if elsewhere else "")
-                + ("" if event["ok"] else "; [red]not started, nothing charged[/]")
-            )
-        elif kind == "round_start":
-            c.print(
-                f"[cyan]round {event['round']}/{event['rounds']}[/]: asking "
-                f"{event['nodes']} node(s) to train…"
-            )
-        elif kind == "refusal":
-            c.print(
-                f"  [yellow]refused[/] by {event['department']} ({event['code']}): "
-                f"{event['reason']}",
-                highlight=False,
-            )
-        elif kind == "round_end":
-            spent = ", ".join(
-                f"{d} {p['epsilon_job']:.3f}" for d, p in sorted(event["privacy"].items())
-            )
-            c.print(
-                f"  round {event['round']} done in {event['seconds']:.1f}s: "
-                f"{len(event['participants'])} trained"
-                + (f"; model after it: {_fmt(event['metrics'])}" if event["metrics"] else "")
-                + f"; epsilon so far: {spent}"
-            )
-        elif kind == "evaluate_start":
-            c.print(
-                f"  [cyan]evaluation[/] of the model after round {event['after_round']} on "
-                f"{event['nodes']} node(s) (noisy, charged)…"
-            )
-        elif kind == "evaluated":
-            c.print(f"  evaluated: {_fmt(event)} (± is the DP noise's standard error)")
-        elif kind == "release_start":
-            c.print(
-                f"[cyan]release[/]: asking {event['nodes']} node(s) for their noisy "
-                f"{event['job_kind']} (charged once each)…"
-            )
-        elif kind == "released":
-            c.print(
-                f"  released by {len(event['departments'])} department(s) in "
-                f"{event['seconds']:.1f}s: {', '.join(event['departments']) or 'none'}"
-            )
-        elif kind == "round_done":
-            c.print(f"  round {event['round']} done in {event['seconds']:.1f}s: "
-                    f"{event['nodes']} node(s) trained")  # fmt: skip
-        elif kind == "failed":
-            c.print(f"[red]job failed[/]: {event['reason']}", highlight=False)
+    def __call__(self, event: ProgressEvent) -> None:
+        # The coordinator's text is shown as text: a bracket in a name or a node's reason is
+        # not markup (an unmatched closing tag would even stop the CLI).
+        c, e = self.console, escape
+        match event:
+            case JobStart(mode="quote"):
+                c.print(
+                    f"[bold]quote for job {e(event.job)}[/] ({e(event.job_id)}): asking every node "
+                    f"what epsilon={event.epsilon} delta={event.delta} would cost it; "
+                    "nothing is charged"
+                )
+            case JobStart():
+                c.print(
+                    f"[bold]{e(event.job_kind)} job {e(event.job)}[/] "
+                    f"({e(event.job_id)}): {event.rounds} round(s), "
+                    f"per-node guarantee epsilon={event.epsilon} delta={event.delta}, "
+                    f"quorum {event.min_nodes}"
+                )
+            case NodesConnected():
+                c.print(f"  {event.connected} node(s) connected (need {event.min_nodes})")
+            case Admission():
+                elsewhere = event.elsewhere
+                c.print(
+                    f"  admission: {event.would_run} of {len(event.nodes)} node(s) admit "
+                    f"the whole job (need {event.min_nodes})"
+                    + (f"; {len(elsewhere)} hold other datasets" if elsewhere else "")
+                    + ("" if event.ok else "; [red]not started, nothing charged[/]")
+                )
+            case RoundStart():
+                c.print(
+                    f"[cyan]round {event.round}/{event.rounds}[/]: asking "
+                    f"{event.nodes} node(s) to train…"
+                )
+            case Refusal():
+                c.print(
+                    f"  [yellow]refused[/] by {e(event.department)} ({e(event.code)}): "
+                    f"{e(event.reason)}",
+                    highlight=False,
+                )
+            case RoundEnd():
+                spent = ", ".join(
+                    f"{e(d)} {p.epsilon_job:.3f}" for d, p in sorted(event.privacy.items())
+                )
+                c.print(
+                    f"  round {event.round} done in {event.seconds:.1f}s: "
+                    f"{len(event.participants)} trained"
+                    + (f"; model after it: {_fmt(event.metrics)}" if event.metrics else "")
+                    + f"; epsilon so far: {spent}"
+                )
+            case EvaluateStart():
+                c.print(
+                    f"  [cyan]evaluation[/] of the model after round {event.after_round} on "
+                    f"{event.nodes} node(s) (noisy, charged)…"
+                )
+            case Evaluated():
+                c.print(f"  evaluated: {_fmt(event.metrics)} (± is the DP noise's standard error)")
+            case ReleaseStart():
+                c.print(
+                    f"[cyan]release[/]: asking {event.nodes} node(s) for their noisy "
+                    f"{e(event.job_kind)} (charged once each)…"
+                )
+            case Released():
+                c.print(
+                    f"  released by {len(event.departments)} department(s) in "
+                    f"{event.seconds:.1f}s: {e(', '.join(event.departments)) or 'none'}"
+                )
+            case RoundDone():
+                c.print(f"  round {event.round} done in {event.seconds:.1f}s: "
+                        f"{event.nodes} node(s) trained")  # fmt: skip
+            case Failed():
+                c.print(f"[red]job failed[/]: {e(event.reason)}", highlight=False)
 
 
 def print_summary(console: Console, result_path: Path) -> dict[str, Any]:
@@ -149,71 +171,72 @@ def _eps(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float | int) else "-"
 
 
-def _scopes(node: dict[str, Any]) -> str:
+def _scopes(node: NodeQuoteView) -> str:
     lines = [
-        f"{escape(s['scope'])}: {_eps(s['spent'])} → {_eps(s['after'])} / {_eps(s['cap'])}"
-        + ("" if s["fits"] else " [red]over[/]")
-        for s in node["scopes"]
+        f"{escape(s.scope)}: {_eps(s.spent)} → {_eps(s.after)} / {_eps(s.cap)}"
+        + ("" if s.fits else " [red]over[/]")
+        for s in node.scopes
     ]
     return "\n".join(lines) or "-"
 
 
-def _verdict(node: dict[str, Any]) -> str:
-    if node["would_run"]:
+def _verdict(node: NodeQuoteView) -> str:
+    if node.would_run:
         return "[green]would run[/]"
-    if node["status"] == "refused":
-        return f"[yellow]would refuse[/] ({node['code']})"
-    return f"[red]no answer[/] ({node['code']})"
+    if node.status == "refused":
+        return f"[yellow]would refuse[/] ({escape(node.code)})"
+    return f"[red]no answer[/] ({escape(node.code)})"
 
 
-def _central_line(central: dict[str, Any]) -> str:
+def _central_line(central: CentralView) -> str:
     """The central caps a quote or job meets, in one line."""
-    if not central["caps"]:
+    if not central.caps:
         return "central caps: none apply (the job names no capped analyst or project)"
     parts = [
-        f"{c['kind']} {c['key']} {_eps(c['spent'])} → {_eps(c['after'])} / {_eps(c['cap'])}"
-        + (" ok" if c["fits"] else " OVER")
-        for c in central["caps"]
+        f"{escape(c.kind)} {escape(c.key)} {_eps(c.spent)} → {_eps(c.after)} / {_eps(c.cap)}"
+        + (" ok" if c.fits else " OVER")
+        for c in central.caps
     ]
     return "central caps: " + "; ".join(parts)
 
 
-def print_quote(console: Console, quote: dict[str, Any]) -> None:
+def print_quote(console: Console, quote: QuoteEvent) -> None:
     """Print a `quote_result` event: one row per department, then the central caps."""
-    table = Table(title=f"quote — job {quote['job']} (epsilon {quote['epsilon']}, per node)")
+    table = Table(title=f"quote — job {escape(quote.job)} (epsilon {quote.epsilon}, per node)")
     for col in ("department", "verdict", "ε of the job", "budgets: spent → after / cap"):
         table.add_column(col)
-    for node in quote["nodes"]:
-        table.add_row(
-            escape(node["department"]), _verdict(node), _eps(node["requested"]), _scopes(node)
-        )
+    for node in quote.nodes:
+        table.add_row(escape(node.department), _verdict(node), _eps(node.requested), _scopes(node))
     console.print(table)
     # Reasons are long (figures and a fix): one line each under the table, not in a cell.
-    for node in quote["nodes"]:
-        if not node["would_run"]:
+    for node in quote.nodes:
+        if not node.would_run:
             console.print(
-                f"  {escape(node['department'])}: {escape(node['reason'])}",
+                f"  {escape(node.department)}: {escape(node.reason)}",
                 highlight=False,
                 soft_wrap=True,
             )
-    if quote.get("job_kind", "risk") != "risk":
+    preview = quote.preview
+    if quote.job_kind != "risk":
         pass  # one release per node: no evaluation to describe
-    elif quote["evaluations"]:
+    elif preview.evaluations:
         console.print(
-            f"evaluation: {quote['evaluations']} charged release(s) ({quote['evaluation']}), "
-            f"{quote['evaluation_share']:.0%} of the job's epsilon on their own; ε of the "
-            "job above includes them",
+            f"evaluation: {preview.evaluations} charged release(s) "
+            f"({escape(preview.evaluation or '')}), "
+            f"{preview.evaluation_share or 0.0:.0%} of the job's epsilon on their own; ε of "
+            "the job above includes them",
             highlight=False,
         )
     else:
         console.print("evaluation: off (the whole epsilon trains the model)", highlight=False)
-    if quote.get("elsewhere"):
+    if quote.elsewhere:
         console.print(
-            f"not asked to take part (they hold other datasets): {', '.join(quote['elsewhere'])}",
+            f"not asked to take part (they hold other datasets): "
+            f"{escape(', '.join(quote.elsewhere))}",
             highlight=False,
         )
-    console.print(_central_line(quote["central"]), highlight=False)
+    console.print(_central_line(quote.central), highlight=False)
     console.print(
-        f"{quote['would_run']} of {len(quote['nodes'])} node(s) would run the job "
-        f"(it needs {quote['min_nodes']}); nothing was charged"
+        f"{quote.would_run} of {len(quote.nodes)} node(s) would run the job "
+        f"(it needs {quote.min_nodes}); nothing was charged"
     )

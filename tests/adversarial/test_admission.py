@@ -29,6 +29,7 @@ from server.server_app import run_submission
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from tests.unit.server.fake_grid import InProcessGrid
 from vocab.jobspec import RiskJobSpec
+from vocab.progress import JobEnd, ProgressEvent
 from vocab.serde import job_to_bytes
 from vocab.wire import EVALUATE, QUOTE, TRAIN
 
@@ -56,19 +57,19 @@ def _federation(tmp_path: Path) -> dict[str, NodeConfig]:
     }
 
 
-def _submit(tmp_path: Path, nodes: dict[str, NodeConfig], spec: RiskJobSpec) -> list[Any]:
+def _submit(tmp_path: Path, nodes: dict[str, NodeConfig], spec: RiskJobSpec) -> list[ProgressEvent]:
     grid = InProcessGrid({i + 10: _behaviour(cfg) for i, cfg in enumerate(nodes.values())})
     home = CoordinatorHome(tmp_path / "coordinator")
     home.root.mkdir(exist_ok=True)
     for name, cfg in nodes.items():  # enrolment: the coordinator knows each node's key
         home.nodes.register(name, node_identity(cfg.ledger_path).public.pem(), replace=True)
-    events: list[Any] = []
+    events: list[ProgressEvent] = []
     config = {
         "job": base64.b64encode(job_to_bytes(spec)).decode(),
         "out": str(tmp_path / "out" / spec.name),
         "mode": RunMode.RUN.value,
     }
-    run_submission(grid, config, 1, str(home.root), lambda kind, **f: events.append((kind, f)))
+    run_submission(grid, config, 1, str(home.root), events.append)
     return events
 
 
@@ -81,10 +82,10 @@ def test_a_job_a_quorum_would_not_admit_charges_no_node(tmp_path: Path) -> None:
     nodes = _federation(tmp_path)
     spec = synthetic_spec("quorum", rounds=1, epsilon=1.0, min_nodes=4, node_wait_s=5.0)
     events = _submit(tmp_path, nodes, spec)
-    kind, end = events[-1]
-    assert kind == "job_end" and end["status"] == "failed"
-    assert "nothing charged" in end["failure"] and "needs 4" in end["failure"]
-    assert "round_start" not in [k for k, _ in events]
+    end = events[-1]
+    assert isinstance(end, JobEnd) and end.status == "failed"
+    assert "nothing charged" in end.failure and "needs 4" in end.failure
+    assert "round_start" not in [e.kind for e in events]
     for cfg in nodes.values():
         assert SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).history() == []
 
@@ -92,8 +93,8 @@ def test_a_job_a_quorum_would_not_admit_charges_no_node(tmp_path: Path) -> None:
 def test_with_a_quorum_the_admitted_nodes_train(tmp_path: Path) -> None:
     nodes = _federation(tmp_path)
     spec = synthetic_spec("quorum-ok", rounds=1, epsilon=1.0, min_nodes=2, node_wait_s=5.0)
-    kind, end = _submit(tmp_path, nodes, spec)[-1]
-    assert kind == "job_end" and end["status"] == "succeeded", end
+    end = _submit(tmp_path, nodes, spec)[-1]
+    assert isinstance(end, JobEnd) and end.status == "succeeded", end
     charged = {
         name for name, cfg in nodes.items()
         if SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).history()

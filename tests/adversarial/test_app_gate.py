@@ -14,7 +14,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,6 +32,7 @@ from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries
 from vocab.errors import SilobridgeError
+from vocab.progress import FinalEvent, JobEnd
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ class Fed:
     control: str
     nodes: dict[str, NodeConfig]
 
-    def run(self, name: str, app_dir: Path | None = None) -> dict[str, Any]:
+    def run(self, name: str, app_dir: Path | None = None) -> FinalEvent:
         spec = synthetic_spec(name, rounds=1)
         return submit_job(
             spec,
@@ -148,7 +148,7 @@ def test_unapproved_checkout_is_refused_by_every_node_and_none_of_it_runs(
     approve_coordinator_app(fed.root / "coordinator", evil_hash)
     final = fed.run("evil", app_dir=evil)
 
-    assert "not started, nothing charged" in final.get("failure", ""), final
+    assert isinstance(final, JobEnd) and "not started, nothing charged" in final.failure, final
     for name, cfg in fed.nodes.items():
         home = _home(cfg)
         assert not (home / _MARKER).exists(), (home / _MARKER).read_text()
@@ -190,8 +190,8 @@ def test_officer_approved_bundle_runs_alone_on_its_node_and_unapproved_node_refu
 
 def test_the_released_checkout_still_trains(fed: Fed) -> None:
     final = fed.run("released")
-    assert final["event"] == "job_end", final
-    result = json.loads(Path(final["result"]).read_text())
+    assert isinstance(final, JobEnd), final
+    result = json.loads(Path(final.result).read_text())
     assert sorted(result["nodes"]) == ["alpha", "beta"]
 
 

@@ -17,7 +17,6 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flwr.app import Context, Message, RecordDict
@@ -37,6 +36,7 @@ from tests.unit.server.fake_grid import InProcessGrid
 from vocab.audit_chain import GENESIS, AuditEntry, entry_hash, make_entry
 from vocab.audit_log import read_entries
 from vocab.identity_key import IdentityKey
+from vocab.progress import Failed, ProgressEvent
 from vocab.serde import job_to_bytes
 from vocab.wire import QUOTE
 
@@ -68,9 +68,9 @@ def _node_app(cfg: NodeConfig) -> Callable[[Message], Message]:
     return answer
 
 
-def _events(kind: str, **fields: Any) -> None:
-    if kind == "failed":
-        raise AssertionError(fields)
+def _events(event: ProgressEvent) -> None:
+    if isinstance(event, Failed):
+        raise AssertionError(event)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import Daemon, ProcessGroup, free_port, wait_for_port
 from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from vocab.progress import ProgressEvent, QuoteResult
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ def test_unregistered_supernodes_are_rejected(deployment: Deployment) -> None:
 
 def test_a_job_never_sees_an_unregistered_node(deployment: Deployment) -> None:
     _wait_for(deployment, "north", _JOINED, 240)
-    events: list[dict[str, Any]] = []
+    events: list[ProgressEvent] = []
     spec = synthetic_spec("identity-quote", min_nodes=1, node_wait_s=30.0)
     quote = submit_job(
         spec,
@@ -145,10 +145,10 @@ def test_a_job_never_sees_an_unregistered_node(deployment: Deployment) -> None:
         events.append,
         mode=RunMode.QUOTE,
     )
-    assert quote["event"] == "quote_result", quote
+    assert isinstance(quote, QuoteResult), quote
     # Only north's answer is believed as north's; the mimic's claim is not an answer.
-    believed = [n["department"] for n in quote["nodes"] if n["status"] != "no_answer"]
-    assert believed == ["north"], quote["nodes"]
+    believed = [n.department for n in quote.nodes if n.status != "no_answer"]
+    assert believed == ["north"], quote.nodes
 
 
 def test_a_registered_node_cannot_speak_for_another_department(deployment: Deployment) -> None:
@@ -163,13 +163,13 @@ def test_a_registered_node_cannot_speak_for_another_department(deployment: Deplo
         lambda _event: None,
         mode=RunMode.QUOTE,
     )
-    assert quote["event"] == "quote_result", quote
-    unverified = [n for n in quote["nodes"] if n["code"] == "unverified"]
-    assert len(unverified) == 1, quote["nodes"]
-    assert "claims to speak for 'north'" in unverified[0]["reason"]
-    assert unverified[0]["department"] != "north"
+    assert isinstance(quote, QuoteResult), quote
+    unverified = [n for n in quote.nodes if n.code == "unverified"]
+    assert len(unverified) == 1, quote.nodes
+    assert "claims to speak for 'north'" in unverified[0].reason
+    assert unverified[0].department != "north"
     # Two nodes answered, but only one department did: no quorum of two.
-    assert not quote["ok"], quote
+    assert not quote.ok, quote
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

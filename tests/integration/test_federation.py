@@ -21,15 +21,16 @@ from vocab.bundle import files_from_event
 from vocab.features import encode_features, encode_target
 from vocab.metrics import roc_auc
 from vocab.models import build_model, set_weights
+from vocab.progress import FinalEvent, JobEnd
 
 pytestmark = pytest.mark.integration
 
 
-def _result(final: dict[str, Any]) -> dict[str, Any]:
-    assert final["event"] == "job_end", final
-    on_disk = Path(final["result"]).read_bytes()
+def _result(final: FinalEvent) -> dict[str, Any]:
+    assert isinstance(final, JobEnd), final
+    on_disk = Path(final.result).read_bytes()
     # The bundle also reaches the analyst inside the final event, byte for byte.
-    inline = files_from_event(final["files"])
+    inline = files_from_event(final.files)
     assert inline["result.json"] == on_disk
     assert {"MODEL_CARD.md", "model.npz", "model.pt"} <= set(inline)
     result: dict[str, Any] = json.loads(on_disk)

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from silobridge.flower_runner import Federation, submit_job
 from silobridge.synthetic import synthetic_spec
 from tests.integration.conftest import LiveFederation
 from vocab.audit_log import read_entries
+from vocab.progress import Failed, FinalEvent, JobEnd, NodeQuoteView, QuoteResult
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _quote(fed: LiveFederation, name: str) -> dict[str, Any]:
+def _quote(fed: LiveFederation, name: str) -> FinalEvent:
     spec = synthetic_spec(name, analyst=ANALYST, epsilon=1.0)
     return submit_job(
         spec, fed.root / name, Federation(fed.control, fed.root_certificates),
@@ -45,8 +45,9 @@ def _quote(fed: LiveFederation, name: str) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _by_department(quote: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {node["department"]: node for node in quote["nodes"]}
+def _by_department(quote: FinalEvent) -> dict[str, NodeQuoteView]:
+    assert isinstance(quote, QuoteResult), quote
+    return {node.department: node for node in quote.nodes}
 
 
 def _ledger(fed: LiveFederation, name: str) -> SqliteLedger:
@@ -71,26 +72,26 @@ def test_second_job_is_refused_because_the_first_spent_the_analyst_budget(
     spent_before = {name: _ledger(federation, name).spent() for name in CAPPED}
 
     quote = _quote(federation, "gov-quote-1")
-    assert quote["event"] == "quote_result", quote
+    assert isinstance(quote, QuoteResult), quote
     nodes = _by_department(quote)
     for name in CAPPED:
-        assert nodes[name]["would_run"], nodes[name]
-        assert [s["scope"] for s in nodes[name]["scopes"]][1:] == [f"analyst {ANALYST}"]
-    assert not nodes["poor"]["would_run"] and nodes["poor"]["code"] == "budget_exceeded"
+        assert nodes[name].would_run, nodes[name]
+        assert [s.scope for s in nodes[name].scopes][1:] == [f"analyst {ANALYST}"]
+    assert not nodes["poor"].would_run and nodes["poor"].code == "budget_exceeded"
     # The quote charged nothing anywhere.
     assert {name: _ledger(federation, name).spent() for name in CAPPED} == spent_before
 
     first = federation.run(synthetic_spec("gov-1", analyst=ANALYST, epsilon=1.0), "gov-1")
-    assert first["event"] == "job_end" and first["status"] == "succeeded", first
+    assert isinstance(first, JobEnd) and first.status == "succeeded", first
 
     quote = _by_department(_quote(federation, "gov-quote-2"))
     for name in CAPPED:
-        assert not quote[name]["would_run"]
-        assert f"budget: analyst {ANALYST}" in quote[name]["reason"]
+        assert not quote[name].would_run
+        assert f"budget: analyst {ANALYST}" in quote[name].reason
 
     final = federation.run(synthetic_spec("gov-2", analyst=ANALYST, epsilon=1.0), "gov-2")
-    assert final["event"] == "job_end" and final["status"] == "failed", final
-    second = json.loads(Path(final["result"]).read_text())
+    assert isinstance(final, JobEnd) and final.status == "failed", final
+    second = json.loads(Path(final.result).read_text())
     for name in CAPPED:
         ledger = _ledger(federation, name)
         assert ledger.job_epsilon(second["job_id"]) == 0.0
@@ -118,8 +119,8 @@ def test_central_cap_refuses_before_any_node_is_asked(
     before = {n: len(read_entries(audit_path_for(c.ledger_path)))
               for n, c in federation.nodes.items()}  # fmt: skip
     final = federation.run(synthetic_spec("gov-capped", analyst="capped", epsilon=1.0), "capped")
-    assert final["event"] == "failed"
-    assert "capped" in final["reason"] and "0.5" in final["reason"]
+    assert isinstance(final, Failed)
+    assert "capped" in final.reason and "0.5" in final.reason
     after = {n: len(read_entries(audit_path_for(c.ledger_path)))
              for n, c in federation.nodes.items()}  # fmt: skip
     assert after == before  # no node heard of the job

@@ -10,6 +10,7 @@ import pytest
 
 from silobridge.synthetic import synthetic_spec
 from tests.integration.conftest import LiveFederation
+from vocab.progress import JobEnd
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +30,8 @@ def test_a_job_runs_over_tls_with_only_registered_nodes(federation: LiveFederati
     # cap is 0.
     spec = synthetic_spec("secure-links", rounds=1, analyst="tls.check")
     final = federation.run(spec, "secure-links")
-    assert final["event"] == "job_end", final
-    result = json.loads(Path(final["result"]).read_bytes())
+    assert isinstance(final, JobEnd), final
+    result = json.loads(Path(final.result).read_bytes())
     # Every registered node answered over the authenticated links, whatever its verdict.
     assert set(result["nodes"]) == set(federation.nodes), result
     assert result["status"] == "succeeded", result["failure"]

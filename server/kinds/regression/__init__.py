@@ -15,6 +15,7 @@ from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import plan_linear
 from vocab.jobs.regression_release import LinearRelease
 from vocab.jobspec import MAX_WEIGHT
+from vocab.progress import Refusal, Released, RoundDone, RoundStart
 from vocab.wire import REGRESSION, TRAIN
 
 __all__ = ["RegressionCoordinator"]
@@ -77,7 +78,7 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
                 continue
             parsed.append(stats)
             combined.append(release.department)
-        drive.emit("released", departments=combined, seconds=round(shot.seconds, 2))
+        drive.emit(Released(departments=tuple(combined), seconds=round(shot.seconds, 2)))
         if len(parsed) < spec.min_nodes:
             failure = self._too_few(spec, len(parsed), "released statistics")
             return self._finished(spec, drive, "failed", failure, None, [shot], combined, 0.0)
@@ -87,9 +88,8 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
     def _bad(self, drive: Drive, release: NodeRelease, why: str) -> None:
         rnd = release.report.releases[0].round if release.report.releases else 0
         drive.emit(
-            "refusal", department=release.department, round=rnd, code="bad_reply",
-            reason=why[:200],
-        )  # fmt: skip
+            Refusal(department=release.department, round=rnd, code="bad_reply", reason=why[:200])
+        )
 
     def _poisson(self, spec: RegressionSpec, drive: Drive) -> Finished:
         from server.kinds.regression.poisson_fit import initial_weights, poisson_fit
@@ -99,7 +99,7 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
         shots: list[OneShot] = []
         seconds = 0.0
         for rnd in range(1, spec.rounds + 1):
-            drive.emit("round_start", round=rnd, rounds=spec.rounds, nodes=len(active))
+            drive.emit(RoundStart(round=rnd, rounds=spec.rounds, nodes=len(active)))
             shot = ask_nodes(spec, drive, TRAIN, rnd, active, weights)
             shots.append(shot)
             seconds += shot.seconds
@@ -124,7 +124,8 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
                 )
             mean = np.clip(np.mean(updates, axis=0), -MAX_WEIGHT, MAX_WEIGHT)
             weights = [mean.astype(np.float32)]
-            drive.emit("round_done", round=rnd, nodes=len(updates), seconds=round(shot.seconds, 2))
+            done = RoundDone(round=rnd, nodes=len(updates), seconds=round(shot.seconds, 2))
+            drive.emit(done)
         fit = poisson_fit(spec, weights).to_json_dict()
         return self._finished(
             spec, drive, "succeeded", "", fit, shots, list(active.values()), seconds

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.kinds.base import CoordinatorKind, Drive, Finished
 from server.result_bundle import render_bundle
 from server.risk_job import run_risk_job
 from vocab.jobspec import RiskJobSpec
+from vocab.progress import QuotePreview
 
 __all__ = ["RiskCoordinator"]
 
@@ -32,9 +31,9 @@ class RiskCoordinator(CoordinatorKind[RiskJobSpec]):
             seconds=outcome.seconds,
         )
 
-    def quote_preview(self, spec: RiskJobSpec, nodes: int) -> dict[str, Any]:
-        return {
-            "evaluation": spec.evaluation.value,
-            "evaluations": spec.evaluations,
-            "evaluation_share": spec.evaluation_share,
-        }
+    def quote_preview(self, spec: RiskJobSpec, nodes: int) -> QuotePreview:
+        return QuotePreview(
+            evaluation=spec.evaluation.value,
+            evaluations=spec.evaluations,
+            evaluation_share=spec.evaluation_share,
+        )

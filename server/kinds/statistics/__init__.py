@@ -11,6 +11,7 @@ from server.one_shot import release_once
 from vocab.jobs.statistics import StatisticsSpec
 from vocab.jobs.statistics_plan import plan_statistics
 from vocab.jobs.statistics_release import NodeStatistics
+from vocab.progress import QuotePreview, Refusal, Released
 from vocab.wire import STATISTICS
 
 __all__ = ["StatisticsCoordinator"]
@@ -47,12 +48,14 @@ class StatisticsCoordinator(CoordinatorKind[StatisticsSpec]):
                 parsed.append(NodeStatistics.from_json(release.payload, spec))
             except ValueError as err:
                 drive.emit(
-                    "refusal", department=release.department, round=1, code="bad_reply",
-                    reason=f"its statistics do not fit the job: {str(err)[:200]}",
+                    Refusal(
+                        department=release.department, round=1, code="bad_reply",
+                        reason=f"its statistics do not fit the job: {str(err)[:200]}",
+                    )
                 )  # fmt: skip
                 continue
             combined.append(release.department)
-        drive.emit("released", departments=combined, seconds=round(shot.seconds, 2))
+        drive.emit(Released(departments=tuple(combined), seconds=round(shot.seconds, 2)))
         if len(parsed) < spec.min_nodes:
             failure = (
                 f"only {len(parsed)} department(s) released statistics; the job needs "
@@ -62,9 +65,9 @@ class StatisticsCoordinator(CoordinatorKind[StatisticsSpec]):
         cells = combine(spec, parsed)
         return finished("succeeded", "", cells, combined, shot, shot.seconds)
 
-    def quote_preview(self, spec: StatisticsSpec, nodes: int) -> dict[str, Any]:
+    def quote_preview(self, spec: StatisticsSpec, nodes: int) -> QuotePreview:
         """The expected 95 % half-widths of each kind of combined cell over the nodes that
         would run, at the spec's contribution bound (a node without a person id adds less
         noise, so these are upper figures)."""
         plan = plan_statistics(spec, spec.max_rows)
-        return {"half_widths": plan.expected_half_widths(max(1, nodes))}
+        return QuotePreview(half_widths=plan.expected_half_widths(max(1, nodes)))

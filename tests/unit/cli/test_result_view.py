@@ -15,8 +15,9 @@ from silobridge.cli.result_view import print_population, print_preview
 from silobridge.plots import draw_statistics
 from tests.unit.server.inprocess_federation import Federation
 from vocab.jobs.statistics import parse_statistics_spec
+from vocab.progress import JobEnd, QuoteResult
 
-Outcome = tuple[dict[str, Any], dict[str, Any]]
+Outcome = tuple[QuoteResult, dict[str, Any]]
 
 SPEC = parse_statistics_spec(
     {
@@ -40,7 +41,9 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     quote = federation.submit(SPEC, 1, RunMode.QUOTE)[-1]
     final = federation.submit(SPEC, 2)[-1]
     monkeypatch.undo()
-    return quote, json.loads(base64.b64decode(final["files"]["result.json"]))
+    assert isinstance(quote, QuoteResult), quote
+    assert isinstance(final, JobEnd) and final.files is not None, final
+    return quote, json.loads(base64.b64decode(final.files["result.json"]))
 
 
 def test_the_table_shows_values_and_blanks_suppressed_cells(outcome: Outcome) -> None:

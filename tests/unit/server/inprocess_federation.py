@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flwr.app import Context, Message, RecordDict
 
@@ -22,6 +21,7 @@ from server.run_config import RunMode
 from server.server_app import run_submission
 from silobridge.synthetic import make_rows, write_node
 from tests.unit.server.fake_grid import InProcessGrid
+from vocab.progress import ProgressEvent
 from vocab.serde import job_to_bytes
 from vocab.spec import JobEnvelope
 from vocab.wire import QUOTE
@@ -64,15 +64,11 @@ class Federation:
 
     def submit(
         self, spec: JobEnvelope, run_id: int, mode: RunMode = RunMode.RUN
-    ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-
-        def emit(event: str, /, **fields: Any) -> None:
-            events.append({"event": event, **fields})
-
+    ) -> list[ProgressEvent]:
+        events: list[ProgressEvent] = []
         job = base64.b64encode(job_to_bytes(spec)).decode()
         config = {"job": job, "out": str(self.root / "out"), "mode": mode.value}
-        run_submission(self.grid, config, run_id, str(self.home.root), emit)
+        run_submission(self.grid, config, run_id, str(self.home.root), events.append)
         return events
 
     def charged(self, name: str, job_id: str) -> float:

@@ -12,6 +12,7 @@ from server.exchange import AnswerStatus, NodeReply
 from server.quote_round import run_quote
 from tests.unit.server.fake_grid import Behaviour, InProcessGrid
 from vocab.jobspec import RiskJobSpec, parse_job_spec
+from vocab.progress import QuoteResult, decode_event, encode_event
 from vocab.serde import job_from_bytes
 from vocab.wire import ARRAYS, JOB, QUOTE, REPORT, NodeQuote, ReplyStatus, ScopeQuote
 
@@ -121,7 +122,9 @@ def test_answers_refusals_and_silences_are_all_listed() -> None:
 def test_quote_result_event_shape() -> None:
     grid = InProcessGrid({11: _quoting("tax"), 12: _quoting("health", fits=False), 15: _silent})
     check = CapCheck(CapKind.ANALYST, "r.ahmed", 5.0, 1.0, 1.0)
-    event = _quote(grid, _spec(min_nodes=1), CentralCheck(1.0, (check,)))[0].event()
+    # The fields as they go on the wire, where the analyst's CLI reads them back.
+    outcome = _quote(grid, _spec(min_nodes=1), CentralCheck(1.0, (check,)))[0]
+    event = outcome.event(QuoteResult).to_fields()
     assert {k: event[k] for k in ("job", "job_id", "epsilon", "min_nodes", "would_run", "ok")} == {
         "job": "q", "job_id": "q#1", "epsilon": 1.0, "min_nodes": 1, "would_run": 1, "ok": True
     }  # fmt: skip
@@ -154,3 +157,18 @@ def test_central_cap_makes_the_quote_fail_even_when_nodes_would_run() -> None:
         "refused by the coordinator: the central cap of project 'fraud' would bring epsilon "
         "spent from 1.0000 to 2.0000"
     )
+
+
+def _mistyped(msg: Message) -> Message:
+    record = NodeQuote("odd", ReplyStatus.OK, requested=0.8).to_record()
+    record["requested"] = "a lot"
+    return Message(RecordDict({REPORT: ConfigRecord(record)}), reply_to=msg)
+
+
+def test_a_quote_with_mistyped_figures_is_a_bad_reply_the_analyst_can_still_read() -> None:
+    grid = InProcessGrid({11: _quoting("tax"), 14: _mistyped})
+    outcome, _ = _quote(grid, _spec(min_nodes=1), _no_caps())
+    by_node = {a.node_id: a for a in outcome.answers}
+    assert by_node[14].code == "bad_reply" and "requested" in by_node[14].reason
+    event = outcome.event(QuoteResult)
+    assert decode_event(encode_event(event)) == event

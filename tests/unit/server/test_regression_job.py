@@ -19,6 +19,7 @@ import pytest
 from server.run_config import RunMode
 from tests.unit.server.inprocess_federation import DEPARTMENTS, Federation
 from vocab.jobs.regression import RegressionSpec, parse_regression_spec
+from vocab.progress import JobEnd, ProgressEvent, QuoteResult, RoundDone
 
 pytestmark = pytest.mark.usefixtures("no_join_grace")
 
@@ -33,10 +34,10 @@ def _spec(name: str, family: str = "linear", **job: Any) -> RegressionSpec:
     return parse_regression_spec(doc)
 
 
-def _result(events: list[dict[str, Any]]) -> dict[str, Any]:
+def _result(events: list[ProgressEvent]) -> dict[str, Any]:
     final = events[-1]
-    assert final["event"] == "job_end", final
-    return dict(json.loads(base64.b64decode(final["files"]["result.json"])))
+    assert isinstance(final, JobEnd) and final.files is not None, final
+    return dict(json.loads(base64.b64decode(final.files["result.json"])))
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_a_poisson_fit_trains_every_round_and_charges_each(federation: Federatio
     events = federation.submit(spec, 2)
     result = _result(events)
     assert result["status"] == "succeeded", result["failure"]
-    assert [e["round"] for e in events if e["event"] == "round_done"] == [1, 2]
+    assert [e.round for e in events if isinstance(e, RoundDone)] == [1, 2]
     assert {c["name"] for c in result["fit"]["coefficients"]} == {"intercept", "x1", "grp=b"}
     for name in DEPARTMENTS:
         releases = result["nodes"][name]["releases"]
@@ -91,7 +92,7 @@ def test_a_poisson_fit_trains_every_round_and_charges_each(federation: Federatio
 
 def test_a_quote_prices_a_regression_and_charges_nothing(federation: Federation) -> None:
     quoted = federation.submit(_spec("priced"), 3, RunMode.QUOTE)[-1]
-    assert quoted["event"] == "quote_result" and quoted["ok"], quoted
-    for node in quoted["nodes"]:
-        assert 0 < node["requested"] <= 4.0
-        assert federation.charged(node["department"], "priced#3") == 0.0
+    assert isinstance(quoted, QuoteResult) and quoted.ok, quoted
+    for node in quoted.nodes:
+        assert node.requested is not None and 0 < node.requested <= 4.0
+        assert federation.charged(node.department, "priced#3") == 0.0

@@ -19,6 +19,7 @@ from tests.unit.server.fake_grid import Behaviour, InProcessGrid
 from vocab.jobspec import EvaluationMode, RiskJobSpec, parse_job_spec
 from vocab.metrics import score_histogram
 from vocab.models import build_model, get_weights
+from vocab.progress import Evaluated, EvaluateStart, ProgressEvent
 from vocab.wire import (
     ARRAYS,
     EVALUATE,
@@ -143,13 +144,13 @@ def test_without_a_quorum_at_admission_no_node_is_asked_to_train() -> None:
 def test_a_paid_learning_curve_evaluates_after_every_round() -> None:
     grid = InProcessGrid({11: _healthy("tax"), 12: _healthy("health")})
     spec = dataclasses.replace(_spec(min_nodes=2), evaluation=EvaluationMode.ROUNDS)
-    events: list[tuple[str, dict[str, object]]] = []
+    events: list[ProgressEvent] = []
     outcome = run_risk_job(
         grid, spec, "j#4", get_weights(build_model(spec)), _admission(grid, spec),
-        lambda kind, **fields: events.append((kind, fields)), check=grid.check,
+        events.append, check=grid.check,
     )  # fmt: skip
     assert outcome.status == "succeeded"
     assert all(r.metrics for r in outcome.rounds)
-    assert [f["after_round"] for k, f in events if k == "evaluated"] == [1, 2]
-    asked = [k for k, _ in events if k == "evaluate_start"]
+    assert [e.after_round for e in events if isinstance(e, Evaluated)] == [1, 2]
+    asked = [e for e in events if isinstance(e, EvaluateStart)]
     assert len(asked) == spec.rounds

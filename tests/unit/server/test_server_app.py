@@ -22,6 +22,7 @@ from vocab.audit_log import read_entries
 from vocab.errors import JobSpecError
 from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.metrics import score_histogram
+from vocab.progress import Failed, JobEnd, JobStart, ProgressEvent, QuoteResult
 from vocab.serde import job_to_bytes
 from vocab.wire import (
     ARRAYS,
@@ -43,17 +44,24 @@ class Events:
     """Collects the progress events the ServerApp would print."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[ProgressEvent] = []
 
-    def __call__(self, kind: str, **fields: Any) -> None:
-        self.events.append({"event": kind, **fields})
+    def __call__(self, event: ProgressEvent) -> None:
+        self.events.append(event)
 
     def kinds(self) -> list[str]:
-        return [e["event"] for e in self.events]
+        return [e.kind for e in self.events]
 
     @property
-    def last(self) -> dict[str, Any]:
+    def last(self) -> ProgressEvent:
         return self.events[-1]
+
+    @property
+    def failure(self) -> str:
+        """The reason of the last event, which must be `failed`."""
+        last = self.last
+        assert isinstance(last, Failed), last
+        return last.reason
 
 
 def _spec(epsilon: float = 1.0) -> RiskJobSpec:
@@ -112,15 +120,15 @@ def test_without_a_home_the_job_fails_at_once_and_says_how_to_start(tmp_path: Pa
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 7, None, emit)
     assert emit.kinds() == ["failed"]
-    assert "SILOBRIDGE_COORDINATOR_HOME" in emit.last["reason"]
-    assert "silobridge coordinator start --state-dir" in emit.last["reason"]
+    assert "SILOBRIDGE_COORDINATOR_HOME" in emit.failure
+    assert "silobridge coordinator start --state-dir" in emit.failure
     assert grid.count == 0
 
 
 def test_a_relative_home_is_refused(tmp_path: Path) -> None:
     emit = Events()
     run_submission(InProcessGrid({}), _run_config(_spec(), tmp_path), 7, "rel/home", emit)
-    assert emit.kinds() == ["failed"] and "absolute" in emit.last["reason"]
+    assert emit.kinds() == ["failed"] and "absolute" in emit.failure
 
 
 def test_a_job_is_admitted_logged_and_settled(tmp_path: Path) -> None:
@@ -129,9 +137,10 @@ def test_a_job_is_admitted_logged_and_settled(tmp_path: Path) -> None:
     grid = InProcessGrid({11: _node("tax", 0.3), 12: _node("health", 0.45)}, registry=home.nodes)
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 7, str(home.root), emit)
-    assert emit.last["event"] == "job_end" and emit.last["status"] == "succeeded"
-    start = next(e for e in emit.events if e["event"] == "job_start")
-    assert (start["mode"], start["analyst"], start["project"]) == ("run", "r.ahmed", "fraud")
+    end = emit.last
+    assert isinstance(end, JobEnd) and end.status == "succeeded"
+    start = next(e for e in emit.events if isinstance(e, JobStart))
+    assert (start.mode, start.analyst, start.project) == ("run", "r.ahmed", "fraud")
     # Settled to the largest epsilon a node reported: health, two rounds of 0.45.
     (charge,) = home.budget().charges()
     assert (charge.job_id, charge.status) == ("risk#7", ChargeStatus.SETTLED)
@@ -172,7 +181,7 @@ def test_over_cap_is_refused_before_any_node_is_contacted(tmp_path: Path) -> Non
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 8, str(home.root), emit)
     assert emit.kinds() == ["failed"]
-    assert emit.last["reason"].startswith(
+    assert emit.failure.startswith(
         "the central cap of project 'fraud' would bring epsilon spent from 1.0000 to 2.0000, "
         "above the cap 1.5000"
     )
@@ -197,11 +206,11 @@ def test_quote_mode_prices_the_job_and_charges_nothing(tmp_path: Path) -> None:
     config = _run_config(_spec(), Path(""), RunMode.QUOTE)
     config["out"] = ""
     run_submission(grid, config, 9, str(home.root), emit)
-    assert emit.last["event"] == "quote_result", emit.events
     result = emit.last
-    assert result["would_run"] == 2 and not result["ok"]
-    assert "central cap of analyst 'r.ahmed'" in result["reason"]
-    assert [n["department"] for n in result["nodes"]] == ["health", "tax"]
+    assert isinstance(result, QuoteResult), emit.events
+    assert result.would_run == 2 and not result.ok
+    assert "central cap of analyst 'r.ahmed'" in result.reason
+    assert [n.department for n in result.nodes] == ["health", "tax"]
     assert home.budget().charges() == []
     kinds = [e.kind for e in read_entries(home.audit_path)]
     assert kinds == ["cap_change", "job_received", "cap_check", "node_reply", "node_reply",
@@ -213,7 +222,7 @@ def test_a_bad_run_config_fails_and_is_logged(tmp_path: Path) -> None:
     home = _home(tmp_path)
     emit = Events()
     run_submission(InProcessGrid({}), {"job": "!!", "out": "x"}, 3, str(home.root), emit)
-    assert emit.kinds() == ["failed"] and "base64" in emit.last["reason"]
+    assert emit.kinds() == ["failed"] and "base64" in emit.failure
     (entry,) = read_entries(home.audit_path)
     assert (entry.kind, entry.data["job_id"]) == ("refusal", "?#3")
 
@@ -268,11 +277,12 @@ def test_an_unreachable_node_during_training_keeps_the_reservation(tmp_path: Pat
     )
     emit = Events()
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 4, str(home.root), emit)
-    assert emit.last["event"] == "job_end"
+    end = emit.last
+    assert isinstance(end, JobEnd)
     (charge,) = home.budget().charges()
     assert charge.charged == 1.0
     # The coordinator's copy is under its home, not where the run config said.
-    kept = Path(emit.last["result"])
+    kept = Path(end.result)
     assert kept.is_relative_to(home.root / "results") and not (tmp_path / "out").exists()
     result = json.loads(kept.read_text())
     assert (result["job"]["analyst"], result["job"]["project"]) == ("r.ahmed", "fraud")

@@ -19,6 +19,7 @@ import pytest
 from server.run_config import RunMode
 from tests.unit.server.inprocess_federation import DEPARTMENTS, Federation
 from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
+from vocab.progress import Admission, JobEnd, ProgressEvent, QuoteResult, encode_event
 
 pytestmark = pytest.mark.usefixtures("no_join_grace")
 
@@ -41,10 +42,10 @@ def federation(tmp_path: Path) -> Federation:
     return Federation(tmp_path)
 
 
-def _result(events: list[dict[str, Any]]) -> dict[str, Any]:
+def _result(events: list[ProgressEvent]) -> dict[str, Any]:
     final = events[-1]
-    assert final["event"] == "job_end", final
-    return json.loads(base64.b64decode(final["files"]["result.json"]))
+    assert isinstance(final, JobEnd) and final.files is not None, final
+    return json.loads(base64.b64decode(final.files["result.json"]))
 
 
 def test_counts_are_near_the_truth_and_each_node_is_charged_what_it_quoted(
@@ -52,8 +53,8 @@ def test_counts_are_near_the_truth_and_each_node_is_charged_what_it_quoted(
 ) -> None:
     spec = _spec()
     quoted = federation.submit(spec, 1, RunMode.QUOTE)[-1]
-    assert quoted["event"] == "quote_result" and quoted["ok"], quoted
-    assert {"count", "reference_count"} <= set(quoted["half_widths"])
+    assert isinstance(quoted, QuoteResult) and quoted.ok, quoted
+    assert {"count", "reference_count"} <= set(quoted.preview.half_widths or {})
     events = federation.submit(spec, 2)
     result = _result(events)
     assert result["status"] == "succeeded", result["failure"]
@@ -67,9 +68,9 @@ def test_counts_are_near_the_truth_and_each_node_is_charged_what_it_quoted(
     exact = truth.assign(x=truth["x1"].clip(-4, 4)).groupby("grp")["x"].mean()
     for key in ("a", "b"):
         assert abs(means[key]["value"] - exact[key]) <= 5 * means[key]["std"]
-    for node in quoted["nodes"]:
-        assert federation.charged(node["department"], "stats#2") == pytest.approx(
-            node["requested"], rel=1e-9
+    for node in quoted.nodes:
+        assert federation.charged(node.department, "stats#2") == pytest.approx(
+            node.requested, rel=1e-9
         )
     assert federation.charged("tax", "stats#1") == 0.0  # the quote charged nothing
 
@@ -86,8 +87,8 @@ def test_a_restricted_grouping_column_is_refused_before_any_charge(
     )
     events = federation.submit(doc_spec, 3)
     final = events[-1]
-    assert final["event"] == "job_end" and final["status"] == "failed"
-    assert "restricted" in json.dumps([e for e in events if e["event"] == "admission"])
+    assert isinstance(final, JobEnd) and final.status == "failed"
+    assert "restricted" in " ".join(encode_event(e) for e in events if isinstance(e, Admission))
     for name in DEPARTMENTS:
         assert federation.charged(name, "leak#3") == 0.0
 
@@ -95,18 +96,18 @@ def test_a_restricted_grouping_column_is_refused_before_any_charge(
 def test_an_over_budget_query_is_refused_and_charges_nothing(tmp_path: Path) -> None:
     federation = Federation(tmp_path, budget=0.5)
     events = federation.submit(_spec("greedy", epsilon=2.0), 4)
-    assert events[-1]["status"] == "failed"
-    assert "budget" in json.dumps(events).lower()
+    assert isinstance(events[-1], JobEnd) and events[-1].status == "failed"
+    assert "budget" in " ".join(encode_event(e) for e in events).lower()
     for name in DEPARTMENTS:
         assert federation.charged(name, "greedy#4") == 0.0
 
 
 def test_nodes_holding_another_dataset_take_no_part(federation: Federation) -> None:
     events = federation.submit(_spec("census", dataset="census"), 5)
-    admission = next(e for e in events if e["event"] == "admission")
-    assert admission["elsewhere"] == sorted(DEPARTMENTS) and admission["nodes"] == []
-    assert not admission["ok"]
+    admission = next(e for e in events if isinstance(e, Admission))
+    assert list(admission.elsewhere) == sorted(DEPARTMENTS) and list(admission.nodes) == []
+    assert not admission.ok
     for name in DEPARTMENTS:
         assert federation.charged(name, "census#5") == 0.0
     ran = federation.submit(_spec("people", dataset="people"), 6)
-    assert ran[-1]["status"] == "succeeded"
+    assert isinstance(ran[-1], JobEnd) and ran[-1].status == "succeeded"
