@@ -40,7 +40,7 @@ def _report(result_path: Path) -> None:
 
         charts = draw_statistics(result, result_path.parent)
         if charts:
-            console.print(f"charts: {', '.join(p.name for p in charts)}")
+            console.print(f"charts ({len(charts)} PNG): {', '.join(p.name for p in charts)}")
 
 
 def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
@@ -64,8 +64,9 @@ def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
     else:
         raise SilobridgeError("the coordinator sent no result bundle", "see its ServerApp log")
     _report(result_path)
-    files = ", ".join(sorted(p.name for p in result_path.parent.iterdir() if p.is_file()))
-    console.print(f"result bundle: [bold]{result_path.parent}[/] ({files})")
+    bundle = {".json", ".md", ".csv", ".npz", ".pt"}  # the charts were listed above
+    files = sorted(p.name for p in result_path.parent.iterdir() if p.suffix in bundle)
+    console.print(f"result bundle: [bold]{result_path.parent}[/] ({', '.join(files)})")
     if final.status != "succeeded":
         console.print(
             f"[red]job {escape(final.status)}[/]: {escape(final.failure)}", highlight=False

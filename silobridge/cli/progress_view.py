@@ -231,8 +231,7 @@ def print_quote(console: Console, quote: QuoteEvent) -> None:
         console.print("evaluation: off (the whole epsilon trains the model)", highlight=False)
     if quote.elsewhere:
         console.print(
-            f"not asked to take part (they hold other datasets): "
-            f"{escape(', '.join(quote.elsewhere))}",
+            f"taking no part (they hold other datasets): {escape(', '.join(quote.elsewhere))}",
             highlight=False,
         )
     console.print(_central_line(quote.central), highlight=False)

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from silobridge.synthetic import make_rows, write_node
+from vocab.progress import FinalEvent, ProgressEvent
 from vocab.spec import JobEnvelope
 
 __all__ = ["LiveFederation"]
@@ -36,9 +36,9 @@ class LiveFederation:
     # The deployment CA: the SuperLink runs with TLS and admits only registered node keys.
     root_certificates: Path | None = None
     nodes: dict[str, NodeConfig] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[ProgressEvent] = field(default_factory=list)
 
-    def run(self, spec: JobEnvelope, out_name: str, mode: RunMode = RunMode.RUN) -> dict[str, Any]:
+    def run(self, spec: JobEnvelope, out_name: str, mode: RunMode = RunMode.RUN) -> FinalEvent:
         return submit_job(
             spec,
             self.root / out_name,

@@ -23,6 +23,7 @@ from silobridge.synthetic import make_rows
 from tests.integration.conftest import LiveFederation
 from vocab.jobs.regression import parse_regression_spec
 from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
+from vocab.progress import Admission, FinalEvent, JobEnd, JobStart, QuoteResult
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +50,9 @@ def _charged(federation: LiveFederation, name: str, job_id: str) -> float:
     return SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget).job_epsilon(job_id)
 
 
-def _result(final: dict[str, Any]) -> dict[str, Any]:
-    assert final["event"] == "job_end", final
-    return dict(json.loads(base64.b64decode(final["files"]["result.json"])))
+def _result(final: FinalEvent) -> dict[str, Any]:
+    assert isinstance(final, JobEnd) and final.files is not None, final
+    return dict(json.loads(base64.b64decode(final.files["result.json"])))
 
 
 def _truth() -> pd.DataFrame:
@@ -64,9 +65,9 @@ def test_dp_counts_are_near_the_truth_and_charged_as_quoted(
 ) -> None:
     spec = _statistics("pop-counts")
     quote = federation.run(spec, "pop-quote", RunMode.QUOTE)
-    assert quote["event"] == "quote_result" and quote["ok"], quote
-    quoted = {n["department"]: n for n in quote["nodes"]}
-    assert {n for n, q in quoted.items() if q["would_run"]} == set(HEALTHY)
+    assert isinstance(quote, QuoteResult) and quote.ok, quote
+    quoted = {n.department: n for n in quote.nodes}
+    assert {n for n, q in quoted.items() if q.would_run} == set(HEALTHY)
     final = federation.run(spec, "pop-run")
     result = _result(final)
     assert result["status"] == "succeeded", result["failure"]
@@ -76,39 +77,35 @@ def test_dp_counts_are_near_the_truth_and_charged_as_quoted(
         rows = truth[truth["grp"] == cell["group"]["grp"]]
         exact = len(rows) if cell["statistic"] == "count" else rows["x1"].clip(-4, 4).mean()
         assert abs(cell["value"] - exact) <= 5 * cell["std"], cell
-    job_id = next(e["job_id"] for e in federation.events if e.get("job") == "pop-counts"
-                  and e["event"] == "job_start" and e.get("mode") == "run")  # fmt: skip
+    job_id = next(e.job_id for e in federation.events if isinstance(e, JobStart)
+                  and e.job == "pop-counts" and e.mode == "run")  # fmt: skip
     for name in HEALTHY:
-        assert _charged(federation, name, job_id) == pytest.approx(
-            quoted[name]["requested"], rel=1e-9
-        )
-        assert result["nodes"][name]["epsilon_job"] == pytest.approx(quoted[name]["requested"])
+        assert _charged(federation, name, job_id) == pytest.approx(quoted[name].requested, rel=1e-9)
+        assert result["nodes"][name]["epsilon_job"] == pytest.approx(quoted[name].requested)
 
 
 def test_a_restricted_group_column_is_refused_and_charges_nothing(
     federation: LiveFederation,
 ) -> None:
     final = federation.run(_statistics("pop-secret", group="secret"), "pop-secret")
-    assert final["event"] == "job_end" and final["status"] == "failed"
-    assert "not started, nothing charged" in final["failure"]
-    admission = [e for e in federation.events if e["event"] == "admission"][-1]
-    reasons = " ".join(n["reason"] for n in admission["nodes"])
+    assert isinstance(final, JobEnd) and final.status == "failed"
+    assert "not started, nothing charged" in final.failure
+    admission = [e for e in federation.events if isinstance(e, Admission)][-1]
+    reasons = " ".join(n.reason for n in admission.nodes)
     assert "secret (restricted)" in reasons
     for name in HEALTHY:
-        assert _charged(federation, name, admission["job_id"]) == 0.0
+        assert _charged(federation, name, admission.job_id) == 0.0
 
 
 def test_an_over_budget_query_is_refused_and_charges_nothing(
     federation: LiveFederation,
 ) -> None:
     final = federation.run(_statistics("pop-greedy", epsilon=50.0), "pop-greedy")
-    assert final["event"] == "job_end" and final["status"] == "failed"
-    admission = [e for e in federation.events if e["event"] == "admission"][-1]
-    assert {n["code"] for n in admission["nodes"] if n["department"] in HEALTHY} == {
-        "budget_exceeded"
-    }
+    assert isinstance(final, JobEnd) and final.status == "failed"
+    admission = [e for e in federation.events if isinstance(e, Admission)][-1]
+    assert {n.code for n in admission.nodes if n.department in HEALTHY} == {"budget_exceeded"}
     for name in HEALTHY:
-        assert _charged(federation, name, admission["job_id"]) == 0.0
+        assert _charged(federation, name, admission.job_id) == 0.0
 
 
 def test_a_linear_regression_lands_near_the_non_private_fit(
