@@ -29,7 +29,14 @@ from clients.ledger import (
 from clients.round_lock import RoundLock
 from vocab.accounting import epsilon_spent
 from vocab.errors import ConfigError, InternalError, JobSpecError, PolicyRefusal
-from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
+from vocab.privacy import (
+    Budget,
+    DpSgdEvent,
+    GaussianEvent,
+    GaussianThresholdEvent,
+    LaplaceEvent,
+    PrivacyEvent,
+)
 from vocab.privacy import event_from_params as _event_from_params
 from vocab.sqlite_tx import connect, ensure_schema, read_snapshot, write_locked
 from vocab.wire import ScopeQuote
@@ -320,7 +327,9 @@ class SqliteLedger(Ledger):
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
         if isinstance(round, bool) or not isinstance(round, int) or round < 0:
             raise JobSpecError(f"round must be a non-negative integer, got {round!r}")
-        if not isinstance(event, DpSgdEvent | GaussianEvent | LaplaceEvent):
+        if not isinstance(
+            event, DpSgdEvent | GaussianEvent | LaplaceEvent | GaussianThresholdEvent
+        ):
             raise InternalError(f"reserve() got {type(event).__name__}, not a privacy event")
         who = requester or Requester()
         # Held until commit or cancel, or until this process dies: whoever takes it next

@@ -1,7 +1,8 @@
 """Pure privacy math: RDP of every release the node makes, composition, epsilon from it.
 
-The node releases three kinds of noisy output (see `vocab.privacy`): DP-SGD training runs,
-`count` releases of the Gaussian mechanism and `count` releases of the Laplace mechanism.
+The node releases four kinds of noisy output (see `vocab.privacy`): DP-SGD training runs,
+`count` releases of the Gaussian mechanism, `count` releases of the Laplace mechanism, and
+`count` Gaussian releases over partitions chosen by thresholding (`GaussianThresholdEvent`).
 
 * Renyi differential privacy (RDP) and its additive composition across mechanisms:
   I. Mironov, "Renyi Differential Privacy", CSF 2017, Proposition 1 (composition).
@@ -21,6 +22,15 @@ The node releases three kinds of noisy output (see `vocab.privacy`): DP-SGD trai
   This is the conversion Opacus' `get_privacy_spent` uses; it is tighter than Mironov 2017,
   Proposition 3. We evaluate it here rather than call Opacus so that delta = 0 yields an
   infinite epsilon instead of a warning, and so that orders which cannot win are skipped.
+* Consumed delta: a `GaussianThresholdEvent` is delta_T-approximately RDP with the Gaussian
+  curve - outside an event of probability at most delta_T its output is post-processing of
+  a Gaussian mechanism, and the event only concerns the person whose data differs (the
+  argument is in `vocab.jobs.statistics_plan`). Such releases compose with all others by
+  adding the curves and adding the deltas (M. Bun and T. Steinke, "Concentrated
+  Differential Privacy: Simplifications, Extensions, and Lower Bounds", TCC 2016, Section
+  8, approximate zCDP), and the composition is (eps, delta' + sum delta_T)-DP where eps is
+  the conversion of the composed curve at delta'. So the epsilon at a target delta is the
+  conversion at delta - sum delta_T, rounded down, and infinite when nothing is left.
 * Pure DP: one Laplace release with scale lambda is (1 / lambda)-DP (C. Dwork and A. Roth,
   "The Algorithmic Foundations of Differential Privacy", 2014, Theorem 3.6) and pure-DP
   releases compose by adding their epsilons (same book, Theorem 3.16). When every release is
@@ -43,7 +53,13 @@ import numpy.typing as npt
 from opacus.accountants.analysis.rdp import compute_rdp
 
 from vocab.errors import ConfigError, InternalError
-from vocab.privacy import DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
+from vocab.privacy import (
+    DpSgdEvent,
+    GaussianEvent,
+    GaussianThresholdEvent,
+    LaplaceEvent,
+    PrivacyEvent,
+)
 
 __all__ = [
     "DEFAULT_ORDERS",
@@ -113,10 +129,12 @@ class _Composition:
 
     Attributes:
         sgd: (sigma, sample rate, steps) per distinct DP-SGD setting.
-        rho: Sum of count / (2 sigma^2) over Gaussian releases; their RDP is alpha * rho.
+        rho: Sum of count / (2 sigma^2) over Gaussian releases (thresholded ones too);
+            their RDP is alpha * rho.
         laplace: (scale, count) per distinct Laplace scale.
         releases: Number of composed releases, for the pad.
         pure: Whether every release is a Laplace release (and there is at least one).
+        consumed: Sum of the deltas thresholded releases consume (0 without any).
     """
 
     sgd: tuple[tuple[float, float, int], ...]
@@ -124,18 +142,22 @@ class _Composition:
     laplace: tuple[tuple[float, int], ...]
     releases: int
     pure: bool
+    consumed: float = 0.0
 
 
 def _compose(events: Sequence[PrivacyEvent]) -> _Composition:
     sgd: dict[tuple[float, float], int] = {}
     gaussian: dict[float, int] = {}
     laplace: dict[float, int] = {}
+    consumed: list[float] = []
     for e in events:
         if isinstance(e, DpSgdEvent):
             key = (e.noise_multiplier, e.sample_rate)
             sgd[key] = sgd.get(key, 0) + e.steps
-        elif isinstance(e, GaussianEvent):
+        elif isinstance(e, GaussianEvent | GaussianThresholdEvent):
             gaussian[e.noise_multiplier] = gaussian.get(e.noise_multiplier, 0) + e.count
+            if isinstance(e, GaussianThresholdEvent):
+                consumed.append(e.delta)
         elif isinstance(e, LaplaceEvent):
             laplace[e.scale] = laplace.get(e.scale, 0) + e.count
         else:
@@ -147,6 +169,7 @@ def _compose(events: Sequence[PrivacyEvent]) -> _Composition:
         laplace=tuple(sorted(laplace.items())),
         releases=sum(sgd.values()) + sum(gaussian.values()) + sum(laplace.values()),
         pure=bool(laplace) and not sgd and not gaussian,
+        consumed=math.fsum(consumed),
     )
 
 
@@ -235,6 +258,17 @@ def _conversion_term(alpha: float, delta: float) -> float:
     return math.log1p(-1.0 / alpha) - (math.log(delta) + math.log(alpha)) / (alpha - 1.0)
 
 
+def _residual_delta(delta: float, consumed: float) -> float:
+    """The delta left for the RDP conversion once thresholded releases took theirs.
+
+    Rounded down (a relative 1e-12 below the float difference), so float error can only
+    raise the epsilon; 0 when nothing is left, where only pure-DP releases are finite.
+    """
+    if consumed == 0.0:
+        return delta
+    return max(0.0, (delta - consumed) * (1.0 - 1e-12))
+
+
 def _round_up(epsilon: float, releases: int) -> float:
     if math.isinf(epsilon):
         return epsilon
@@ -309,6 +343,8 @@ def rdp_of(
       2019, Section 3).
     * `GaussianEvent`: `count` * alpha / (2 sigma^2) (Mironov 2017, Proposition 7).
     * `LaplaceEvent`: `count` times the Laplace curve of Mironov 2017, Proposition 6.
+    * `GaussianThresholdEvent`: the Gaussian curve of its `count` releases; the delta it
+      consumes is not part of a curve (see `epsilon_spent`).
 
     Composition is by Mironov 2017, Proposition 1.
 
@@ -335,9 +371,11 @@ def epsilon_spent(
     The RDP curves of the events are summed (Mironov 2017, Proposition 1) and converted with
     Balle et al. 2020, Theorem 21, minimising over `orders`. When every event is a
     `LaplaceEvent`, the pure-DP sum of count / scale (Dwork & Roth 2014, Theorem 3.16) is a
-    bound too, and the smaller one is returned. The computed value is padded (by 1e-12 per
-    composed release, then a relative 1e-6) and moved one float up, so the result never
-    understates the loss.
+    bound too, and the smaller one is returned. Every `GaussianThresholdEvent` consumes its
+    `delta`: the curves are converted at `delta` less the sum of those (Bun & Steinke 2016,
+    Section 8; see the module docstring), and the epsilon is `inf` when that is not
+    positive. The computed value is padded (by 1e-12 per composed release, then a relative
+    1e-6) and moved one float up, so the result never understates the loss.
 
     Args:
         events: The releases to compose; their order does not matter.
@@ -356,7 +394,8 @@ def epsilon_spent(
     if not events:
         return 0.0
     composition = _compose(events)
-    return _round_up(_epsilon(composition, d, checked), composition.releases)
+    residual = _residual_delta(d, composition.consumed)
+    return _round_up(_epsilon(composition, residual, checked), composition.releases)
 
 
 def calibrate_noise_multiplier(
@@ -415,18 +454,23 @@ def calibrate_noise_multiplier(
     return _smallest_sigma(fits, _SIGMA_MIN, _SIGMA_MAX)
 
 
-def gaussian_noise_multiplier(epsilon: float, delta: float, count: int = 1) -> float:
+def gaussian_noise_multiplier(
+    epsilon: float, delta: float, count: int = 1, *, selection_delta: float = 0.0
+) -> float:
     """Smallest Gaussian noise multiplier for `count` releases within (epsilon, delta).
 
     Bisects log(sigma) over [1e-3, 1e4] * sqrt(count) on this module's own accounting, like
     `calibrate_noise_multiplier`: `epsilon_spent([GaussianEvent(sigma, count)], delta) <=
-    epsilon` holds for the returned sigma, and the true minimum is at most 0.1% below it.
-    When the lower end already meets the target, it is returned.
+    epsilon` holds for the returned sigma (with `selection_delta`, the same for
+    `GaussianThresholdEvent(sigma, count, selection_delta)`), and the true minimum is at
+    most 0.1% below it. When the lower end already meets the target, it is returned.
 
     Args:
         epsilon: The epsilon all `count` releases together may cost, finite and > 0.
         delta: Target delta in (0, 1).
         count: Number of statistics released, each with L2 sensitivity 1 after scaling.
+        selection_delta: The delta a thresholded release consumes, in [0, delta); 0 for
+            plain Gaussian releases.
 
     Returns:
         The noise multiplier: noise std divided by each statistic's L2 sensitivity.
@@ -445,10 +489,21 @@ def gaussian_noise_multiplier(epsilon: float, delta: float, count: int = 1) -> f
             "the Gaussian mechanism cannot meet delta = 0: it gives no pure epsilon-DP",
             "use a delta > 0, e.g. below 1 / number of records, or Laplace noise",
         )
+    consumed = _check_delta(selection_delta)
+    if not consumed < d:
+        raise ConfigError(
+            f"selection delta {consumed!r} leaves nothing of delta {d!r}",
+            "spend a smaller share of the delta on choosing partitions",
+        )
     low, high = (bound * math.sqrt(n) for bound in _STATISTIC_SIGMA_RANGE)
 
+    def event(sigma: float) -> PrivacyEvent:
+        if consumed > 0.0:
+            return GaussianThresholdEvent(sigma, n, consumed)
+        return GaussianEvent(sigma, n)
+
     def fits(sigma: float) -> bool:
-        return epsilon_spent([GaussianEvent(sigma, n)], d) <= target
+        return epsilon_spent([event(sigma)], d) <= target
 
     if not fits(high):
         raise ConfigError(

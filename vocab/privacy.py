@@ -49,6 +49,8 @@ class Mechanism(enum.Enum):
     """A noisy statistic with Gaussian noise calibrated to its L2 sensitivity."""
     LAPLACE = "laplace"
     """A noisy statistic with Laplace noise calibrated to its L1 sensitivity."""
+    GAUSSIAN_THRESHOLD = "gaussian_threshold"
+    """Gaussian statistics over groups a node chose by thresholding their noisy counts."""
 
 
 def _positive_finite(kind: str, name: str, value: float) -> None:
@@ -138,7 +140,36 @@ class LaplaceEvent:
         return {"scale": self.scale, "count": self.count}
 
 
-PrivacyEvent = DpSgdEvent | GaussianEvent | LaplaceEvent
+@dataclass(frozen=True)
+class GaussianThresholdEvent:
+    """`count` Gaussian releases over partitions chosen by thresholding their noisy counts.
+
+    Its RDP curve is that of `GaussianEvent(noise_multiplier, count)`, and it consumes
+    `delta` outright: the chance that a partition only one person makes passes the
+    threshold (`vocab.jobs.statistics_plan` gives the argument; `vocab.accounting`
+    converts the composed curve at the target delta less every such `delta`).
+    """
+
+    noise_multiplier: float
+    count: int
+    delta: float
+
+    def __post_init__(self) -> None:
+        _positive_finite("Gaussian threshold", "noise multiplier", self.noise_multiplier)
+        _positive_count("Gaussian threshold", "count", self.count)
+        _positive_finite("Gaussian threshold", "delta", self.delta)
+        if not self.delta < 1:
+            raise ConfigError(f"Gaussian threshold delta must be below 1, got {self.delta!r}")
+
+    @property
+    def mechanism(self) -> Mechanism:
+        return Mechanism.GAUSSIAN_THRESHOLD
+
+    def params(self) -> dict[str, float | int]:
+        return {"noise_multiplier": self.noise_multiplier, "count": self.count, "delta": self.delta}
+
+
+PrivacyEvent = DpSgdEvent | GaussianEvent | LaplaceEvent | GaussianThresholdEvent
 """Every release the ledger can charge."""
 
 
@@ -162,6 +193,12 @@ def event_from_params(mechanism: str, params: Mapping[str, float | int]) -> Priv
             )
         if kind is Mechanism.GAUSSIAN:
             return GaussianEvent(float(params["noise_multiplier"]), _as_int(params["count"]))
+        if kind is Mechanism.GAUSSIAN_THRESHOLD:
+            return GaussianThresholdEvent(
+                float(params["noise_multiplier"]),
+                _as_int(params["count"]),
+                float(params["delta"]),
+            )
         return LaplaceEvent(float(params["scale"]), _as_int(params["count"]))
     except KeyError as missing:
         raise ConfigError(f"{kind.value} event lacks parameter {missing}") from None

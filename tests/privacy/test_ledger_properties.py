@@ -1,4 +1,8 @@
-"""The real SQLite ledger under random jobs of every mechanism, checked against dp-accounting."""
+"""The real SQLite ledger under random jobs of every mechanism, checked against dp-accounting.
+
+Thresholded releases (statistics over privately chosen partitions) consume a delta of their
+own; the oracles convert at what is left, and a test follows one ledger's delta shrinking.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,23 @@ import tempfile
 from pathlib import Path
 
 import dp_accounting
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.dp_oracle import dp_event
+from bench.dp_oracle import consumed_delta, dp_event
 from clients.ledger import EntryStatus
 from clients.sqlite_ledger import SqliteLedger
 from vocab.accounting import DEFAULT_ORDERS, epsilon_spent
 from vocab.errors import BudgetExceeded
-from vocab.privacy import Budget, DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
+from vocab.privacy import (
+    Budget,
+    DpSgdEvent,
+    GaussianEvent,
+    GaussianThresholdEvent,
+    LaplaceEvent,
+    PrivacyEvent,
+)
 
 # dp-accounting's PLD accountant discretises every privacy loss onto a grid of this spacing,
 # pessimistically (connect-the-dots), so each separately discretised PLD may overstate the
@@ -28,7 +40,8 @@ PLD_INTERVAL = 1e-3
 # (test_close_to_dp_accounting_on_default_orders), far beyond anything these budgets allow.
 FRACTIONAL_ORDER_GAP = 0.005
 
-# Mechanisms a budget of at most 8 can afford a few of; all three kinds, one draw each round.
+# Mechanisms a budget of at most 8 can afford a few of; all four kinds, one draw each round.
+# A thresholded release consumes a delta of its own: up to a fifth of the largest budget's.
 events = st.one_of(
     st.builds(
         DpSgdEvent,
@@ -38,6 +51,12 @@ events = st.one_of(
     ),
     st.builds(GaussianEvent, noise_multiplier=st.floats(1.0, 50.0), count=st.integers(1, 10)),
     st.builds(LaplaceEvent, scale=st.floats(0.5, 50.0), count=st.integers(1, 10)),
+    st.builds(
+        GaussianThresholdEvent,
+        noise_multiplier=st.floats(1.0, 50.0),
+        count=st.integers(1, 10),
+        delta=st.floats(1e-10, 2e-5),
+    ),
 )
 # RESERVED: the node never resolved the release (it crashed); it still counts.
 outcomes = st.sampled_from(EntryStatus)
@@ -55,11 +74,15 @@ def _rdp_reference(live: list[PrivacyEvent], delta: float) -> float:
     """dp-accounting's RDP epsilon; for Laplace-only histories, at most the pure-DP sum.
 
     dp-accounting has no pure-DP path (it reports inf at delta = 0), so the textbook bound
-    of Dwork & Roth 2014, Theorem 3.16 stands in for it.
+    of Dwork & Roth 2014, Theorem 3.16 stands in for it. Thresholded releases consume
+    their delta: the conversion runs at what is left.
     """
+    left = delta - consumed_delta(live)
+    if left <= 0 and consumed_delta(live) > 0:
+        return math.inf
     accountant = dp_accounting.rdp.RdpAccountant(orders=list(DEFAULT_ORDERS))
     accountant.compose(dp_accounting.ComposedDpEvent([dp_event(e) for e in live]))
-    epsilon = float(accountant.get_epsilon(delta))
+    epsilon = float(accountant.get_epsilon(left))
     laplace = [e for e in live if isinstance(e, LaplaceEvent)]
     if len(laplace) == len(live):
         epsilon = min(epsilon, math.fsum(e.count / e.scale for e in laplace))
@@ -67,16 +90,24 @@ def _rdp_reference(live: list[PrivacyEvent], delta: float) -> float:
 
 
 def _pld_reference(live: list[PrivacyEvent], delta: float) -> float:
-    """dp-accounting's PLD epsilon less what its discretisation may have added."""
+    """dp-accounting's PLD epsilon (at delta less what thresholded releases consume) less
+    what its discretisation may have added."""
+    left = delta - consumed_delta(live)
+    if left <= 0:
+        return math.inf
     accountant = dp_accounting.pld.PLDAccountant(value_discretization_interval=PLD_INTERVAL)
     accountant.compose(dp_accounting.ComposedDpEvent([dp_event(e) for e in live]))
     # Laplace and DP-SGD PLDs are discretised once and self-composed, so rounding adds up per
     # release; a Gaussian event's `count` releases are discretised as one.
     discretised = sum(
-        e.steps if isinstance(e, DpSgdEvent) else 1 if isinstance(e, GaussianEvent) else e.count
+        e.steps
+        if isinstance(e, DpSgdEvent)
+        else 1
+        if isinstance(e, GaussianEvent | GaussianThresholdEvent)
+        else e.count
         for e in live
     )
-    return float(accountant.get_epsilon(delta)) - PLD_INTERVAL * discretised
+    return float(accountant.get_epsilon(left)) - PLD_INTERVAL * discretised
 
 
 @settings(max_examples=15, deadline=None)
@@ -152,3 +183,35 @@ def test_cancelled_releases_do_not_count(
             assert outcomes[0] == outcomes[1]
         assert noisy.spent() == clean.spent()
         assert noisy.spent() <= budget.epsilon
+
+
+def test_ledger_composes_threshold_events_with_others_and_its_delta_shrinks() -> None:
+    budget = Budget(50.0, 1e-5)
+    sgd = DpSgdEvent(1.2, 0.01, 200)
+    gauss = GaussianEvent(20.0, 5)
+    first = GaussianThresholdEvent(8.0, 3, 2e-6)
+    second = GaussianThresholdEvent(12.0, 2, 3e-6)
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", "people", budget)
+        for job, event in enumerate((sgd, gauss, first)):
+            ledger.commit(ledger.reserve(f"job-{job}", 1, event))
+        history = [entry.event for entry in ledger.history()]
+        assert history == [sgd, gauss, first]  # stored and rebuilt, mechanism and params
+        spent = ledger.spent()
+        # The ledger's figure is the composed curve converted at 1e-5 less 2e-6.
+        plain = [sgd, gauss, GaussianEvent(8.0, 3)]
+        assert epsilon_spent(plain, 8e-6) <= spent <= epsilon_spent(plain, 8e-6) * (1 + 1e-9)
+        ledger.commit(ledger.reserve("job-3", 1, second))
+        after = ledger.spent()
+        plain.append(GaussianEvent(12.0, 2))
+        assert epsilon_spent(plain, 5e-6) <= after <= epsilon_spent(plain, 5e-6) * (1 + 1e-9)
+        assert ledger.lifetime_spent() == after
+        # What is left of delta, 5e-6, cannot pay for a selection of 5e-6: refused, and
+        # the refusal changes nothing.
+        with pytest.raises(BudgetExceeded):
+            ledger.reserve("job-4", 1, GaussianThresholdEvent(100.0, 1, 5e-6))
+        assert ledger.spent() == after
+        # A selection of 4e-6 still fits, and leaves 1e-6.
+        ledger.commit(ledger.reserve("job-5", 1, GaussianThresholdEvent(100.0, 1, 4e-6)))
+        plain.append(GaussianEvent(100.0))
+        assert ledger.spent() >= epsilon_spent(plain, 1e-6)

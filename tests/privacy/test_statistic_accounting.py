@@ -1,4 +1,9 @@
-"""Gaussian and Laplace statistics in vocab.accounting: known values, oracles, properties."""
+"""Gaussian and Laplace statistics in vocab.accounting: known values, oracles, properties.
+
+Thresholded Gaussian releases (statistics over privately chosen partitions) join the
+oracles and properties: the oracles convert at delta less the delta they consume (see
+tests/privacy/test_partition_selection.py for their own known values).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.dp_oracle import dp_event
+from bench.dp_oracle import consumed_delta, dp_event
 from vocab.accounting import (
     DEFAULT_ORDERS,
     epsilon_spent,
@@ -20,7 +25,13 @@ from vocab.accounting import (
     rdp_of,
 )
 from vocab.errors import ConfigError, InternalError
-from vocab.privacy import DpSgdEvent, GaussianEvent, LaplaceEvent, PrivacyEvent
+from vocab.privacy import (
+    DpSgdEvent,
+    GaussianEvent,
+    GaussianThresholdEvent,
+    LaplaceEvent,
+    PrivacyEvent,
+)
 
 # epsilon_spent reports (computed + 1e-12 per release) * (1 + 1e-6), one float up; these
 # bound how far above the exact value it may land.
@@ -47,7 +58,13 @@ gaussian_events = st.builds(
     GaussianEvent, noise_multiplier=st.floats(0.5, 50.0), count=st.integers(1, 10)
 )
 laplace_events = st.builds(LaplaceEvent, scale=st.floats(0.2, 50.0), count=st.integers(1, 10))
-any_events = st.one_of(sgd_events, gaussian_events, laplace_events)
+threshold_events = st.builds(
+    GaussianThresholdEvent,
+    noise_multiplier=st.floats(0.5, 50.0),
+    count=st.integers(1, 10),
+    delta=st.floats(1e-12, 1e-4),
+)
+any_events = st.one_of(sgd_events, gaussian_events, laplace_events, threshold_events)
 # Releases a budget of about 10 or less can afford: PLD accounting of larger losses is slow.
 affordable_events = st.one_of(
     st.builds(
@@ -58,6 +75,12 @@ affordable_events = st.one_of(
     ),
     st.builds(GaussianEvent, noise_multiplier=st.floats(1.0, 50.0), count=st.integers(1, 10)),
     st.builds(LaplaceEvent, scale=st.floats(0.5, 50.0), count=st.integers(1, 10)),
+    st.builds(
+        GaussianThresholdEvent,
+        noise_multiplier=st.floats(1.0, 50.0),
+        count=st.integers(1, 10),
+        delta=st.floats(1e-12, 1e-9),
+    ),
 )
 deltas = st.floats(1e-9, 1e-3)
 
@@ -72,6 +95,12 @@ def _oracle_rdp(events: list[PrivacyEvent], orders: tuple[float, ...]) -> Any:
     return accountant
 
 
+def _oracle_epsilon(accountant: Any, events: list[PrivacyEvent], delta: float) -> float:
+    """The accountant's epsilon at `delta` less what thresholded releases consume."""
+    left = delta - consumed_delta(events)
+    return float(accountant.get_epsilon(left)) if left > 0 else math.inf
+
+
 def _oracle_pld(
     events: list[PrivacyEvent], delta: float, interval: float = PLD_INTERVAL
 ) -> tuple[float, float]:
@@ -80,8 +109,11 @@ def _oracle_pld(
     accountant.compose(dp_accounting.ComposedDpEvent([dp_event(e) for e in events]))
     # Laplace and DP-SGD PLDs are discretised once and self-composed, so the rounding adds
     # up per release; a Gaussian event's `count` releases are discretised as one.
-    discretised = sum(1 if isinstance(e, GaussianEvent) else _releases([e]) for e in events)
-    return float(accountant.get_epsilon(delta)), interval * discretised
+    discretised = sum(
+        1 if isinstance(e, GaussianEvent | GaussianThresholdEvent) else _releases([e])
+        for e in events
+    )
+    return _oracle_epsilon(accountant, events, delta), interval * discretised
 
 
 def _laplace_rdp_exact(scale: float, alpha: float) -> float:
@@ -190,8 +222,8 @@ ORACLE_ORDERS = (1.01, 1.05, *DEFAULT_ORDERS)  # 1.01 and 1.05 hit its Taylor br
 
 
 @settings(max_examples=50, deadline=None)
-@given(event=st.one_of(gaussian_events, laplace_events))
-def test_rdp_curve_matches_dp_accounting(event: GaussianEvent | LaplaceEvent) -> None:
+@given(event=st.one_of(gaussian_events, laplace_events, threshold_events))
+def test_rdp_curve_matches_dp_accounting(event: PrivacyEvent) -> None:
     theirs = _oracle_rdp([event], ORACLE_ORDERS).rdp
     ours = rdp_of(event, ORACLE_ORDERS)
     finite = np.isfinite(theirs) & np.isfinite(ours)
@@ -200,7 +232,9 @@ def test_rdp_curve_matches_dp_accounting(event: GaussianEvent | LaplaceEvent) ->
 
 @settings(max_examples=30, deadline=None)
 @given(
-    events=st.lists(st.one_of(gaussian_events, laplace_events), min_size=1, max_size=4),
+    events=st.lists(
+        st.one_of(gaussian_events, laplace_events, threshold_events), min_size=1, max_size=4
+    ),
     delta=deltas,
 )
 def test_statistics_equal_dp_accounting_rdp_up_to_the_pad(
@@ -209,9 +243,10 @@ def test_statistics_equal_dp_accounting_rdp_up_to_the_pad(
     # Same closed-form curves and the same conversion (Balle et al. 2020, Thm 21), so the
     # epsilons agree up to our pad - except that for Laplace-only releases the pure-DP sum
     # (Dwork & Roth 2014, Thm 3.16) may undercut RDP, and dp-accounting may report 0 via a
-    # KL-divergence bound for tiny losses.
+    # KL-divergence bound for tiny losses. Thresholded releases: both convert at delta less
+    # what they consume (ours rounds that down by a relative 1e-12, so sits above).
     ours = epsilon_spent(events, delta)
-    theirs = float(_oracle_rdp(events, DEFAULT_ORDERS).get_epsilon(delta))
+    theirs = _oracle_epsilon(_oracle_rdp(events, DEFAULT_ORDERS), events, delta)
     if all(isinstance(e, LaplaceEvent) for e in events):
         theirs = min(theirs, math.fsum(e.count / e.scale for e in events))  # type: ignore[union-attr]
     assert ours >= theirs
@@ -240,7 +275,7 @@ def test_mixed_releases_bracketed_by_dp_accounting(
     # over-approximates fractional orders of DP-SGD) but never far above.
     ours = epsilon_spent(events, delta)
     pld, slack = _oracle_pld(events, delta)
-    rdp = float(_oracle_rdp(events, DEFAULT_ORDERS).get_epsilon(delta))
+    rdp = _oracle_epsilon(_oracle_rdp(events, DEFAULT_ORDERS), events, delta)
     assert ours >= pld - slack
     if rdp > 0:
         # dp-accounting reports 0 when delta^2 > 1 - exp(-RDP), a total-variation bound we
