@@ -12,6 +12,7 @@ from protos.silobridge.v1 import job_pb2
 from vocab.errors import JobSpecError
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.statistics import (
+    DEFAULT_SELECTION_SHARE,
     Grouping,
     Measure,
     NoiseKind,
@@ -148,7 +149,9 @@ def _statistics_to_pb(spec: StatisticsSpec, msg: job_pb2.JobSpec) -> None:
                 for s in spec.statistics
             ],
             group_by=[
-                job_pb2.GroupingSpec(column=g.column, keys=list(g.keys), edges=list(g.edges))
+                job_pb2.GroupingSpec(
+                    column=g.column, keys=list(g.keys), edges=list(g.edges), private=g.private
+                )
                 for g in spec.group_by
             ],
             filters=[
@@ -161,6 +164,10 @@ def _statistics_to_pb(spec: StatisticsSpec, msg: job_pb2.JobSpec) -> None:
             max_groups=spec.max_groups,
             noise=_NOISE_TO_PB[spec.noise],
             threshold=spec.threshold,
+            max_partitions=spec.max_partitions,
+            # Left at 0 (absent) without a private grouping, so such specs keep their bytes
+            # and fingerprints; the reader restores the default.
+            selection_share=spec.selection_share if spec.private else 0.0,
         )
     )
 
@@ -185,7 +192,7 @@ def _statistics_from_pb(envelope: dict[str, Any], payload: Any) -> StatisticsSpe
             for s in payload.statistics
         ),
         group_by=tuple(
-            Grouping(column=g.column, keys=tuple(g.keys), edges=tuple(g.edges))
+            Grouping(column=g.column, keys=tuple(g.keys), edges=tuple(g.edges), private=g.private)
             for g in payload.group_by
         ),
         filters=tuple(
@@ -196,6 +203,8 @@ def _statistics_from_pb(envelope: dict[str, Any], payload: Any) -> StatisticsSpe
         max_groups=payload.max_groups,
         noise=_NOISE_FROM_PB[payload.noise],
         threshold=payload.threshold,
+        max_partitions=payload.max_partitions,
+        selection_share=payload.selection_share or DEFAULT_SELECTION_SHARE,
     )
 
 

@@ -2,10 +2,12 @@
 
 A statistics job asks every node for counts, sums, means, variances, histograms and
 quantiles of public-bounded columns, optionally per group (declared keys of a categorical
-column, or bins of a numeric one) and over filtered rows. Everything the node needs to
-bound a person's influence - the value bounds, the group keys, the bin edges, how many
-rows and groups a person may contribute - is public and declared here, never learned from
-the rows. Pure: no pandas, numpy, torch or Flower.
+column, bins of a numeric one, or the values of a column chosen privately at each node)
+and over filtered rows. Everything the node needs to bound a person's influence - the
+value bounds, the group keys, the bin edges, how many rows and groups a person may
+contribute, how many partitions a node may release - is public and declared here, never
+learned from the rows; a privately chosen grouping's labels are released only through DP
+partition selection (`vocab.jobs.statistics_plan`). Pure: no pandas, numpy, torch or Flower.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from vocab.errors import JobSpecError
+from vocab.errors import InternalError, JobSpecError
 from vocab.spec import ENVELOPE_KEYS, JobEnvelope, check_positive_int, job_table
 
 __all__ = [
     "DEFAULT_QUANTILE_BINS",
+    "DEFAULT_SELECTION_SHARE",
     "MAX_BINS",
     "MAX_CELLS",
+    "MAX_LABEL_CHARS",
     "MAX_MAX_ROWS",
     "MAX_RELEASED_VALUES",
     "MAX_STATISTICS",
+    "PRIVATE_SELECTION",
     "Grouping",
     "Measure",
     "NoiseKind",
@@ -42,6 +47,15 @@ MAX_CELLS = 10_000
 
 MAX_STATISTICS = 32
 """Most statistics one job may list."""
+
+MAX_LABEL_CHARS = 64
+"""A privately chosen grouping's label is its value's text cut to this many characters."""
+
+DEFAULT_SELECTION_SHARE = 0.5
+"""Share of a job's delta spent on choosing partitions privately when the spec names none."""
+
+PRIVATE_SELECTION = "private"
+"""The `select` value of a grouping whose keys each node chooses privately."""
 
 MAX_MAX_ROWS = 1000
 """Largest `max_rows` a job may declare: noise grows linearly with it."""
@@ -128,8 +142,10 @@ class StatisticSpec:
 
 @dataclass(frozen=True)
 class Grouping:
-    """Cells along one column: its declared `keys` (matched on the value's `str`), or bins
-    between increasing `edges` labelled "lo-hi" (half-open [lo, hi), the last closed).
+    """Cells along one column: its declared `keys` (matched on the value's `str`), bins
+    between increasing `edges` labelled "lo-hi" (half-open [lo, hi), the last closed), or,
+    when `private`, the column's values themselves (their `str`, cut to `MAX_LABEL_CHARS`),
+    which each node chooses privately among those its rows hold.
 
     Rows whose value is not a key, or lies outside the edges, or is missing, are dropped.
     """
@@ -137,10 +153,13 @@ class Grouping:
     column: str
     keys: tuple[str, ...] = ()
     edges: tuple[float, ...] = ()
+    private: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """The labels of this grouping's cells, in declared order."""
+        """The labels of this grouping's cells, in declared order; () when `private`."""
+        if self.private:
+            return ()
         return self.keys if self.keys else bin_labels(self.edges)
 
 
@@ -237,6 +256,15 @@ def _validate_grouping(group: Grouping) -> None:
     where = f"[group_by.{group.column}]"
     if not isinstance(group.column, str) or not group.column:
         raise JobSpecError("a grouping has no column", "name it: [group_by.<column>]")
+    if not isinstance(group.private, bool):
+        raise JobSpecError(f"{where} `private` must be true or false, got {group.private!r}")
+    if group.private:
+        if group.keys or group.edges:
+            raise JobSpecError(
+                f'{where} sets select = "{PRIVATE_SELECTION}" and also `keys` or `edges`',
+                "keep one: declared keys or edges, or keys chosen privately by each node",
+            )
+        return
     if bool(group.keys) == bool(group.edges):
         raise JobSpecError(
             f"{where} needs either `keys` or `edges`, not {'both' if group.keys else 'neither'}",
@@ -298,6 +326,10 @@ class StatisticsSpec(JobEnvelope):
         max_groups: Most distinct cells one person contributes to.
         noise: Gaussian ((epsilon, delta)-DP) or Laplace (pure epsilon-DP).
         threshold: Cells whose combined noisy count is below it are suppressed.
+        max_partitions: With a private grouping, the most partitions (full cell keys over
+            all groupings) a node releases, 1 to `MAX_CELLS`; 0 otherwise.
+        selection_share: With a private grouping, the share of `delta` spent on choosing
+            partitions, in (0, 1); otherwise it stays at `DEFAULT_SELECTION_SHARE`.
     """
 
     KIND: ClassVar[str] = "statistics"
@@ -309,9 +341,22 @@ class StatisticsSpec(JobEnvelope):
     max_groups: int = 1
     noise: NoiseKind = NoiseKind.GAUSSIAN
     threshold: float = 0.0
+    max_partitions: int = 0
+    selection_share: float = DEFAULT_SELECTION_SHARE
 
     def validate_payload(self) -> None:
         _validate(self)
+
+    @property
+    def private(self) -> bool:
+        """Whether any grouping's keys are chosen privately at each node."""
+        return any(g.private for g in self.group_by)
+
+    @property
+    def selection_delta(self) -> float:
+        """The delta choosing partitions consumes (`selection_share` of `delta`); 0 when no
+        grouping is private."""
+        return self.selection_share * self.delta if self.private else 0.0
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -336,12 +381,21 @@ class StatisticsSpec(JobEnvelope):
     @property
     def cell_keys(self) -> tuple[tuple[str, ...], ...]:
         """Each cell's labels, one per grouping: the cartesian product in declared order
-        (the first grouping varies slowest). Without grouping, the single cell `()`."""
+        (the first grouping varies slowest). Without grouping, the single cell `()`.
+
+        Raises:
+            InternalError: A grouping is private: each node chooses its own partitions.
+        """
+        if self.private:
+            raise InternalError("bug: a privately chosen layout has no declared cell keys")
         return tuple(itertools.product(*(g.labels for g in self.group_by)))
 
     @property
     def cells(self) -> int:
-        """Number of cells: the product of the groupings' label counts (1 without any)."""
+        """Most cells a node releases: the product of the groupings' label counts (1
+        without any), or `max_partitions` when a grouping is private."""
+        if self.private:
+            return self.max_partitions
         return math.prod(len(g.labels) for g in self.group_by)
 
 
@@ -366,6 +420,7 @@ def _validate(spec: StatisticsSpec) -> None:
     if len(set(spec.statistics)) != len(spec.statistics):
         raise JobSpecError("job lists the same statistic twice", "remove the duplicate")
     _validate_cells(spec)
+    _validate_selection(spec)
     check_positive_int(spec.max_rows, "max_rows", MAX_MAX_ROWS)
     check_positive_int(spec.max_groups, "max_groups", spec.cells)
     t = spec.threshold
@@ -384,6 +439,53 @@ def _validate(spec: StatisticsSpec) -> None:
         )
 
 
+_ONLY_PRIVATE_FIX = (
+    f'remove it, or have the nodes choose a grouping\'s keys: select = "{PRIVATE_SELECTION}"'
+)
+
+
+def _validate_selection(spec: StatisticsSpec) -> None:
+    share = spec.selection_share
+    if not spec.private:
+        if spec.max_partitions != 0:
+            raise JobSpecError(
+                "job sets `max_partitions`, which only a privately chosen grouping uses",
+                _ONLY_PRIVATE_FIX,
+            )
+        if share != DEFAULT_SELECTION_SHARE:
+            raise JobSpecError(
+                "job sets `selection_share`, which only a privately chosen grouping uses",
+                _ONLY_PRIVATE_FIX,
+            )
+        return
+    private = ", ".join(f"`{g.column}`" for g in spec.group_by if g.private)
+    if spec.noise is not NoiseKind.GAUSSIAN:
+        raise JobSpecError(
+            f"job chooses the keys of {private} privately, which needs Gaussian noise, not "
+            f"{spec.noise.value}",
+            'use noise = "gaussian" with a delta > 0 (partitions are chosen by thresholding '
+            "Gaussian noisy counts), or declare the keys",
+        )
+    if isinstance(spec.max_partitions, bool) or not isinstance(spec.max_partitions, int):
+        raise JobSpecError(
+            f"job `max_partitions` must be an integer, got {spec.max_partitions!r}",
+            f"set max_partitions to 1 to {MAX_CELLS} in [job]",
+        )
+    if not 1 <= spec.max_partitions <= MAX_CELLS:
+        raise JobSpecError(
+            f"job chooses the keys of {private} privately and needs `max_partitions` from 1 "
+            f"to {MAX_CELLS}, got {spec.max_partitions!r}",
+            "set max_partitions in [job]: the most groups (full cell keys over every "
+            "grouping) a node may release; those with the largest noisy counts are kept",
+        )
+    if not (_finite(share) and 0.0 < share < 1.0):
+        raise JobSpecError(
+            f"job `selection_share` must lie strictly between 0 and 1, got {share!r}",
+            f"it is the share of `delta` spent on choosing groups; leave it out for "
+            f"{DEFAULT_SELECTION_SHARE}",
+        )
+
+
 def _validate_cells(spec: StatisticsSpec) -> None:
     seen: set[str] = set()
     for group in spec.group_by:
@@ -393,7 +495,7 @@ def _validate_cells(spec: StatisticsSpec) -> None:
                 f"job groups by `{group.column}` twice", "list each grouping column once"
             )
         seen.add(group.column)
-    if spec.cells > MAX_CELLS:
+    if not spec.private and spec.cells > MAX_CELLS:
         sizes = " x ".join(str(len(g.labels)) for g in spec.group_by)
         raise JobSpecError(
             f"job groups into {spec.cells} cells ({sizes}), above {MAX_CELLS}",
@@ -409,9 +511,16 @@ def _validate_cells(spec: StatisticsSpec) -> None:
         filtered.add(row_filter.column)
 
 
-_JOB_KEYS = ENVELOPE_KEYS | {"max_rows", "max_groups", "noise", "threshold"}
+_JOB_KEYS = ENVELOPE_KEYS | {
+    "max_rows",
+    "max_groups",
+    "noise",
+    "threshold",
+    "max_partitions",
+    "selection_share",
+}
 _STATISTIC_KEYS = {f.name for f in fields(StatisticSpec)}
-_GROUP_KEYS = {"keys", "edges"}
+_GROUP_KEYS = {"keys", "edges", "select"}
 _FILTER_KEYS = {"values", "lower", "upper"}
 _TABLES = {"job", "statistics", "group_by", "filters"}
 
@@ -489,10 +598,18 @@ def _parse_statistic(index: int, raw: Any) -> StatisticSpec:
 def _parse_grouping(column: str, raw: Any) -> Grouping:
     where = f"[group_by.{column}]"
     table = _table(raw, where, _GROUP_KEYS)
+    select = table.get("select")
+    if select is not None and select != PRIVATE_SELECTION:
+        raise JobSpecError(
+            f"{where} `select` = {select!r} is not allowed",
+            f'use select = "{PRIVATE_SELECTION}" to have each node choose the keys '
+            "privately, or list `keys` or `edges` instead",
+        )
     return Grouping(
         column=column,
         keys=_strings(table.get("keys", []), f"{where} `keys`"),
         edges=_numbers(table.get("edges", []), f"{where} `edges`"),
+        private=select == PRIVATE_SELECTION,
     )
 
 
@@ -511,9 +628,11 @@ def parse_statistics_spec(doc: dict[str, Any], *, source: str = "job spec") -> S
     """Build a validated `StatisticsSpec` from a parsed TOML document.
 
     The document has a `[job]` table (the envelope keys, `kind = "statistics"`, and
-    `max_rows`, `max_groups`, `noise`, `threshold`), an array `[[statistics]]`, and optional
-    `[group_by.<column>]` (`keys` or `edges`) and `[filters.<column>]` (`values`, or
-    `lower`/`upper`) tables, grouped in the order they are written.
+    `max_rows`, `max_groups`, `noise`, `threshold`, and with a private grouping
+    `max_partitions` and `selection_share`), an array `[[statistics]]`, and optional
+    `[group_by.<column>]` (`keys`, `edges` or `select = "private"`) and
+    `[filters.<column>]` (`values`, or `lower`/`upper`) tables, grouped in the order they
+    are written.
 
     Raises:
         JobSpecError: naming the bad table or key and how to fix it.
@@ -530,6 +649,8 @@ def parse_statistics_spec(doc: dict[str, Any], *, source: str = "job spec") -> S
         kwargs["noise"] = _enum_value(NoiseKind, "[job] `noise`", kwargs["noise"])
     if "threshold" in kwargs:
         kwargs["threshold"] = _number(kwargs["threshold"], "[job] `threshold`")
+    if "selection_share" in kwargs:
+        kwargs["selection_share"] = _number(kwargs["selection_share"], "[job] `selection_share`")
     kwargs["statistics"] = tuple(_parse_statistic(i, s) for i, s in enumerate(statistics))
     for name, parse, field_name in (
         ("group_by", _parse_grouping, "group_by"),
@@ -541,6 +662,11 @@ def parse_statistics_spec(doc: dict[str, Any], *, source: str = "job spec") -> S
                 f"{source}: `{name}` must be tables [{name}.<column>]", "see docs/job-spec.md"
             )
         kwargs[field_name] = tuple(parse(column, raw) for column, raw in tables.items())
+    if "selection_share" in job and not any(g.private for g in kwargs["group_by"]):
+        raise JobSpecError(
+            "[job] sets `selection_share`, which only a privately chosen grouping uses",
+            _ONLY_PRIVATE_FIX,
+        )
     try:
         return StatisticsSpec(**kwargs)
     except TypeError as err:

@@ -34,6 +34,51 @@ component (C. Dwork and A. Roth, "The Algorithmic Foundations of Differential Pr
 2014, Theorem 3.6) and k / s in total (Theorem 3.16): `LaplaceEvent(s, count=k)`, pure DP.
 Integer components draw discrete Gaussian or Laplace noise at the same scale, whose privacy
 loss is at most the continuous mechanism's (see `clients.secure_noise`).
+
+Private partition selection (a grouping with `select = "private"`; Gaussian noise only).
+The cells are then *partitions*: tuples of labels, one per grouping, a private column's
+label being its value's text. A node computes the components for every partition its kept
+rows make (after contribution bounding), adds the noise above to every one, and releases
+a partition only if its noisy count exceeds
+
+    tau = Delta_inf + 1 + sigma_count * z,   z = Phi^-1(1 - delta_T / L0)   (z >= 0),
+
+keeping the `max_partitions` largest noisy counts when more pass (ties by label). Here
+Delta_inf = contribution bounds a person's rows in one partition, L0 = `max_groups` bounds
+the partitions a person's kept rows touch (at a node without a person id every row is a
+person, touching one), sigma_count = sigma * contribution is the count's noise std, and
+delta_T = `selection_share` * delta. This is
+Gaussian thresholding (A. Korolova, K. Kenthapadi, N. Mishra and A. Ntoulas, "Releasing
+search queries and clicks privately", WWW 2009; analysed exactly by J. Wilkins, D. Kifer,
+D. Zhang and B. Karrer, "Exact privacy analysis of the Gaussian sparse histogram
+mechanism", 2024), with one change: counts carry *discrete* Gaussian noise, whose tail at
+an integer m is above the continuous one (sigma = 1: P[X >= 2] = 0.059 against 0.050 at
+1.645 sigma), but at most the continuous tail at m - 1 (C. Canonne, G. Kamath and T.
+Steinke, "The Discrete Gaussian for Differential Privacy", NeurIPS 2020, Proposition 25);
+the "+ 1" pays for that.
+
+Why it is delta_T-approximately the Gaussian mechanism. Let D hold one person more than D'
+and U' be the partitions of D'. A partition only that person makes has a true count c in
+[1, Delta_inf], so it passes with probability P[X > tau - c] <= P[X >= floor(tau - c) + 1]
+<= P[Y >= floor(tau - c)] <= P[Y >= sigma_count z] = delta_T / L0 (Y continuous), and
+there are at most L0 of them: the event E that none passes has P[E] >= 1 - delta_T, and
+it depends only on the noise of those partitions. On E the node's output is f(G_U'(D)):
+the Gaussian mechanism over the components of the partitions in U' (the same vector the
+plan prices, with the same L2 sensitivities, since the person's rows in U' are bounded as
+before), followed by thresholding and the top-k cut, which are post-processing (dropping
+partitions outside the top k does not change the top k). At D' the output is exactly
+f(G_U'(D')). So the release is within total variation delta_T of f(G_U'(D)), and at
+least (1 - delta_T) times it as a measure; either way round the hockey-stick divergence
+at e^eps grows by at most delta_T over the Gaussian's (this is approximate zCDP: M. Bun
+and T. Steinke, "Concentrated Differential Privacy", TCC 2016, Definition 8.1). Across
+releases the bad events add up (a union bound; ibid., Section 8), so the ledger converts
+the composed RDP curves at delta less every delta_T (`vocab.accounting.epsilon_spent`).
+The plan charges `GaussianThresholdEvent(sigma, count=k, delta=delta_T)`, sigma
+calibrated so that it costs at most the job's epsilon at its delta.
+
+Neighbouring datasets must leave everyone else's kept rows alone, so the contribution
+bound ranks a person's partitions by a keyed hash of a number derived from the partition's
+labels alone, never of an index that depends on which other partitions exist.
 """
 
 from __future__ import annotations
@@ -41,6 +86,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,7 +102,7 @@ from vocab.jobs.statistics import (
     StatisticsSpec,
     format_number,
 )
-from vocab.privacy import GaussianEvent, LaplaceEvent, PrivacyEvent
+from vocab.privacy import GaussianEvent, GaussianThresholdEvent, LaplaceEvent, PrivacyEvent
 
 __all__ = [
     "COUNT",
@@ -65,11 +111,13 @@ __all__ = [
     "Z95",
     "Component",
     "ComponentKind",
+    "PartitionSelection",
     "StatisticsPlan",
     "laplace_sum_half_width",
     "noise_half_width",
     "plan_statistics",
     "quantile_edges",
+    "selection_threshold",
     "statistic_components",
 ]
 
@@ -347,6 +395,56 @@ def noise_half_width(stds: Sequence[float], noise: NoiseKind, *, integer: bool =
     return laplace_sum_half_width([s / math.sqrt(2.0) for s in positive])
 
 
+_THRESHOLD_PAD = 1e-9
+"""Relative pad on the threshold's normal quantile: float error may only raise tau."""
+
+
+def selection_threshold(
+    count_std: float, contribution: int, delta: float, max_groups: int
+) -> float:
+    """tau = contribution + 1 + count_std * Phi^-1(1 - delta / max_groups), the quantile
+    floored at 0 and padded up by a relative 1e-9 (see the module docstring).
+
+    A partition only one person makes passes `noisy count > tau` with probability at most
+    delta / max_groups, under discrete Gaussian noise of that std.
+
+    Raises:
+        InternalError: An argument is out of range (the plan checked them all).
+    """
+    if not (
+        math.isfinite(count_std)
+        and count_std > 0
+        and 0.0 < delta < 1.0
+        and contribution >= 1
+        and max_groups >= 1
+    ):
+        raise InternalError(
+            f"bug: selection threshold of std {count_std!r}, contribution {contribution!r}, "
+            f"delta {delta!r}, max_groups {max_groups!r}"
+        )
+    z = max(0.0, -statistics.NormalDist().inv_cdf(delta / max_groups))
+    return contribution + 1.0 + count_std * z * (1.0 + _THRESHOLD_PAD)
+
+
+@dataclass(frozen=True)
+class PartitionSelection:
+    """How a node chooses the partitions it releases when a grouping is private.
+
+    Attributes:
+        max_partitions: Most partitions released; the largest noisy counts are kept.
+        delta: delta_T, the delta the selection consumes (its share of the job's delta).
+        max_groups: L0, the most partitions one person's kept rows touch.
+        threshold: tau: a partition is released only if its noisy count exceeds it.
+        labels: Per grouping, its declared labels, or None where they are chosen privately.
+    """
+
+    max_partitions: int
+    delta: float
+    max_groups: int
+    threshold: float
+    labels: tuple[tuple[str, ...] | None, ...]
+
+
 @dataclass(frozen=True)
 class StatisticsPlan:
     """The components a node releases for a statistics job and their noise.
@@ -356,13 +454,16 @@ class StatisticsPlan:
         noise: Gaussian or Laplace.
         noise_multiplier: Gaussian: noise std over L2 sensitivity (sigma). Laplace: scale
             over L1 sensitivity (s); one component is then (1 / s)-DP.
-        cells: Number of cells every component spans.
+        cells: Number of cells every component spans; with `selection`, the most a node
+            releases.
+        selection: With a private grouping, how partitions are chosen; else None.
     """
 
     components: tuple[Component, ...]
     noise: NoiseKind
     noise_multiplier: float
     cells: int
+    selection: PartitionSelection | None = None
 
     def component(self, name: str) -> Component:
         """The component called `name`.
@@ -389,8 +490,11 @@ class StatisticsPlan:
         return scale if self.noise is NoiseKind.GAUSSIAN else math.sqrt(2.0) * scale
 
     def events(self) -> list[PrivacyEvent]:
-        """What the ledger charges: one release per component at the plan's multiplier."""
+        """What the ledger charges: one release per component at the plan's multiplier,
+        and with private selection the delta it consumes."""
         k = len(self.components)
+        if self.selection is not None:
+            return [GaussianThresholdEvent(self.noise_multiplier, k, self.selection.delta)]
         if self.noise is NoiseKind.GAUSSIAN:
             return [GaussianEvent(self.noise_multiplier, count=k)]
         return [LaplaceEvent(self.noise_multiplier, count=k)]
@@ -451,11 +555,13 @@ class StatisticsPlan:
 
 
 @functools.lru_cache(maxsize=1024)
-def _calibrated(noise: NoiseKind, epsilon: float, delta: float, count: int) -> float:
+def _calibrated(
+    noise: NoiseKind, epsilon: float, delta: float, count: int, selection_delta: float
+) -> float:
     """The multiplier for `count` components; remembered, as the node plans a job several
     times (quote, admission, release) and the coordinator reads every reply with its plan."""
     if noise is NoiseKind.GAUSSIAN:
-        return gaussian_noise_multiplier(epsilon, delta, count)
+        return gaussian_noise_multiplier(epsilon, delta, count, selection_delta=selection_delta)
     return laplace_scale(epsilon, count)
 
 
@@ -469,7 +575,8 @@ def plan_statistics(spec: StatisticsSpec, contribution: int) -> StatisticsPlan:
 
     Returns:
         A plan with `epsilon_spent(plan.events(), spec.delta) <= spec.epsilon`; with Laplace
-        noise also at delta = 0 (pure DP).
+        noise also at delta = 0 (pure DP). With a private grouping its events consume
+        `spec.selection_delta` and it carries the `PartitionSelection` nodes apply.
 
     Raises:
         JobSpecError: The epsilon is too small to account for this many components.
@@ -485,14 +592,25 @@ def plan_statistics(spec: StatisticsSpec, contribution: int) -> StatisticsPlan:
     ordered = (components.pop(COUNT), *components.values())
     k = len(ordered)
     try:
-        multiplier = _calibrated(spec.noise, spec.epsilon, spec.delta, k)
+        multiplier = _calibrated(spec.noise, spec.epsilon, spec.delta, k, spec.selection_delta)
     except ConfigError as err:
         raise JobSpecError(
             f"job cannot release {k} noisy components within epsilon {spec.epsilon:g}: "
             f"{err.message}",
             "raise `epsilon`, or ask for fewer statistics",
         ) from err
-    plan = StatisticsPlan(ordered, spec.noise, multiplier, spec.cells)
+    selection = None
+    if spec.private:
+        selection = PartitionSelection(
+            max_partitions=spec.max_partitions,
+            delta=spec.selection_delta,
+            max_groups=spec.max_groups,
+            threshold=selection_threshold(
+                multiplier * contribution, contribution, spec.selection_delta, spec.max_groups
+            ),
+            labels=tuple(None if g.private else g.labels for g in spec.group_by),
+        )
+    plan = StatisticsPlan(ordered, spec.noise, multiplier, spec.cells, selection)
     charged = epsilon_spent(plan.events(), spec.delta)
     if charged > spec.epsilon or (
         spec.noise is NoiseKind.LAPLACE and epsilon_spent(plan.events(), 0.0) > spec.epsilon

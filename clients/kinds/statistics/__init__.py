@@ -58,13 +58,19 @@ class StatisticsKind(NodeKind[StatisticsSpec, StatisticsPlan, Data]):
         self, cfg: NodeConfig, spec: StatisticsSpec, plan: StatisticsPlan, req: JobRequest,
         prepared: Any, data: Data,
     ) -> Released:  # fmt: skip
-        from clients.kinds.statistics.aggregate import exact_aggregates, noisy_release
+        from clients.kinds.statistics.aggregate import (
+            exact_aggregates,
+            noisy_release,
+            private_release,
+        )
         from clients.split_key import node_secret
 
         frame, person_keys = data
-        exact = exact_aggregates(
-            frame, spec, plan, person_keys=person_keys, secret=node_secret(cfg.ledger_path)
-        )
+        secret = node_secret(cfg.ledger_path)
+        if spec.private:
+            release = private_release(frame, spec, plan, person_keys=person_keys, secret=secret)
+            return Released(result=release.to_json())
+        exact = exact_aggregates(frame, spec, plan, person_keys=person_keys, secret=secret)
         return Released(result=noisy_release(exact, plan).to_json())
 
     def release_record(
@@ -77,6 +83,8 @@ class StatisticsKind(NodeKind[StatisticsSpec, StatisticsPlan, Data]):
             "components": len(plan.components),
             "contribution": int(plan.components[0].sensitivity),
         }
+        if plan.selection is not None:
+            params["partition_threshold"] = plan.selection.threshold
         return ReleaseRecord(
             round=req.round,
             what="statistics",

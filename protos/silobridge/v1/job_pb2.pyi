@@ -224,14 +224,16 @@ class StatisticSpec(_message.Message):
     def __init__(self, measure: _Optional[_Union[Measure, str]] = ..., column: _Optional[str] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ..., edges: _Optional[_Iterable[float]] = ..., quantiles: _Optional[_Iterable[float]] = ..., bins: _Optional[int] = ...) -> None: ...
 
 class GroupingSpec(_message.Message):
-    __slots__ = ("column", "keys", "edges")
+    __slots__ = ("column", "keys", "edges", "private")
     COLUMN_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_FIELD_NUMBER: _ClassVar[int]
     column: str
     keys: _containers.RepeatedScalarFieldContainer[str]
     edges: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, column: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., edges: _Optional[_Iterable[float]] = ...) -> None: ...
+    private: bool
+    def __init__(self, column: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., edges: _Optional[_Iterable[float]] = ..., private: _Optional[bool] = ...) -> None: ...
 
 class RowFilterSpec(_message.Message):
     __slots__ = ("column", "values", "lower", "upper")
@@ -246,7 +248,7 @@ class RowFilterSpec(_message.Message):
     def __init__(self, column: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ...) -> None: ...
 
 class StatisticsPayload(_message.Message):
-    __slots__ = ("statistics", "group_by", "filters", "max_rows", "max_groups", "noise", "threshold")
+    __slots__ = ("statistics", "group_by", "filters", "max_rows", "max_groups", "noise", "threshold", "max_partitions", "selection_share")
     STATISTICS_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +256,8 @@ class StatisticsPayload(_message.Message):
     MAX_GROUPS_FIELD_NUMBER: _ClassVar[int]
     NOISE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_SHARE_FIELD_NUMBER: _ClassVar[int]
     statistics: _containers.RepeatedCompositeFieldContainer[StatisticSpec]
     group_by: _containers.RepeatedCompositeFieldContainer[GroupingSpec]
     filters: _containers.RepeatedCompositeFieldContainer[RowFilterSpec]
@@ -261,7 +265,9 @@ class StatisticsPayload(_message.Message):
     max_groups: int
     noise: NoiseKind
     threshold: float
-    def __init__(self, statistics: _Optional[_Iterable[_Union[StatisticSpec, _Mapping]]] = ..., group_by: _Optional[_Iterable[_Union[GroupingSpec, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[RowFilterSpec, _Mapping]]] = ..., max_rows: _Optional[int] = ..., max_groups: _Optional[int] = ..., noise: _Optional[_Union[NoiseKind, str]] = ..., threshold: _Optional[float] = ...) -> None: ...
+    max_partitions: int
+    selection_share: float
+    def __init__(self, statistics: _Optional[_Iterable[_Union[StatisticSpec, _Mapping]]] = ..., group_by: _Optional[_Iterable[_Union[GroupingSpec, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[RowFilterSpec, _Mapping]]] = ..., max_rows: _Optional[int] = ..., max_groups: _Optional[int] = ..., noise: _Optional[_Union[NoiseKind, str]] = ..., threshold: _Optional[float] = ..., max_partitions: _Optional[int] = ..., selection_share: _Optional[float] = ...) -> None: ...
 
 class RegressionPayload(_message.Message):
     __slots__ = ("family", "target", "target_lower", "target_upper", "features", "max_rows", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "exposure")

@@ -64,6 +64,17 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
+def _selection_lines(spec: StatisticsSpec) -> list[str]:
+    if not spec.private:
+        return []
+    private = ", ".join(f"`{g.column}`" for g in spec.group_by if g.private)
+    return [
+        f"- groups of {private} chosen privately by each department: at most "
+        f"{spec.max_partitions}, only those whose noisy count passed its threshold, with "
+        f"delta {spec.selection_delta:g} of the {spec.delta:g} spent choosing them"
+    ]
+
+
 def _card(spec: StatisticsSpec, result: dict[str, Any]) -> str:
     lines = [
         f"# Result card: {spec.name} (population statistics)",
@@ -78,6 +89,7 @@ def _card(spec: StatisticsSpec, result: dict[str, Any]) -> str:
         "per person at a department that declares a person id (one row per person otherwise)",
         f"- suppression: cells whose combined noisy count is below {spec.threshold:g} are "
         "suppressed (their figures are blank)",
+        *_selection_lines(spec),
         f"- departments combined: {', '.join(result['combined']) or 'none'}",
         "",
         result["note"],

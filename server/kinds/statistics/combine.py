@@ -17,6 +17,11 @@ costs no privacy. Per cell:
   half-width is the smallest whole number covering 95 % of the nodes' summed noise
   (`vocab.jobs.statistics_plan.noise_half_width`), which 1.96 std is not when noise is small.
 
+With a privately chosen grouping the cells are the union of the partitions the nodes
+released, in key order, and each sums only the nodes that released it (their noise
+variances add): a node that did not release a partition had a small or zero noisy count
+there, so such figures are biased down near the nodes' thresholds (`clamping_note` says so).
+
 A cell is suppressed when its combined *noisy* count is below `spec.threshold`: deciding on
 noisy figures is post-processing, deciding on a raw count would leak it. Every statistic of
 a suppressed cell is suppressed. `Cell` keeps the computed figures (for tests and renderers
@@ -53,7 +58,7 @@ from vocab.jobs.statistics_plan import (
     quantile_edges,
     statistic_components,
 )
-from vocab.jobs.statistics_release import NodeStatistics
+from vocab.jobs.statistics_release import ComponentRelease, NodeStatistics
 
 __all__ = ["BOOTSTRAP_DRAWS", "Cell", "clamping_note", "combine"]
 
@@ -285,6 +290,35 @@ def _statistic_cells(
     return [make("", value, std, lower, upper)]
 
 
+def _private_cells(
+    plan: StatisticsPlan, releases: Sequence[NodeStatistics]
+) -> list[tuple[tuple[str, ...], dict[str, _Combined]]]:
+    """Per partition any node released (in key order), its components summed over the
+    nodes that released it, as one-cell parts."""
+    found: dict[tuple[str, ...], list[tuple[dict[str, ComponentRelease], int]]] = {}
+    for release in releases:
+        named = release.by_name()
+        for position, key in enumerate(release.keys):
+            found.setdefault(key, []).append((named, position))
+    cells = []
+    for key in sorted(found):
+        parts = {}
+        for c in plan.components:
+            slices = [
+                (named[c.name], position * c.size, (position + 1) * c.size)
+                for named, position in found[key]
+            ]
+            values = np.sum(
+                [np.asarray(part.values[lo:hi], dtype=np.float64) for part, lo, hi in slices],
+                axis=0,
+            )
+            parts[c.name] = _Combined(
+                values.reshape(1, c.size), tuple(part.noise_std for part, _, _ in slices)
+            )
+        cells.append((key, parts))
+    return cells
+
+
 def combine(
     spec: StatisticsSpec,
     releases: Sequence[NodeStatistics],
@@ -293,7 +327,8 @@ def combine(
 ) -> list[Cell]:
     """The result cells of a statistics job from the nodes' releases.
 
-    Cells come group cell by group cell (in `spec.cell_keys` order), and within one in the
+    Cells come group cell by group cell (in `spec.cell_keys` order; with a privately chosen
+    grouping, every partition any node released, in key order), and within one in the
     order the spec lists its statistics (a histogram's bins and a quantile's levels in
     order).
 
@@ -311,10 +346,16 @@ def combine(
     plan: StatisticsPlan = plan_statistics(spec, 1)  # the layout is the same at any bound
     for release in releases:
         release.check_layout(plan)
-    parts = _combine_components(plan, releases)
     generator = rng if rng is not None else np.random.default_rng(spec.seed)
     cells: list[Cell] = []
     columns = tuple(g.column for g in spec.group_by)
+    if spec.private:
+        for labels, one in _private_cells(plan, releases):
+            group = tuple(zip(columns, labels, strict=True))
+            for stat in spec.statistics:
+                cells.extend(_statistic_cells(stat, 0, group, one, spec, generator))
+        return cells
+    parts = _combine_components(plan, releases)
     for index, labels in enumerate(spec.cell_keys):
         group = tuple(zip(columns, labels, strict=True))
         for stat in spec.statistics:
@@ -351,6 +392,17 @@ def clamping_note(spec: StatisticsSpec) -> str:
         f"{spec.max_groups} cell(s) where a node declares a person id (one row per person "
         "elsewhere); rows beyond that were dropped before aggregation."
     )
+    if spec.private:
+        private = ", ".join(f"`{g.column}`" for g in spec.group_by if g.private)
+        parts.append(
+            f"The groups of {private} were chosen privately at each node: a node released a "
+            "group only where its noisy count passed that node's threshold (and at most "
+            f"{spec.max_partitions} groups, those with the largest noisy counts). A group's "
+            "figures combine only the nodes that released it; the others' counts there were "
+            "small or zero and are left out, so counts and sums are biased down near the "
+            "threshold (while one node's released count is biased up, having passed a noisy "
+            "threshold), and groups small at every node are missing from the result."
+        )
     parts.append(
         "The 95 % intervals cover the privacy noise only: not sampling error, clamping bias "
         "or rows dropped by contribution bounds. "

@@ -111,3 +111,41 @@ def test_nodes_holding_another_dataset_take_no_part(federation: Federation) -> N
         assert federation.charged(name, "census#5") == 0.0
     ran = federation.submit(_spec("people", dataset="people"), 6)
     assert isinstance(ran[-1], JobEnd) and ran[-1].status == "succeeded"
+
+
+def test_groups_chosen_privately_are_released_charged_and_combined(
+    federation: Federation,
+) -> None:
+    doc: dict[str, Any] = {
+        "job": {"kind": "statistics", "name": "chosen", "epsilon": 1.0, "delta": 1e-6,
+                "min_nodes": 2, "node_wait_s": 1.0, "round_timeout_s": 60.0,
+                "max_partitions": 10, "selection_share": 0.5},
+        "statistics": [
+            {"measure": "count"},
+            {"measure": "mean", "column": "x1", "lower": -4.0, "upper": 4.0},
+        ],
+        "group_by": {"grp": {"select": "private"}},
+    }  # fmt: skip
+    spec = parse_statistics_spec(doc)
+    quoted = federation.submit(spec, 7, RunMode.QUOTE)[-1]
+    assert isinstance(quoted, QuoteResult) and quoted.ok, quoted
+    assert (quoted.preview.half_widths or {})["count"] > 0
+    result = _result(federation.submit(spec, 8))
+    assert result["status"] == "succeeded", result["failure"]
+    assert "chosen privately" in result["note"]
+    truth = pd.concat(federation.rows.values())
+    counts = {c["group"]["grp"]: c for c in result["cells"] if c["statistic"] == "count"}
+    # Hundreds of rows per group at each node: far above the threshold, so both nodes
+    # release both groups, and nothing else exists.
+    assert set(counts) == {"a", "b"}
+    for key in ("a", "b"):
+        assert abs(counts[key]["value"] - (truth["grp"] == key).sum()) <= 5 * counts[key]["std"]
+    for node in quoted.nodes:
+        assert federation.charged(node.department, "chosen#8") == pytest.approx(
+            node.requested, rel=1e-9
+        )
+        # Charged as a thresholded release consuming half the job's delta.
+        (release,) = result["nodes"][node.department]["releases"]
+        assert release["mechanism"] == "gaussian_threshold"
+        assert release["params"]["delta"] == pytest.approx(5e-7)
+        assert release["params"]["partition_threshold"] > 1
