@@ -57,10 +57,11 @@ from rich.table import Table
 from bench.departments import DemoDepartments
 from bench.dp_oracle import consumed_delta, dp_event
 from bench.report import command_line, environment, make_console, write_result
-from clients.job_plan import DpPlan, plan_dp, planned_rows
-from clients.ledger import Requester
+from clients.kinds.risk.plan import DpPlan, plan_dp
+from clients.ledger.ledger import Requester
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import load_node_config
-from clients.sqlite_ledger import SqliteLedger
+from clients.training.sizing import planned_rows
 from vocab.accounting import (
     DEFAULT_ORDERS,
     epsilon_spent,

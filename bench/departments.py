@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from clients.data.node_dataset import load_job_frames
 from clients.node_config import load_node_config
-from clients.node_dataset import load_job_frames
 from silobridge.demo_data import approve_spec, load_lending_club, write_departments
 from vocab.approval import JobClaims
 from vocab.features import encode_features, encode_target

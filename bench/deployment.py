@@ -25,13 +25,13 @@ from rich.table import Table
 
 from bench.report import environment, write_result
 from clients.node_identity import node_identity
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, descendants, free_port, wait_for_port
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.progress import JobEnd
 
 __all__ = ["main"]

@@ -12,7 +12,7 @@ the report gives the median ratio and the median time per epoch.
 Variants:
 
 * ``plain``: `torch.optim.SGD` over a shuffled `DataLoader`, no DP.
-* ``dp/<mode>``: the loop of `clients.dp_trainer.train_round` (Opacus, Poisson sampling,
+* ``dp/<mode>``: the loop of `clients.kinds.risk.trainer.train_round` (Opacus, Poisson sampling,
   flat clipping, Gaussian noise) with Opacus' ``grad_sample_mode`` ``<mode>``; setup
   (`PrivacyEngine` + `make_private`) is timed separately, since a node pays it once per round
   and not per epoch.
@@ -49,8 +49,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench.departments import DemoDepartments, NodeData
 from bench.report import command_line, environment, make_console, write_result
-from clients.dp_trainer import train_round
-from clients.job_plan import DpPlan
+from clients.kinds.risk.plan import DpPlan
+from clients.kinds.risk.trainer import train_round
 from vocab.jobspec import ModelKind, RiskJobSpec, load_job_spec
 from vocab.models import build_model, get_weights, set_weights
 

@@ -2,7 +2,7 @@
 
 Run: ``python -m bench.governance [--quick] [--out results]``
 
-A synthetic department (`silobridge.synthetic`: `write_node`, `make_rows`) with a real
+A synthetic department (`testkit.synthetic`: `write_node`, `make_rows`) with a real
 SQLite ledger and hash-chained audit log, and a job (`synthetic_spec`) with the shipped demo
 job's training settings (3 rounds, 8 local epochs, batch 256, epsilon 1). Timed side by side
 in one process, the operations rotating their order every repetition, medians reported:
@@ -50,17 +50,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import clients.dp_trainer
+import clients.kinds.risk.trainer
 from bench.report import command_line, environment, make_console, write_result
-from clients.dp_trainer import RoundResult
-from clients.job_plan import DpPlan, plan_for_node
-from clients.ledger import EntryStatus, Requester
-from clients.node_audit import node_audit_log
+from clients.kinds.risk.plan import DpPlan, plan_for_node
+from clients.ledger.ledger import EntryStatus, Requester
+from clients.ledger.node_audit import node_audit_log
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
 from clients.release import JobRequest, handle_quote, handle_request
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from clients.training.dp_sgd import RoundResult
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent, forget_cached_curves
 from vocab.audit_chain import ChainHead, make_entry
 from vocab.audit_log import AuditLog
@@ -198,13 +198,13 @@ def _write_audit_history(path: Path, events: list[DpSgdEvent], key: IdentityKey)
 
 @dataclass
 class _TimedTrainRound:
-    """Wraps `clients.dp_trainer.train_round` to time the DP-SGD inside `handle_request`."""
+    """Wraps `clients.kinds.risk.trainer.train_round` to time the DP-SGD inside `handle_request`."""
 
     seconds: float = 0.0
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        original = clients.dp_trainer.train_round
+        original = clients.kinds.risk.trainer.train_round
 
         def timed(*args: Any, **kwargs: Any) -> RoundResult:
             start = time.perf_counter()
@@ -214,11 +214,11 @@ class _TimedTrainRound:
                 self.seconds = time.perf_counter() - start
 
         # `_serve` imports train_round from the module at call time, so this is what it runs.
-        clients.dp_trainer.train_round = timed
+        clients.kinds.risk.trainer.train_round = timed
         try:
             yield
         finally:
-            clients.dp_trainer.train_round = original
+            clients.kinds.risk.trainer.train_round = original
 
 
 @dataclass

@@ -78,9 +78,9 @@ from bench.report import command_line, environment, make_console, write_result
 from clients.kinds.regression.poisson import encode_poisson, poisson_model, train_poisson_round
 from clients.kinds.regression.suffstats import encode_design, noisy_sufficient_statistics
 from clients.kinds.statistics.aggregate import exact_aggregates, noisy_release
-from server.aggregation import mean_delta
 from server.kinds.regression.poisson_fit import initial_weights, poisson_deviance
 from server.kinds.regression.solve import solve_linear
+from server.kinds.risk.aggregation import mean_delta
 from server.kinds.statistics.combine import Cell, combine
 from silobridge.demo_data import _REGIONS  # the demo's census regions: one source of truth
 from vocab.accounting import calibrate_noise_multiplier
@@ -827,7 +827,9 @@ def _poisson_regression(
             "batch_size": base.batch_size,
             "learning_rate": base.learning_rate,
             "max_grad_norm": base.max_grad_norm,
-            "aggregation": "unweighted mean delta (server.aggregation.mean_delta), server lr 1",
+            "aggregation": (
+                "unweighted mean delta (server.kinds.risk.aggregation.mean_delta), server lr 1"
+            ),
         },
         "glm": {
             "deviance": glm_deviance,
@@ -865,7 +867,7 @@ def _deployment_query(console: Console) -> dict[str, Any]:
 def _run_deployment() -> dict[str, Any]:
     from clients.node_config import load_node_config
     from clients.node_identity import node_identity
-    from server.coordinator_home import CoordinatorHome
+    from server.home.coordinator_home import CoordinatorHome
     from silobridge.app_bundle import bundle_of
     from silobridge.coordinator_runner import start_coordinator
     from silobridge.daemons import CoordinatorAddresses

@@ -1,7 +1,7 @@
 """The compared ways to train the risk model, simulated in-process on the same encoded rows.
 
 * silobridge: the nodes' `plan_dp` + `train_round` each round from the current global model,
-  then the coordinator's `mean_delta` + `ServerOptimizer.step` (server/risk_job.py).
+  then the coordinator's `mean_delta` + `ServerOptimizer.step` (server/kinds/risk/rounds.py).
 * central (with or without DP) and local-only DP: the same model on pooled or one node's rows.
 * naive Flower + Opacus: the pattern of Flower's Opacus example (adap/flower,
   examples/opacus): a new `PrivacyEngine` every round, a fixed noise multiplier, SGD with
@@ -22,9 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.departments import NodeData
-from clients.dp_trainer import train_round
-from clients.job_plan import DpPlan, plan_dp
-from server.aggregation import ServerOptimizer, mean_delta
+from clients.kinds.risk.plan import DpPlan, plan_dp
+from clients.kinds.risk.trainer import train_round
+from server.kinds.risk.aggregation import ServerOptimizer, mean_delta
 from vocab.accounting import calibrate_noise_multiplier, epsilon_spent
 from vocab.jobspec import RiskJobSpec
 from vocab.metrics import roc_auc

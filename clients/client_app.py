@@ -11,7 +11,6 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from clients.release import (
     JobOutcome,
     JobRequest,
@@ -20,6 +19,7 @@ from clients.release import (
     log_malformed,
 )
 from clients.reply_sealing import sealed_reply
+from clients.runtime.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from vocab.audit_chain import SignedHead
 from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
 from vocab.serde import job_from_bytes

@@ -42,7 +42,7 @@ File format (every key shown; keys marked optional may be left out)::
     approvals = "approvals"      # optional, default "approvals": folder of signed *.json
 
 Conditional columns are usable only under an approval file in the `approvals` folder signed
-by the key in `public_key` (see `clients/approval_check.py`); the folder is read per job, so
+by the key in `public_key` (see `clients/policy/approval_check.py`); the folder is read per job, so
 an officer can drop a new approval in without restarting the node. Without `public_key`
 every job that uses a conditional column is refused. The unsigned `[[approvals]]` blocks of
 earlier versions are refused with a message on how to sign them.

@@ -19,16 +19,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from clients.app_identity import running_app_hash
-from clients.column_policy import PolicyDecision, check_job_columns
 from clients.kinds.base import JobRequest, NodeKind, Released
 from clients.kinds.registry import node_kind
-from clients.ledger import ApprovalCap, DuplicateRelease, Ledger, Quote, Requester, Reservation
-from clients.node_audit import log_budget_change, node_audit_log, release_digest
+from clients.ledger.ledger import (
+    ApprovalCap,
+    DuplicateRelease,
+    Ledger,
+    Quote,
+    Requester,
+    Reservation,
+)
+from clients.ledger.node_audit import log_budget_change, node_audit_log, release_digest
+from clients.ledger.reply_codec import JobOutcome, decode_reply, encode_reply
+from clients.ledger.round_lock import RunSlots
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig, load_node_config
-from clients.reply_codec import JobOutcome, decode_reply, encode_reply
-from clients.round_lock import RunSlots
-from clients.sqlite_ledger import SqliteLedger
+from clients.policy.column_policy import PolicyDecision, check_job_columns
+from clients.runtime.app_identity import running_app_hash
 from vocab.accounting import epsilon_spent
 from vocab.approval import JobClaims
 from vocab.audit_chain import SignedHead

@@ -9,8 +9,7 @@ from typing import TypeVar
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
-from server.central_budget import CentralCheck
-from server.coordinator_audit import central_view
+from server.central_budget.central_budget import CentralCheck
 from server.exchange import (
     AnswerStatus,
     HeadSource,
@@ -20,6 +19,7 @@ from server.exchange import (
     push_and_pull,
     wait_for_nodes,
 )
+from server.home.coordinator_audit import central_view
 from server.reply_check import ReplyCheck, claimed_department
 from vocab.errors import RefusalCode
 from vocab.progress import Emit, NodeQuoteView, QuoteEvent, QuotePreview, ScopeView

@@ -2,7 +2,7 @@
 
 A reply's report names a department; the coordinator believes it only if the reply carries
 a seal (`vocab/reply_seal.py`) by the identity key registered for that department
-(`silobridge node register`, `server/node_registry.py`), over this very job, round and
+(`silobridge node register`, `server/home/node_registry.py`), over this very job, round and
 message kind. An unregistered department, a missing or wrong seal, or one node id speaking
 for a second department is not an answer: it meets no quorum and its weights are dropped.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from flwr.app import RecordDict
 
-from server.node_registry import NodeRegistry
+from server.home.node_registry import NodeRegistry
 from vocab.errors import ConfigError
 from vocab.reply_seal import seal_verifies
 from vocab.wire import REPORT

@@ -13,10 +13,10 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from server.central_budget import CapExceeded, CentralBudget
-from server.coordinator_audit import CoordinatorAudit
-from server.coordinator_home import HOME_ENV, RESULTS_DIR, CoordinatorHome
+from server.central_budget.central_budget import CapExceeded, CentralBudget
 from server.exchange import AnswerStatus, NodeReply
+from server.home.coordinator_audit import CoordinatorAudit
+from server.home.coordinator_home import HOME_ENV, RESULTS_DIR, CoordinatorHome
 from server.kinds.base import Drive, Finished
 from server.kinds.registry import coordinator_kind
 from server.quote_round import run_quote

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.app_gate import APPS_FOLDER
+from clients.runtime.app_gate import APPS_FOLDER
 from silobridge.app_bundle import bundle_of
 from vocab.app_approval import AppApproval, SignedAppApproval, serialize_app_approval
 from vocab.approval import key_id_of

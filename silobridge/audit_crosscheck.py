@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clients.ledger import LedgerEntry
-from clients.node_audit import release_digest
+from clients.ledger.ledger import LedgerEntry
+from clients.ledger.node_audit import release_digest
 from vocab.audit_chain import AuditEntry, SignedHead, VerifyResult, verify_chain
 from vocab.audit_log import read_entries
 from vocab.identity_key import PublicIdentity

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from server.home_env import HOME_ENV
+from server.home.home_env import HOME_ENV
 from silobridge.app_approvals import release_hash
 from silobridge.coordinator_apps import approve_coordinator_app
 from silobridge.daemons import CoordinatorAddresses, superlink_argv

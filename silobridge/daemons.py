@@ -216,7 +216,7 @@ def warm_superexec_argv(runtime_port: int, parent_pid: int, *, cold: bool = Fals
     return [
         sys.executable,
         "-m",
-        "clients.warm_superexec",
+        "clients.runtime.warm_superexec",
         "--runtime-api-address",
         f"127.0.0.1:{runtime_port}",
         # The runtime API is a loopback link between two local processes.

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.app_gate import APPS_FOLDER
 from clients.node_config import (
     ColumnSpec,
     DataSourceSpec,
@@ -25,6 +24,7 @@ from clients.node_config import (
     SourceKind,
     render_node_config,
 )
+from clients.runtime.app_gate import APPS_FOLDER
 from silobridge.app_approvals import sign_app_approval, write_app_approval
 from silobridge.officer_keys import (
     generate_key_pair,

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from clients.app_gate import APPS_FOLDER
 from clients.node_config import (
     ColumnSpec,
     DataSourceSpec,
@@ -23,6 +22,7 @@ from clients.node_config import (
     SourceKind,
     render_node_config,
 )
+from clients.runtime.app_gate import APPS_FOLDER
 from silobridge.app_approvals import sign_app_approval, write_app_approval
 from silobridge.demo_data import Department, officer_key
 from silobridge.officer_keys import officer_key_of

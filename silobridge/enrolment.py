@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.certs import read_node_public_key
 from silobridge.flower_runner import Federation, register_supernode
 from vocab.errors import ConfigError

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients.ledger import EntryStatus, Scope, ScopeKind
-from clients.node_audit import log_budget_change, node_audit_log
+from clients.ledger.ledger import EntryStatus, Scope, ScopeKind
+from clients.ledger.node_audit import log_budget_change, node_audit_log
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig, load_node_config
-from clients.sqlite_ledger import SqliteLedger
 from vocab.errors import ConfigError
 from vocab.jobspec import NAME_RE
 from vocab.privacy import Budget

@@ -12,7 +12,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.approval_check import OfficerKey
+from clients.policy.approval_check import OfficerKey
 from vocab.approval import Approval, SignedApproval, key_id_of, serialize_signed_approval
 from vocab.errors import ConfigError
 from vocab.jobspec import RiskJobSpec

@@ -75,7 +75,7 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     """
     env = {**os.environ, **extra}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    # `python -m clients.warm_superexec` must import the installed gate, never a `clients/`
+    # `python -m clients.runtime.warm_superexec` must import the installed gate, never a `clients/`
     # folder that happens to be in the operator's working directory.
     env["PYTHONSAFEPATH"] = "1"
     # Flower reports usage events to its makers by default: nothing leaves a department.

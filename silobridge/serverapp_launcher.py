@@ -29,8 +29,8 @@ from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.superexec.plugin import ServerAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
-from clients.app_launch import GatedExecutor, OwnExecutorPlugin
-from server.home_env import HOME_ENV
+from clients.runtime.app_launch import GatedExecutor, OwnExecutorPlugin
+from server.home.home_env import HOME_ENV
 from silobridge.coordinator_apps import coordinator_apps
 
 __all__ = ["AppNotApproved", "main", "run_gated_serverapp"]
@@ -60,7 +60,7 @@ def run_gated_serverapp(argv: list[str]) -> None:
     from flwr.supercore.utils import get_flwr_home
     from flwr.superlink.cli.flwr_serverapp import flwr_serverapp
 
-    from clients.app_gate import forget_bundle_modules, install_approved
+    from clients.runtime.app_gate import forget_bundle_modules, install_approved
 
     # The module, not the package attribute of the same name (the package re-exports the
     # function): its globals are what `run_serverapp` looks its steps up in.

@@ -2,7 +2,7 @@
 
 Pure: no cryptography here. `silobridge officer approve-app` signs `AppApproval.
 canonical_bytes()` with the officer's ed25519 key; the node's launcher
-(`clients/app_gate.py`) verifies it before any code of a run is imported.
+(`clients/runtime/app_gate.py`) verifies it before any code of a run is imported.
 
 File format (one per `*.json` file in the node's `<approvals>/apps/` folder)::
 

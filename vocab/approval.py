@@ -8,7 +8,7 @@ node's ledger enforces. Anything else - another spec, another app, another analy
 epsilon - needs a new approval.
 
 Pure: no cryptography here. The officer's tool signs `Approval.canonical_bytes()` with
-ed25519 (`silobridge/officer_keys.py`); the node verifies it (`clients/approval_check.py`).
+ed25519 (`silobridge/officer_keys.py`); the node verifies it (`clients/policy/approval_check.py`).
 
 File format (one approval per `*.json` file, written by `silobridge officer approve`)::
 

@@ -22,10 +22,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from clients.node_audit import audit_path_for
+from clients.ledger.node_audit import audit_path_for
 from clients.node_config import load_node_config
 from clients.node_identity import node_key_path
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.audit_crosscheck import CrosscheckReport, crosscheck_files, ledger_mismatches
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
 from silobridge.node_budget import open_node_ledger

@@ -15,8 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from server.central_budget import CapChange, CapKind, CapStanding, JobCharge
-from server.coordinator_home import CoordinatorHome
+from server.central_budget.central_budget import CapChange, CapKind, CapStanding, JobCharge
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.cli.errors import console, handle_errors
 from silobridge.node_budget import budget_history, budget_view, set_node_budget
 from vocab.errors import ConfigError

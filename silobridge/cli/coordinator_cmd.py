@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.app_approvals import chosen_hash
 from silobridge.certs import DeploymentCerts
 from silobridge.cli.errors import console, err_console, handle_errors

@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from clients.node_audit import audit_path_for
+from clients.ledger.node_audit import audit_path_for
 from clients.node_config import load_node_config
 from clients.node_identity import node_identity
-from server.coordinator_home import AUDIT_FILE, CoordinatorHome
+from server.home.coordinator_home import AUDIT_FILE, CoordinatorHome
 from silobridge.app_bundle import bundle_of
 from silobridge.audit_crosscheck import crosscheck_files
 from silobridge.certs import DeploymentCerts, NodeKeyFiles, make_deployment_certs, make_node_key

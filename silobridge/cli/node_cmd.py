@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from clients.app_gate import approved_apps
-from clients.approval_check import load_officer_key
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_identity import node_identity
-from server.coordinator_home import CoordinatorHome
+from clients.policy.approval_check import load_officer_key
+from clients.runtime.app_gate import approved_apps
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.cli.errors import console, err_console, handle_errors
 from silobridge.daemons import ControlRecord, check_transport
 from silobridge.enrolment import enrol_node

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clients.app_gate import approved_apps, apps_folder
-from clients.approval_check import load_officer_key
 from clients.node_config import load_node_config
+from clients.policy.approval_check import load_officer_key
+from clients.runtime.app_gate import approved_apps, apps_folder
 from silobridge.app_approvals import chosen_hash, sign_app_approval, write_app_approval
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
 from silobridge.officer_keys import load_private_key

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from clients.approval_check import signature_fault
+from clients.policy.approval_check import signature_fault
 from silobridge.cli.errors import EXIT_USER_ERROR, console, err_console, handle_errors
 from silobridge.cli.officer_app_cmd import approve_app, list_apps
 from silobridge.officer_keys import (

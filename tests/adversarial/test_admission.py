@@ -20,14 +20,14 @@ import pytest
 from flwr.app import Context, Message, RecordDict
 
 from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, evaluate, quote, train
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
-from clients.sqlite_ledger import SqliteLedger
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from server.run_config import RunMode
 from server.server_app import run_submission
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
-from tests.unit.server.fake_grid import InProcessGrid
+from testkit.fake_grid import InProcessGrid
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.jobspec import RiskJobSpec
 from vocab.progress import JobEnd, ProgressEvent
 from vocab.serde import job_to_bytes

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from clients.node_audit import audit_path_for
+from clients.ledger.node_audit import audit_path_for
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.app_approvals import approve_release, release_hash
 from silobridge.coordinator_apps import approve_coordinator_app
 from silobridge.coordinator_runner import start_coordinator
@@ -29,7 +29,7 @@ from silobridge.flower_runner import Federation, app_root, submit_job
 from silobridge.node_runner import start_node
 from silobridge.officer_keys import load_private_key
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries
 from vocab.errors import SilobridgeError
 from vocab.progress import FinalEvent, JobEnd

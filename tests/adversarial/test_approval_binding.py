@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from clients.app_identity import APP_HASH_ENV
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import (
     DataSourceSpec,
     NodeConfig,
@@ -30,15 +30,15 @@ from clients.node_config import (
     render_node_config,
 )
 from clients.release import JobOutcome, handle_quote
-from clients.sqlite_ledger import SqliteLedger
+from clients.runtime.app_identity import APP_HASH_ENV
 from silobridge.officer_keys import (
     generate_key_pair,
     load_private_key,
     sign_approval,
     write_signed_approval,
 )
-from silobridge.synthetic import COLUMNS as SYNTHETIC_COLUMNS
-from silobridge.synthetic import make_rows, synthetic_spec
+from testkit.synthetic import COLUMNS as SYNTHETIC_COLUMNS
+from testkit.synthetic import make_rows, synthetic_spec
 from tests.adversarial.conftest import train_as_coordinator
 from vocab.approval import Approval, format_time
 from vocab.columns import ColumnClass

@@ -23,16 +23,16 @@ from flwr.app import Context, Message, RecordDict
 from typer.testing import CliRunner
 
 from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, _answer, quote
-from clients.node_audit import audit_path_for
+from clients.ledger.node_audit import audit_path_for
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_identity import node_identity
-from clients.sqlite_ledger import SqliteLedger
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from server.run_config import RunMode
 from server.server_app import run_submission
 from silobridge.cli.main import app
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
-from tests.unit.server.fake_grid import InProcessGrid
+from testkit.fake_grid import InProcessGrid
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_chain import GENESIS, AuditEntry, entry_hash, make_entry
 from vocab.audit_log import read_entries
 from vocab.identity_key import IdentityKey

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients.dp_trainer import evaluate
-from clients.node_dataset import load_job_frames
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, write_node
+from clients.data.node_dataset import load_job_frames
+from clients.kinds.risk.trainer import evaluate
+from clients.ledger.sqlite_ledger import SqliteLedger
+from testkit.synthetic import make_rows, write_node
 from tests.adversarial.conftest import evaluate_as_coordinator
 from vocab.approval import JobClaims
 from vocab.features import encode_features, encode_target

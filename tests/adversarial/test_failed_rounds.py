@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from clients.ledger import EntryStatus
+from clients.ledger.ledger import EntryStatus
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeLimits, load_node_config, render_node_config
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from tests.adversarial.conftest import train_as_coordinator
 from vocab.errors import RefusalCode
 from vocab.models import build_model, get_weights

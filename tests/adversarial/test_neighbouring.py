@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clients.node_dataset import load_job_frames
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from clients.data.node_dataset import load_job_frames
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.approval import JobClaims
 
 SPEC = synthetic_spec("split")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clients.node_identity import node_identity
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from server.run_config import RunMode
 from silobridge.certs import DeploymentCerts, make_deployment_certs, make_node_key
 from silobridge.coordinator_runner import start_coordinator
@@ -23,7 +23,7 @@ from silobridge.enrolment import enrol_node
 from silobridge.flower_runner import Federation, submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import Daemon, ProcessGroup, free_port, wait_for_port
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.progress import ProgressEvent, QuoteResult
 
 pytestmark = pytest.mark.integration

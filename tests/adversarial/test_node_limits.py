@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from clients.ledger.round_lock import RunSlots
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig, NodeLimits, load_node_config, render_node_config
 from clients.release import handle_quote
-from clients.round_lock import RunSlots
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from tests.adversarial.conftest import train_as_coordinator
 from vocab.models import build_model, get_weights
 from vocab.wire import ReplyStatus

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig
 from clients.release import JobRequest, handle_request
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.columns import ColumnClass
 from vocab.jobs.regression import parse_regression_spec
 from vocab.jobs.regression_release import LinearRelease

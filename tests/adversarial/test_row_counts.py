@@ -18,7 +18,7 @@ import numpy as np
 
 from clients.node_config import NodeConfig, render_node_config
 from clients.release import handle_quote
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from tests.adversarial.conftest import evaluate_as_coordinator, train_as_coordinator
 from vocab.models import build_model, get_weights
 from vocab.wire import ReplyStatus

@@ -13,8 +13,8 @@ import pytest
 import torch
 from scipy import stats
 
-from clients.dp_trainer import train_round
-from clients.job_plan import plan_dp
+from clients.kinds.risk.plan import plan_dp
+from clients.kinds.risk.trainer import train_round
 from clients.secure_noise import SecureRng, discrete_gaussian
 from vocab.jobspec import parse_job_spec
 from vocab.models import build_model, get_weights

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from clients.dp_trainer import train_round
-from clients.job_plan import plan_dp
+from clients.kinds.risk.plan import plan_dp
+from clients.kinds.risk.trainer import train_round
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import render_node_config
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from tests.adversarial.conftest import train_as_coordinator
 from vocab.models import build_model, get_weights
 from vocab.wire import ReplyStatus

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from clients.ledger import EntryStatus
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows
-from silobridge.synthetic import synthetic_spec as job_spec
+from clients.ledger.ledger import EntryStatus
+from clients.ledger.sqlite_ledger import SqliteLedger
+from testkit.synthetic import make_rows
+from testkit.synthetic import synthetic_spec as job_spec
 from tests.integration.conftest import LiveFederation
 from vocab.bundle import files_from_event
 from vocab.features import encode_features, encode_target
@@ -174,7 +174,7 @@ def test_restricted_column_is_refused_and_cli_exits_non_zero(
 def test_node_audit_logs_record_the_job_and_verify_against_the_result(
     federation: LiveFederation, first_job: dict[str, Any]
 ) -> None:
-    from clients.node_audit import audit_path_for
+    from clients.ledger.node_audit import audit_path_for
     from vocab.audit_log import read_entries
 
     alpha = federation.nodes["alpha"]

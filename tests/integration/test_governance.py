@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from clients.node_audit import audit_path_for
-from clients.sqlite_ledger import SqliteLedger
+from clients.ledger.node_audit import audit_path_for
+from clients.ledger.sqlite_ledger import SqliteLedger
 from server.run_config import RunMode
 from silobridge.flower_runner import Federation, submit_job
-from silobridge.synthetic import synthetic_spec
+from testkit.synthetic import synthetic_spec
 from tests.integration.conftest import LiveFederation
 from vocab.audit_log import read_entries
 from vocab.progress import Failed, FinalEvent, JobEnd, NodeQuoteView, QuoteResult

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from silobridge.synthetic import synthetic_spec
+from testkit.synthetic import synthetic_spec
 from tests.integration.conftest import LiveFederation
 from vocab.progress import JobEnd
 

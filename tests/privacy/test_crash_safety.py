@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from clients.ledger import EntryStatus
-from clients.node_audit import audit_path_for
+from clients.ledger.ledger import EntryStatus
+from clients.ledger.node_audit import audit_path_for
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_identity import node_identity
 from clients.release import JobRequest, handle_request
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.accounting import epsilon_spent
 from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
@@ -38,7 +38,7 @@ _CHILD = """
 import sys
 from pathlib import Path
 from clients.release import JobRequest, handle_request
-from silobridge.synthetic import synthetic_spec
+from testkit.synthetic import synthetic_spec
 from vocab.models import build_model, get_weights
 from vocab.wire import TRAIN
 

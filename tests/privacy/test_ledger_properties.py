@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.dp_oracle import consumed_delta, dp_event
-from clients.ledger import EntryStatus
-from clients.sqlite_ledger import SqliteLedger
+from clients.ledger.ledger import EntryStatus
+from clients.ledger.sqlite_ledger import SqliteLedger
 from vocab.accounting import DEFAULT_ORDERS, epsilon_spent
 from vocab.errors import BudgetExceeded
 from vocab.privacy import (

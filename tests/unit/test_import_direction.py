@@ -1,4 +1,5 @@
-"""House rule 1: protos <- vocab <- {server, clients}; server and clients never meet."""
+"""House rule 1: protos <- vocab <- {server, clients} <- silobridge; server and clients never
+meet; `testkit` (dev-only helpers) is imported by no product package."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "protos": {"vocab", "server", "clients", "silobridge"},
-    "vocab": {"server", "clients", "silobridge"},
-    "server": {"clients", "silobridge"},
-    "clients": {"server", "silobridge"},
+    "protos": {"vocab", "server", "clients", "silobridge", "testkit"},
+    "vocab": {"server", "clients", "silobridge", "testkit"},
+    "server": {"clients", "silobridge", "testkit"},
+    "clients": {"server", "silobridge", "testkit"},
+    "silobridge": {"testkit"},
 }
 
 

@@ -230,7 +230,7 @@ class PoissonPlan:
 def plan_poisson(spec: RegressionSpec, public_rows: int) -> PoissonPlan:
     """Calibrate a poisson job's DP-SGD for `spec.rounds` rounds on `public_rows` rows.
 
-    As `clients.job_plan.plan_dp` does for the risk kind: the Poisson rate is the batch size
+    As `clients.kinds.risk.plan.plan_dp` does for the risk kind: the Poisson rate is the batch size
     over the officer's public size figure (never the true row count), one local epoch is
     1 / rate expected batches, and the noise multiplier is the smallest whose composed
     rounds cost at most the job's epsilon at its delta.

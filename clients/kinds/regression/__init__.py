@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clients.job_plan import check_training_limits, planned_rows
+from clients.data.node_dataset import read_job_frame
 from clients.kinds.base import JobRequest, NodeKind, Planned, Released
-from clients.node_dataset import read_job_frame
+from clients.training.sizing import check_training_limits, planned_rows
 from vocab.errors import ConfigError, JobSpecError, PolicyRefusal
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import LinearPlan, PoissonPlan, plan_linear, plan_poisson
@@ -33,8 +33,8 @@ LINEAR_ROUND = 1
 def _bounded(cfg: NodeConfig, spec: RegressionSpec, data: Data) -> pd.DataFrame:
     """The rows the plan's sensitivity assumes: at most `max_rows` per person for a linear
     fit, one per person for DP-SGD (its accounting is per row), chosen by a keyed hash."""
-    from clients.contribution import bound_contributions
-    from clients.split_key import node_secret
+    from clients.data.contribution import bound_contributions
+    from clients.data.split_key import node_secret
 
     frame, persons = data
     if persons is None:

@@ -3,7 +3,7 @@
 The model is log(mu) = x'b (+ log exposure), x the design `suffstats.encode_rows` gives
 (intercept first, features in [-1, 1]) and the target clipped to its declared bounds; the
 loss is the Poisson negative log-likelihood (torch's `PoissonNLLLoss(log_input=True)`).
-Training goes through Opacus exactly as the risk kind's does (`clients.dp_trainer`):
+Training goes through Opacus exactly as the risk kind's does (`clients.training.dp_sgd`):
 per-sample clipping to `max_grad_norm`, Gaussian noise and Poisson batches from the
 node's secure generator, a row with a non-finite gradient contributing nothing, and the
 batches drawn over the officer's public size figure. The round's release is one
@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from clients.dp_trainer import RoundResult, SgdSettings, dp_sgd_round
 from clients.kinds.regression.suffstats import clamped_target, encode_rows
+from clients.training.dp_sgd import RoundResult, SgdSettings, dp_sgd_round
 from vocab.errors import InternalError
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import PoissonPlan

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clients.job_plan import DpPlan, check_limits, plan_for_node
+from clients.data.node_dataset import read_job_frame, split_job_frame
 from clients.kinds.base import JobRequest, NodeKind, Planned, Released
-from clients.node_dataset import read_job_frame, split_job_frame
+from clients.kinds.risk.plan import DpPlan, check_limits, plan_for_node
 from vocab.errors import ConfigError, JobSpecError, PolicyRefusal
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec
 from vocab.privacy import PrivacyEvent
@@ -122,7 +122,7 @@ class RiskKind(NodeKind[RiskJobSpec, DpPlan, Frames]):
         prepared: Any, data: Frames,
     ) -> Released:  # fmt: skip
         """A DP-SGD round, or a noisy held-out histogram."""
-        from clients.dp_trainer import evaluate, train_round
+        from clients.kinds.risk.trainer import evaluate, train_round
         from clients.secure_noise import discrete_gaussian
         from vocab.features import encode_features, encode_target
         from vocab.metrics import ScoreHistogram

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from clients.data.node_dataset import read_job_frame
 from clients.kinds.base import JobRequest, NodeKind, Planned, Released, require_open
-from clients.node_dataset import read_job_frame
 from vocab.errors import PolicyRefusal
 from vocab.jobs.statistics import StatisticsSpec
 from vocab.jobs.statistics_plan import StatisticsPlan, plan_statistics
@@ -58,12 +58,12 @@ class StatisticsKind(NodeKind[StatisticsSpec, StatisticsPlan, Data]):
         self, cfg: NodeConfig, spec: StatisticsSpec, plan: StatisticsPlan, req: JobRequest,
         prepared: Any, data: Data,
     ) -> Released:  # fmt: skip
+        from clients.data.split_key import node_secret
         from clients.kinds.statistics.aggregate import (
             exact_aggregates,
             noisy_release,
             private_release,
         )
-        from clients.split_key import node_secret
 
         frame, person_keys = data
         secret = node_secret(cfg.ledger_path)

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from clients.contribution import bound_contributions
+from clients.data.contribution import bound_contributions
 from clients.secure_noise import (
     discrete_gaussian,
     discrete_laplace,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from server.kinds.base import CoordinatorKind, Drive, Finished
-from server.result_bundle import render_bundle
-from server.risk_job import run_risk_job
+from server.kinds.risk.bundle import render_bundle
+from server.kinds.risk.rounds import run_risk_job
 from vocab.jobspec import RiskJobSpec
 from vocab.progress import QuotePreview
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from clients.app_gate import judge_bundle
 from clients.node_config import load_node_config
+from clients.runtime.app_gate import judge_bundle
 from silobridge.cli.main import app
 from silobridge.coordinator_apps import coordinator_apps
 from silobridge.officer_keys import generate_key_pair
-from silobridge.synthetic import write_node
+from testkit.synthetic import write_node
 
 runner = CliRunner()
 BUNDLE = b"release bytes"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clients.node_audit import audit_path_for, node_audit_log
+from clients.ledger.node_audit import audit_path_for, node_audit_log
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
-from server.coordinator_home import CoordinatorHome
 from server.exchange import AnswerStatus, NodeReply
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.audit_crosscheck import RecordedBy, crosscheck
 from silobridge.cli.main import app
-from silobridge.synthetic import write_node
+from testkit.synthetic import write_node
 from vocab.audit_chain import make_entry
 from vocab.audit_log import read_entries
 from vocab.wire import TRAIN
@@ -260,7 +260,7 @@ def test_verify_without_a_key_says_how_to_give_one(home: Path) -> None:
 
 def test_node_verify_catches_a_deleted_or_cut_log_through_the_ledger(tmp_path: Path) -> None:
     from clients.release import JobRequest, handle_request
-    from silobridge.synthetic import make_rows, synthetic_spec
+    from testkit.synthetic import make_rows, synthetic_spec
     from vocab.models import build_model, get_weights
 
     cfg = write_node(tmp_path / "alpha", "alpha", 5.0, make_rows(400, seed=2))

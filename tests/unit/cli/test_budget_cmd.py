@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clients.node_audit import audit_path_for
+from clients.ledger.node_audit import audit_path_for
 from clients.node_identity import node_identity
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.cli.main import app
-from silobridge.synthetic import make_rows, write_node
+from testkit.synthetic import make_rows, write_node
 from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from server.coordinator_home import CoordinatorHome
+from server.home.coordinator_home import CoordinatorHome
 from silobridge.cli.main import app
-from silobridge.synthetic import make_rows, write_node
+from testkit.synthetic import make_rows, write_node
 from vocab.identity_key import public_identity_from_pem
 
 runner = CliRunner()

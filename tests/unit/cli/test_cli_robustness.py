@@ -11,12 +11,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from clients.approval_check import OfficerKey
-from clients.node_audit import audit_path_for, node_audit_log
+from clients.ledger.node_audit import audit_path_for, node_audit_log
 from clients.node_config import NodeConfig
+from clients.policy.approval_check import OfficerKey
 from silobridge.cli.errors import fail
 from silobridge.cli.main import app
-from silobridge.synthetic import write_node
+from testkit.synthetic import write_node
 from vocab.approval import Approval, SignedApproval, serialize_signed_approval
 from vocab.errors import ConfigError
 

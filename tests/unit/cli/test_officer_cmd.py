@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clients.column_policy import check_job_columns
 from clients.node_config import ColumnSpec, DataSourceSpec, NodeConfig, OfficerConfig, SourceKind
+from clients.policy.column_policy import check_job_columns
 from silobridge.cli.main import app
 from vocab.approval import JobClaims, load_signed_approval
 from vocab.columns import ColumnClass, ColumnType

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from clients.app_gate import (
+from clients.node_config import NodeConfig
+from clients.runtime.app_gate import (
     apps_folder,
     forget_bundle_modules,
     install_approved,
     judge_bundle,
 )
-from clients.node_config import NodeConfig
 from silobridge.app_approvals import sign_app_approval, write_app_approval
 from silobridge.officer_keys import generate_key_pair, load_private_key
-from silobridge.synthetic import write_node
+from testkit.synthetic import write_node
 
 BUNDLE = b"a bundle's bytes"
 BUNDLE_HASH = hashlib.sha256(BUNDLE).hexdigest()

@@ -17,18 +17,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.approval_check import (
-    OfficerKey,
-    approve_conditional_columns,
-    load_officer_key,
-    read_approvals,
-)
 from clients.node_config import (
     ColumnSpec,
     DataSourceSpec,
     NodeConfig,
     OfficerConfig,
     SourceKind,
+)
+from clients.policy.approval_check import (
+    OfficerKey,
+    approve_conditional_columns,
+    load_officer_key,
+    read_approvals,
 )
 from vocab.approval import Approval, JobClaims, SignedApproval, serialize_signed_approval
 from vocab.columns import ColumnClass, ColumnType
@@ -127,7 +127,7 @@ def _refusal(
     """The node's log of why no approval fit; the refusal itself must say none of it."""
     caplog.clear()
     with (
-        caplog.at_level(logging.WARNING, logger="clients.approval_check"),
+        caplog.at_level(logging.WARNING, logger="clients.policy.approval_check"),
         pytest.raises(PolicyRefusal) as info,
     ):
         approve_conditional_columns(config, claims, CONDITIONAL, now)

@@ -7,9 +7,9 @@ from pathlib import Path
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, _answer, quote
-from clients.node_audit import audit_path_for
+from clients.ledger.node_audit import audit_path_for
 from clients.node_identity import node_identity
-from silobridge.synthetic import make_rows, write_node
+from testkit.synthetic import make_rows, write_node
 from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
 from vocab.wire import JOB, QUOTE, REPORT, TRAIN, NodeQuote, NodeReport, ReplyStatus

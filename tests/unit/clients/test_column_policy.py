@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.approval_check import OfficerKey
-from clients.column_policy import PolicyDecision, check_job_columns
 from clients.node_config import ColumnSpec, DataSourceSpec, NodeConfig, OfficerConfig, SourceKind
+from clients.policy.approval_check import OfficerKey
+from clients.policy.column_policy import PolicyDecision, check_job_columns
 from vocab.approval import Approval, JobClaims, SignedApproval, serialize_signed_approval
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import PolicyRefusal

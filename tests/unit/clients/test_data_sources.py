@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clients.csv_source import CsvSource
-from clients.data_source import DataSource, open_source
+from clients.data.csv_source import CsvSource
+from clients.data.data_source import DataSource, open_source
+from clients.data.parquet_source import ParquetSource
+from clients.data.sql_source import SqlSource
 from clients.node_config import DataSourceSpec, SourceKind
-from clients.parquet_source import ParquetSource
-from clients.sql_source import SqlSource
 from vocab.errors import DataError
 
 # Column names a naive reader would trip over: a space, an SQL keyword, a quote.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clients.dp_trainer import RoundTimeout, evaluate, train_round
-from clients.job_plan import plan_dp
+from clients.kinds.risk.plan import plan_dp
+from clients.kinds.risk.trainer import evaluate, train_round
+from clients.training.dp_sgd import RoundTimeout
 from vocab.accounting import epsilon_spent
 from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.metrics import auc_from_histograms

@@ -17,8 +17,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clients.approval_check import OfficerKey
-from clients.csv_source import CsvSource
+from clients.data.csv_source import CsvSource
+from clients.data.node_dataset import load_job_frames
+from clients.data.split_key import held_out, node_secret
 from clients.node_config import (
     ColumnSpec,
     DataSourceSpec,
@@ -28,8 +29,7 @@ from clients.node_config import (
     load_node_config,
     render_node_config,
 )
-from clients.node_dataset import load_job_frames
-from clients.split_key import held_out, node_secret
+from clients.policy.approval_check import OfficerKey
 from vocab.approval import Approval, JobClaims, SignedApproval, serialize_signed_approval
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError, JobSpecError, PolicyRefusal

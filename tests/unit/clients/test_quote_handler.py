@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from clients.ledger import Scope, ScopeKind
-from clients.node_audit import audit_path_for
+from clients.ledger.ledger import Scope, ScopeKind
+from clients.ledger.node_audit import audit_path_for
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.release import handle_quote
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries
 from vocab.errors import RefusalCode
 from vocab.privacy import Budget

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clients.dp_trainer import RoundTimeout
 from clients.kinds.regression.poisson import (
     encode_poisson,
     poisson_model,
     train_poisson_round,
 )
+from clients.training.dp_sgd import RoundTimeout
 from server.kinds.regression.poisson_fit import initial_weights, poisson_deviance, poisson_fit
 from vocab.errors import InternalError
 from vocab.jobs.regression import Family, RegressionSpec

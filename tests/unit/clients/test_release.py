@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from clients.ledger import EntryStatus
-from clients.node_audit import audit_path_for
+from clients.ledger.ledger import EntryStatus
+from clients.ledger.node_audit import audit_path_for
+from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.release import JobRequest, handle_request
-from clients.sqlite_ledger import SqliteLedger
-from silobridge.synthetic import make_rows, synthetic_spec, write_node
+from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.audit_log import read_entries
 from vocab.errors import RefusalCode
 from vocab.models import build_model, get_weights

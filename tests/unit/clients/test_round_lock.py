@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from clients.round_lock import RunSlots
+from clients.ledger.round_lock import RunSlots
 
 
 def test_a_message_waits_for_a_slot_and_takes_it_when_freed(tmp_path: Path) -> None:

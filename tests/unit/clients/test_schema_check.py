@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clients.data.schema_check import validate_frame
 from clients.node_config import ColumnSpec
-from clients.schema_check import validate_frame
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError
 

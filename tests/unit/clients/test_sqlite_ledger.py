@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from clients.ledger import DuplicateRelease, EntryStatus, Ledger, Requester, Scope, ScopeKind
-from clients.sqlite_ledger import SqliteLedger
+from clients.ledger.ledger import DuplicateRelease, EntryStatus, Ledger, Requester, Scope, ScopeKind
+from clients.ledger.sqlite_ledger import SqliteLedger
 from vocab.accounting import epsilon_spent
 from vocab.errors import (
     BudgetExceeded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.aggregation import ServerOptimizer, mean_delta
+from server.kinds.risk.aggregation import ServerOptimizer, mean_delta
 from vocab.jobspec import Aggregator
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from server.central_budget import (
+from server.central_budget.central_budget import (
     CapExceeded,
     CapKind,
     CentralBudget,
     ChargeStatus,
 )
-from server.sqlite_central_budget import SqliteCentralBudget
+from server.central_budget.sqlite_central_budget import SqliteCentralBudget
 from vocab.errors import BudgetExceeded, ConfigError, InternalError, RefusalCode
 
 
@@ -249,7 +249,7 @@ def _race(path: Path, job_id: str, barrier: Any, results: Any) -> None:
 
 
 def test_a_job_naming_no_analyst_is_refused_once_analysts_are_capped(tmp_path: Path) -> None:
-    from server.central_budget import UNNAMED
+    from server.central_budget.central_budget import UNNAMED
 
     budget = SqliteCentralBudget(tmp_path / "central.sqlite")
     assert budget.check("", "", 1.0).fits  # no caps at all: nothing to meet

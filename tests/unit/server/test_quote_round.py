@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
-from server.central_budget import CapCheck, CapKind, CentralCheck
+from server.central_budget.central_budget import CapCheck, CapKind, CentralCheck
 from server.exchange import AnswerStatus, NodeReply
 from server.quote_round import run_quote
-from tests.unit.server.fake_grid import Behaviour, InProcessGrid
+from testkit.fake_grid import Behaviour, InProcessGrid
 from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.progress import QuoteResult, decode_event, encode_event
 from vocab.serde import job_from_bytes

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flwr.app import ConfigRecord, RecordDict
 
-from server.node_registry import NodeRegistry
+from server.home.node_registry import NodeRegistry
 from server.reply_check import registered_nodes
 from vocab.errors import ConfigError
 from vocab.identity_key import load_or_create_identity

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from server.result_bundle import render_bundle
-from server.risk_job import JobOutcome, NodeTally, RoundRecord
+from server.kinds.risk.bundle import render_bundle
+from server.kinds.risk.rounds import JobOutcome, NodeTally, RoundRecord
 from vocab.bundle import files_from_event, files_to_event, write_files
 from vocab.jobspec import parse_job_spec
 from vocab.models import build_model, get_weights

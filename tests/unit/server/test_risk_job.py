@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 
-from server.central_budget import CentralCheck
+from server.central_budget.central_budget import CentralCheck
+from server.kinds.risk.rounds import run_risk_job
 from server.quote_round import QuoteOutcome, run_quote
-from server.risk_job import run_risk_job
-from tests.unit.server.fake_grid import Behaviour, InProcessGrid
+from testkit.fake_grid import Behaviour, InProcessGrid
 from vocab.jobspec import EvaluationMode, RiskJobSpec, parse_job_spec
 from vocab.metrics import score_histogram
 from vocab.models import build_model, get_weights

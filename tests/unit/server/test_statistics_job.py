@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from server.run_config import RunMode
-from tests.unit.server.inprocess_federation import DEPARTMENTS, Federation
+from testkit.inprocess_federation import DEPARTMENTS, Federation
 from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
 from vocab.progress import Admission, JobEnd, ProgressEvent, QuoteResult, encode_event
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from silobridge.cli.progress_view import ProgressView, print_quote
 from silobridge.flower_runner import Federation, submit_job
-from silobridge.synthetic import synthetic_spec
+from testkit.synthetic import synthetic_spec
 from tests.unit.vocab.test_progress import EVENTS
 from vocab.errors import SilobridgeError
 from vocab.progress import (

@@ -13,7 +13,7 @@ import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.central_budget import CapChange, CentralCheck
+from server.central_budget.central_budget import CapChange, CentralCheck
 from server.run_config import RunMode
 from vocab.audit_chain import AuditEntry, SignedHead
 from vocab.audit_log import AuditLog

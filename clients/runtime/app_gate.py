@@ -1,6 +1,6 @@
 """The node's app gate: a run's code is imported only if the officer signed its bundle hash.
 
-Every ClientApp process the node's launcher (`clients/warm_superexec.py`) starts runs
+Every ClientApp process the node's launcher (`clients/runtime/warm_superexec.py`) starts runs
 `run_gated_clientapp`, which is Flower's own `flwr-clientapp` entry point with three of its
 steps replaced, so the check sits between receiving a task and importing anything of it:
 
@@ -13,7 +13,7 @@ steps replaced, so the check sits between receiving a task and importing anythin
 3. *load*: for an approved bundle, every module of the bundle's top-level packages is
    dropped from `sys.modules` first, so the process runs the bundle's code alone - never
    the node's own `clients/` beside the bundle's `vocab/` - and the verified hash is put in
-   the environment (`clients/app_identity.py`). For an unapproved bundle the "app" is a
+   the environment (`clients/runtime/app_identity.py`). For an unapproved bundle the "app" is a
    refusal built from the node's installed code: the coordinator gets a normal refusal
    reply, and the refusal is written to the node's audit log.
 """
@@ -34,10 +34,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from clients.app_identity import APP_HASH_ENV
-from clients.approval_check import OfficerKey, load_officer_key
 from clients.node_config import NodeConfig, load_node_config
-from clients.node_context import CONFIG_KEY, DEPARTMENT_KEY
+from clients.policy.approval_check import OfficerKey, load_officer_key
+from clients.runtime.app_identity import APP_HASH_ENV
+from clients.runtime.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from vocab.app_approval import SignedAppApproval, parse_app_approval
 from vocab.errors import SilobridgeError
 
@@ -230,7 +230,7 @@ def run_gated_clientapp(argv: list[str]) -> None:
         del default_app_ref, app_path, multi_app
         verdict: AppVerdict = state["verdict"]
         if not verdict.approved:
-            from clients.app_refusal import refusal_app
+            from clients.runtime.app_refusal import refusal_app
 
             config = Path(state["config"]) if state["config"] else None
             app = refusal_app(config, state["department"], verdict)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.central_budget import CapChange, CapKind
-from server.coordinator_audit import CoordinatorAudit
-from server.home_env import HOME_ENV
-from server.node_registry import NODES_DIR, NodeRegistry
-from server.sqlite_central_budget import SqliteCentralBudget
+from server.central_budget.central_budget import CapChange, CapKind
+from server.central_budget.sqlite_central_budget import SqliteCentralBudget
+from server.home.coordinator_audit import CoordinatorAudit
+from server.home.home_env import HOME_ENV
+from server.home.node_registry import NODES_DIR, NodeRegistry
 from vocab.errors import ConfigError
 from vocab.identity_key import IdentityKey, load_or_create_identity
 

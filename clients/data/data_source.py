@@ -79,15 +79,15 @@ def open_source(spec: DataSourceSpec) -> DataSource:
     SQLAlchemy only when its config uses them.
     """
     if spec.kind is SourceKind.CSV:
-        from clients.csv_source import CsvSource
+        from clients.data.csv_source import CsvSource
 
         return CsvSource(_required(spec.path, spec))
     if spec.kind is SourceKind.PARQUET:
-        from clients.parquet_source import ParquetSource
+        from clients.data.parquet_source import ParquetSource
 
         return ParquetSource(_required(spec.path, spec))
     if spec.kind is SourceKind.SQL:
-        from clients.sql_source import SqlSource
+        from clients.data.sql_source import SqlSource
 
         return SqlSource(_required(spec.url, spec), _required(spec.table, spec))
     raise InternalError(f"no data source for {spec.kind}")

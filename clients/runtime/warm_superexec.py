@@ -6,13 +6,13 @@ Flower's design (a SuperNode in `--isolation process` mode, one app process per 
 talking to the SuperNode's runtime API) but launches those processes from a multiprocessing
 fork server that imported the heavy third-party libraries once.
 
-Every app process runs the node's app gate (`clients/app_gate.py`): the run's bundle is
+Every app process runs the node's app gate (`clients/runtime/app_gate.py`): the run's bundle is
 checked against the officer's signed allowlist before any of its code is imported, and an
 approved bundle's code runs alone, with no silobridge module of the node's loaded beside it.
 `--cold` starts each app process from a fresh interpreter instead of the fork server (slower,
 same gate): there is no way to start a ClientApp on a node that skips the check.
 
-Run as: python -m clients.warm_superexec --runtime-api-address HOST:PORT [--insecure]
+Run as: python -m clients.runtime.warm_superexec --runtime-api-address HOST:PORT [--insecure]
 [--root-certificates PATH] [--parent-pid PID] [--cold]
 """
 
@@ -28,8 +28,8 @@ from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.superexec.plugin import ClientAppExecPlugin
 from flwr.supercore.superexec.run_superexec import run_superexec
 
-from clients.app_gate import run_gated_clientapp
-from clients.app_launch import Context, GatedExecutor, OwnExecutorPlugin
+from clients.runtime.app_gate import run_gated_clientapp
+from clients.runtime.app_launch import Context, GatedExecutor, OwnExecutorPlugin
 
 __all__ = ["PRELOAD", "WarmClientAppPlugin", "gated_executor", "main"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients.data_source import DataSource, check_requested_columns
+from clients.data.data_source import DataSource, check_requested_columns
 from vocab.errors import DataError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""A small in-process Grid standing in for the SuperLink in server unit tests.
+"""A small in-process Grid standing in for the SuperLink in coordinator tests.
 
 It answers each pushed message at once through a per-node behaviour; the cases the tests
 need (a node the SuperLink answers for, a malformed reply) cannot be produced on demand by
@@ -23,7 +23,7 @@ from flwr.app import Message
 from flwr.serverapp import Grid
 
 from clients.reply_sealing import job_ref
-from server.node_registry import NodeRegistry
+from server.home.node_registry import NodeRegistry
 from server.reply_check import ReplyCheck, registered_nodes
 from vocab.errors import ConfigError
 from vocab.identity_key import IdentityKey

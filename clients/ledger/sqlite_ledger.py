@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from clients.ledger import (
+from clients.ledger.ledger import (
     ApprovalCap,
     ApprovalExhausted,
     BudgetChange,
@@ -26,7 +26,7 @@ from clients.ledger import (
     ScopeBudget,
     ScopeKind,
 )
-from clients.round_lock import RoundLock
+from clients.ledger.round_lock import RoundLock
 from vocab.accounting import epsilon_spent
 from vocab.errors import ConfigError, InternalError, JobSpecError, PolicyRefusal
 from vocab.privacy import (

@@ -55,7 +55,7 @@ def bound_contributions(
         cell_index: Each row's cell, -1 for dropped rows.
         max_rows: Most rows kept per person, >= 1.
         max_groups: Most distinct cells kept per person, >= 1.
-        secret: The node's secret key (see `clients.split_key.node_secret`).
+        secret: The node's secret key (see `clients.data.split_key.node_secret`).
 
     Returns:
         A boolean mask over the rows.

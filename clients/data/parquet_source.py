@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clients.data_source import DataSource, check_requested_columns
+from clients.data.data_source import DataSource, check_requested_columns
 from vocab.errors import DataError
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from server.central_budget import (
+from server.central_budget.central_budget import (
     UNNAMED,
     Cap,
     CapChange,

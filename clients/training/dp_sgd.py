@@ -33,10 +33,7 @@ from opacus.optimizers import DPOptimizer
 from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from torch import nn
 
-from clients.job_plan import DpPlan
 from clients.secure_noise import SecureRng
-from vocab.jobspec import RiskJobSpec
-from vocab.metrics import ScoreHistogram, score_histogram
 
 __all__ = [
     "RoundResult",
@@ -44,8 +41,6 @@ __all__ = [
     "SecureDPOptimizer",
     "SgdSettings",
     "dp_sgd_round",
-    "evaluate",
-    "train_round",
 ]
 
 
@@ -179,35 +174,3 @@ def dp_sgd_round(
     for p in trained.parameters():
         setattr(p, "grad_sample", None)  # noqa: B010 - attribute Opacus added
     return RoundResult(trained, settings.steps)
-
-
-def train_round(
-    model: nn.Module,
-    x: npt.NDArray[np.float32],
-    y: npt.NDArray[np.float32],
-    spec: RiskJobSpec,
-    plan: DpPlan,
-    *,
-    slots: int | None = None,
-    deadline_s: float | None = None,
-) -> RoundResult:
-    """A risk model's DP-SGD round: `dp_sgd_round` with the logistic loss."""
-    settings = SgdSettings(
-        spec.learning_rate, spec.max_grad_norm, spec.batch_size, plan.noise_multiplier,
-        plan.sample_rate, plan.steps_per_round,
-    )  # fmt: skip
-    loss = nn.BCEWithLogitsLoss(reduction="none")
-    return dp_sgd_round(model, x, y, settings, loss, slots=slots, deadline_s=deadline_s)
-
-
-def evaluate(
-    model: nn.Module,
-    x: npt.NDArray[np.float32],
-    y: npt.NDArray[np.float32],
-    thresholds: tuple[float, ...],
-) -> ScoreHistogram:
-    """Exact per-class score histogram of `model` on held-out rows (the caller noises it)."""
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(x)).squeeze(-1).numpy()
-    return score_histogram(logits, y, thresholds)

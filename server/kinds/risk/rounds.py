@@ -13,8 +13,8 @@ import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from server.aggregation import ServerOptimizer, mean_delta
 from server.exchange import AnswerStatus, HeadSource, NodeReply, job_config, no_head, push_and_pull
+from server.kinds.risk.aggregation import ServerOptimizer, mean_delta
 from server.quote_round import QuoteOutcome
 from server.reply_check import ReplyCheck, claimed_department
 from vocab.jobspec import MAX_WEIGHT, RiskJobSpec

@@ -7,11 +7,11 @@ from datetime import datetime
 
 import pandas as pd
 
-from clients.column_policy import check_job_columns
-from clients.data_source import open_source
+from clients.data.data_source import open_source
+from clients.data.schema_check import validate_frame
+from clients.data.split_key import held_out, node_secret
 from clients.node_config import ColumnSpec, NodeConfig
-from clients.schema_check import validate_frame
-from clients.split_key import held_out, node_secret
+from clients.policy.column_policy import check_job_columns
 from vocab.approval import JobClaims
 from vocab.errors import InternalError, JobSpecError
 
@@ -91,7 +91,7 @@ def load_job_frames(
     and record-level DP on these frames is person-level DP at this node. Without a person
     id, the unit of privacy is the row.
 
-    The split: a row is held out iff `clients.split_key.held_out` says so for its key - a
+    The split: a row is held out iff `clients.data.split_key.held_out` says so for its key - a
     hash keyed with the node's secret of the person id when set, else of the row's values
     in the job's columns. Removing a row never moves another across the split; within a
     job the same rows are held out every round and after restarts, so held-out rows never

@@ -1,6 +1,6 @@
 """The ClientApp that answers for a bundle the node did not approve: a refusal, nothing else.
 
-Built entirely from the node's installed code (`clients/app_gate.py` uses it in place of
+Built entirely from the node's installed code (`clients/runtime/app_gate.py` uses it in place of
 the bundle's app), so no code of the rejected bundle is imported to say no.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.app_gate import AppVerdict
 from clients.release import log_malformed
 from clients.reply_sealing import job_ref, sealed_reply
+from clients.runtime.app_gate import AppVerdict
 from vocab.errors import RefusalCode
 from vocab.wire import QUOTE, REPORT, NodeQuote, NodeReport, ReplyStatus
 

@@ -1,4 +1,4 @@
-"""A job's releases at this node, planned from public figures only, and the node's limits.
+"""A risk job's releases at this node, planned from public figures only, and the node's limits.
 
 Everything here is computed from the job spec and the node config - never from the rows -
 so a plan, its price and a refusal over a limit reveal nothing about the data:
@@ -16,20 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clients.node_config import NodeConfig, NodeLimits
+from clients.training.sizing import check_training_limits, planned_rows
 from vocab.accounting import calibrate_noise_multiplier, gaussian_noise_multiplier
-from vocab.errors import ConfigError, PolicyRefusal
 from vocab.jobspec import ModelKind, RiskJobSpec
 from vocab.privacy import DpSgdEvent, GaussianEvent, PrivacyEvent
 
-__all__ = [
-    "DpPlan",
-    "check_limits",
-    "check_training_limits",
-    "model_parameters",
-    "plan_dp",
-    "plan_for_node",
-    "planned_rows",
-]
+__all__ = ["DpPlan", "check_limits", "model_parameters", "plan_dp", "plan_for_node"]
 
 
 @dataclass(frozen=True)
@@ -90,28 +82,6 @@ def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
     return DpPlan(sample_rate, steps_per_round, sigma, spec.rounds, evaluations, evaluation_noise)
 
 
-def planned_rows(cfg: NodeConfig, *, holdout: bool = True) -> int:
-    """The training rows a node plans for: its public size figure, less the held-out share
-    (public too) for a job that holds rows out.
-
-    Raises:
-        ConfigError: The node config declares no `public_rows`.
-    """
-    if cfg.public_rows is None:
-        problem = (
-            f"node {cfg.department!r} declares no public size figure, so it cannot plan "
-            "DP-SGD sampling without releasing its exact row count"
-        )
-        raise ConfigError(
-            problem,
-            "the officer adds `public_rows = <rows, rounded as published>` under [data] "
-            "in the node config",
-            public=f"{problem}; its officer publishes one as `public_rows`",
-        )
-    kept = 1.0 - cfg.holdout_fraction if holdout else 1.0
-    return max(1, round(cfg.public_rows * kept))
-
-
 def plan_for_node(cfg: NodeConfig, spec: RiskJobSpec) -> DpPlan:
     """The node's plan for `spec`, from its officer's public size figure.
 
@@ -126,28 +96,6 @@ def model_parameters(spec: RiskJobSpec) -> int:
     if spec.model is ModelKind.LOGISTIC:
         return spec.n_inputs + 1
     return spec.n_inputs * spec.hidden + spec.hidden + spec.hidden + 1
-
-
-def check_training_limits(
-    limits: NodeLimits, job: str, *, rounds: int, steps: int, parameters: int
-) -> None:
-    """Refuses a DP-SGD job that asks more of this node than its [limits] allow.
-
-    Raises:
-        PolicyRefusal: Naming the limit, the value asked, and the node's cap.
-    """
-    asked = (
-        ("rounds", rounds, limits.max_rounds, "max_rounds"),
-        ("DP-SGD steps per round", steps, limits.max_steps_per_round, "max_steps_per_round"),
-        ("model parameters", parameters, limits.max_model_parameters, "max_model_parameters"),
-    )
-    for what, value, cap, key in asked:
-        if value > cap:
-            raise PolicyRefusal(
-                f"job {job!r} asks for {value} {what}; this node allows at most {cap} "
-                f"([limits] {key})",
-                "lower the job's rounds, local epochs, batch size or model size",
-            )
 
 
 def check_limits(limits: NodeLimits, spec: RiskJobSpec, plan: DpPlan) -> None:

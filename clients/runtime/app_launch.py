@@ -3,7 +3,7 @@ process that runs Flower's app entry point behind a gate of ours.
 
 Flower's SuperExec claims a task and hands its executor an `ExecutionSpec`; Flower's own
 executor runs `flwr-clientapp` / `flwr-serverapp` as a subprocess. Ours starts a
-multiprocessing process whose target is a gated entry point (`clients/app_gate.py`,
+multiprocessing process whose target is a gated entry point (`clients/runtime/app_gate.py`,
 `silobridge/serverapp_launcher.py`) with the same argv Flower would have used.
 """
 

@@ -1,6 +1,6 @@
 """Which app bundle this process runs, as the node's launcher verified it.
 
-The launcher (`clients/app_gate.py`) checks the run's bundle against the officer's signed
+The launcher (`clients/runtime/app_gate.py`) checks the run's bundle against the officer's signed
 allowlist before any of its code is imported, then records the verified hash in the
 environment of the app process. Code that binds approvals to an app reads it here; `None`
 means the process was not started by the gate (unit tests, tools), and nothing that needs

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients.data_source import DataSource, check_requested_columns
+from clients.data.data_source import DataSource, check_requested_columns
 from vocab.errors import DataError
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clients.approval_check import UsedApproval, approve_conditional_columns
 from clients.node_config import NodeConfig
+from clients.policy.approval_check import UsedApproval, approve_conditional_columns
 from vocab.approval import JobClaims
 from vocab.columns import ColumnClass
 from vocab.errors import PolicyRefusal
@@ -47,7 +47,7 @@ def check_job_columns(
     Allowed means: declared under [columns], not the person-id column, not restricted,
     and, if conditional, covered by a signed approval the officer key verifies, for this
     department, dataset, job name and purpose, at the job's epsilon, valid at `now`
-    (see `clients.approval_check`).
+    (see `clients.policy.approval_check`).
 
     Args:
         config: This node's config.

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from server.risk_job import JobOutcome
+from server.kinds.risk.rounds import JobOutcome
 from vocab.bundle import CARD_FILE, RESULT_FILE, TORCH_FILE, WEIGHTS_FILE
 from vocab.jobspec import RiskJobSpec
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from clients.ledger import BudgetChange, LedgerEntry
+from clients.ledger.ledger import BudgetChange, LedgerEntry
 from clients.node_identity import node_identity
 from vocab.audit_log import AuditLog
 
