@@ -72,7 +72,7 @@ def _job_start(config: RunConfig, job_id: str) -> JobStart:
         mode=config.mode.value,
         analyst=spec.analyst,
         project=spec.project,
-        rounds=getattr(spec, "rounds", 1),
+        rounds=spec.message_rounds,
         epsilon=spec.epsilon,
         delta=spec.delta,
         min_nodes=spec.min_nodes,

@@ -124,6 +124,10 @@ class RiskJobSpec(JobEnvelope):
         return (*(f.column for f in self.features), self.target)
 
     @property
+    def message_rounds(self) -> int:
+        return self.rounds
+
+    @property
     def n_inputs(self) -> int:
         return sum(f.width for f in self.features)
 

@@ -113,6 +113,11 @@ class JobEnvelope:
         """Every column the job reads at a node, in a stable order."""
         raise NotImplementedError
 
+    @property
+    def message_rounds(self) -> int:
+        """How many rounds of messages the job sends each node (1 for a one-shot kind)."""
+        return 1
+
     def validate_payload(self) -> None:
         """Raises JobSpecError, naming the key and the fix, for an invalid payload."""
 

@@ -100,7 +100,7 @@ class CoordinatorAudit:
                 "purpose": spec.purpose,
                 "epsilon": spec.epsilon,
                 "delta": spec.delta,
-                "rounds": getattr(spec, "rounds", 1),
+                "rounds": spec.message_rounds,
                 "min_nodes": spec.min_nodes,
                 "columns": list(spec.columns),
                 "mode": mode.value,

@@ -92,6 +92,10 @@ class RegressionSpec(JobEnvelope):
         _validate(self)
 
     @property
+    def message_rounds(self) -> int:
+        return self.rounds if self.family is Family.POISSON else 1
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Every column the job reads at a node: features, target, then exposure if any."""
         exposure = (self.exposure,) if self.exposure else ()
