@@ -151,17 +151,7 @@ def gaussian_floats(values: Sequence[float], std: float) -> list[float]:
     Raises:
         ValueError: The scale is not positive and finite, or a value is not finite.
     """
-    scale = _check_scale(std, "std")
-    floats = _check_floats(values)
-    if not floats:
-        return []
-    import opendp.prelude as dp  # a compiled library: loaded only where noise is drawn
-
-    dp.enable_features("contrib")
-    measurement = dp.m.make_gaussian(
-        dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l2_distance(T=float), scale=scale
-    )
-    return [float(v) for v in measurement(floats)]
+    return _noised_floats(values, _check_scale(std, "std"), gaussian=True)
 
 
 def laplace_floats(values: Sequence[float], scale: float) -> list[float]:
@@ -173,16 +163,22 @@ def laplace_floats(values: Sequence[float], scale: float) -> list[float]:
     Raises:
         ValueError: The scale is not positive and finite, or a value is not finite.
     """
-    b = _check_scale(scale, "scale")
+    return _noised_floats(values, _check_scale(scale, "scale"), gaussian=False)
+
+
+def _noised_floats(values: Sequence[float], scale: float, *, gaussian: bool) -> list[float]:
+    """OpenDP's Gaussian (L2) or Laplace (L1) measurement over non-NaN floats at `scale`."""
     floats = _check_floats(values)
     if not floats:
         return []
     import opendp.prelude as dp  # a compiled library: loaded only where noise is drawn
 
     dp.enable_features("contrib")
-    measurement = dp.m.make_laplace(
-        dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float), scale=b
-    )
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    if gaussian:
+        measurement = dp.m.make_gaussian(domain, dp.l2_distance(T=float), scale=scale)
+    else:
+        measurement = dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)
     return [float(v) for v in measurement(floats)]
 
 

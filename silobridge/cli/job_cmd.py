@@ -27,6 +27,11 @@ __all__ = ["app", "quote_and_report", "run_and_report"]
 
 app = typer.Typer(help="Submit and watch jobs.", no_args_is_help=True)
 
+CoordinatorOption = Annotated[str, typer.Option(help="The coordinator's Control API, HOST:PORT.")]
+RootCertificatesOption = Annotated[
+    Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
+]
+
 
 def _report(result_path: Path) -> None:
     """Print the bundle's summary for its kind; draw a statistics job's charts beside it."""
@@ -80,12 +85,8 @@ def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
 def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec TOML.")],
     out: Annotated[Path, typer.Option(help="Folder for the result bundle.")],
-    coordinator: Annotated[
-        str, typer.Option(help="The coordinator's Control API, HOST:PORT.")
-    ] = "127.0.0.1:9093",
-    root_certificates: Annotated[
-        Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
-    ] = None,
+    coordinator: CoordinatorOption = "127.0.0.1:9093",
+    root_certificates: RootCertificatesOption = None,
 ) -> None:
     """Run a job (risk model, statistics, regression) and write its result bundle to OUT."""
     spec = load_spec(spec_path)
@@ -141,12 +142,8 @@ def quote_and_report(
 @handle_errors
 def quote(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec TOML.")],
-    coordinator: Annotated[
-        str, typer.Option(help="The coordinator's Control API, HOST:PORT.")
-    ] = "127.0.0.1:9093",
-    root_certificates: Annotated[
-        Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
-    ] = None,
+    coordinator: CoordinatorOption = "127.0.0.1:9093",
+    root_certificates: RootCertificatesOption = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for the submission's log (default: a temporary folder)."),
@@ -165,12 +162,8 @@ def quote(
 def query(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Query spec TOML.")],
     out: Annotated[Path, typer.Option(help="Folder for result.json, cells.csv and charts.")],
-    coordinator: Annotated[
-        str, typer.Option(help="The coordinator's Control API, HOST:PORT.")
-    ] = "127.0.0.1:9093",
-    root_certificates: Annotated[
-        Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
-    ] = None,
+    coordinator: CoordinatorOption = "127.0.0.1:9093",
+    root_certificates: RootCertificatesOption = None,
 ) -> None:
     """Run a population query (statistics or regression): prints the result table and
     writes result.json, cells.csv, the card and a PNG per histogram and grouped statistic.
