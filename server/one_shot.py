@@ -140,14 +140,18 @@ def ask_nodes(
     rnd: int,
     nodes: dict[int, str],
     weights: Weights | None = None,
+    *,
+    reply_weights: bool | None = None,
 ) -> OneShot:
-    """Sends `spec`'s message `rnd` (with `weights`, a model to train) to `nodes` (node id
-    -> the department it was admitted as); never raises for a node.
+    """Sends `spec`'s message `rnd` (with `weights`, a model) to `nodes` (node id -> the
+    department it was admitted as); never raises for a node.
 
     A node's answer counts only if it is sealed by its department's registered key for
     this very request, names the department it was admitted as, and is well formed; a
     model update must come back as weights, any other release as a RESULT record.
+    `reply_weights` says which is expected (default: weights when a model was sent).
     """
+    want_weights = weights is not None if reply_weights is None else reply_weights
     started = time.monotonic()
     spec_bytes = job_to_bytes(spec)
     head = drive.head()
@@ -181,7 +185,7 @@ def ask_nodes(
         try:
             report = NodeReport.from_record(dict(reply.content[REPORT]))
             ok = report.status is ReplyStatus.OK
-            payload, arrays = _payload(reply, weights is not None) if ok else ("", None)
+            payload, arrays = _payload(reply, want_weights) if ok else ("", None)
         except Exception as err:  # a reply is untrusted input: no parse error may end the job
             reason = f"malformed reply ({type(err).__name__}: {str(err)[:200]}); another version?"
             answers.no_answer(node_id, "bad_reply", reason)

@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError
 
 from protos.silobridge.v1 import job_pb2
 from vocab.errors import JobSpecError
-from vocab.jobs.regression import Family, RegressionSpec
+from vocab.jobs.regression import DEFAULT_REFINE_SHARE, Family, RegressionSpec
 from vocab.jobs.statistics import (
     DEFAULT_SELECTION_SHARE,
     Grouping,
@@ -219,6 +219,7 @@ _REGRESSION = (
     "learning_rate",
     "max_grad_norm",
     "exposure",
+    "refine_share",
 )
 
 
@@ -237,7 +238,10 @@ def _regression_from_pb(envelope: dict[str, Any], payload: Any) -> RegressionSpe
         raise _unknown_enum("regression family")
     return RegressionSpec(
         **envelope,
-        **{name: getattr(payload, name) for name in _REGRESSION},
+        **{name: getattr(payload, name) for name in _REGRESSION if name != "refine_share"},
+        refine_share=(
+            payload.refine_share if payload.HasField("refine_share") else DEFAULT_REFINE_SHARE
+        ),
         family=_FAMILY_FROM_PB[payload.family],
         features=_features_from_pb(payload.features),
     )

@@ -63,23 +63,42 @@ def _regression(console: Console, result: dict[str, Any]) -> None:
     rows = fit.get("coefficients", [])
     table = Table(title=f"{result['job']['name']} — {result['family']} regression")
     linear = result["family"] == "linear"
-    columns = ("coefficient", "estimate", "std error", "95 % interval") if linear else (
-        "coefficient", "estimate (log rate)", "rate ratio")  # fmt: skip
+    refined = bool(fit.get("refined"))
+    columns = ["coefficient", "estimate" if linear else "estimate (log rate)"]
+    if linear or refined:
+        columns += ["std error", "95 % interval"]
+    if not linear:
+        columns += ["rate ratio"] + (["rate ratio 95 %"] if refined else [])
     for col in columns:
         table.add_column(col)
     for r in rows:
-        if linear:
-            interval = f"[{_num(r['lower'])}, {_num(r['upper'])}]"
-            table.add_row(escape(r["name"]), _num(r["estimate"]), _num(r["std_error"]), interval)
-        else:
-            table.add_row(escape(r["name"]), _num(r["estimate"]), _num(r["rate_ratio"]))
+        cells = [escape(r["name"]), _num(r["estimate"])]
+        if linear or refined:
+            cells += [_num(r["std_error"]), f"[{_num(r['lower'])}, {_num(r['upper'])}]"]
+        if not linear:
+            cells.append(_num(r["rate_ratio"]))
+        if refined:
+            cells.append(f"[{_num(r['rate_ratio_lower'])}, {_num(r['rate_ratio_upper'])}]")
+        table.add_row(*cells)
     console.print(table)
-    if linear and rows:
+    if not rows:
+        return
+    if linear:
         console.print(
             f"RMSE {_num(fit['rmse'])}, rows (noisy) {_num(fit['n_estimate'])}, ridge "
             f"{_num(fit['ridge'])}; intervals include sampling error and the DP noise",
             highlight=False,
         )
+    elif refined:
+        console.print(
+            f"dispersion {_num(fit['dispersion'])}, weakest direction "
+            f"{_num(fit['weakest_snr'])} noise stds; "
+            "intervals include sampling error and the DP noise",
+            highlight=False,
+        )
+    else:
+        note = fit.get("note") or "the job did not refine (refine_share = 0)"
+        console.print(f"no standard errors: {escape(str(note))}", highlight=False)
 
 
 def print_population(console: Console, result: dict[str, Any]) -> None:

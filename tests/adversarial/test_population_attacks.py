@@ -9,27 +9,38 @@
   shape the result) is refused, even a conditional one; a statistics message for a risk
   job (to get an extra evaluation under another message type) is refused.
 * Hostile nodes: a linear-regression node that claims less noise than the plan, or sends
-  statistics of the wrong layout, is dropped by the coordinator.
+  statistics of the wrong layout, is dropped by the coordinator; so is a node whose poisson
+  refinement claims less noise than planned.
+* The poisson refinement: asked at any other round or message, or of a job that does not
+  refine, it is refused uncharged; asked again it is the same bytes, charged once; a
+  hostile model cannot widen what one row moves (tests/unit/vocab/test_regression_plan.py
+  checks the bound for any model).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from flwr.app import Message
 
 from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig
 from clients.release import JobRequest, handle_request
 from testkit.synthetic import make_rows, synthetic_spec, write_node
+from vocab.bundle import RESULT_FILE
 from vocab.columns import ColumnClass
 from vocab.jobs.regression import parse_regression_spec
 from vocab.jobs.regression_release import LinearRelease
 from vocab.jobs.statistics import StatisticsSpec, parse_statistics_spec
 from vocab.models import build_model, get_weights
-from vocab.wire import REGRESSION, STATISTICS, ReplyStatus
+from vocab.progress import JobEnd, Refusal
+from vocab.wire import REGRESSION, RESULT, STATISTICS, ReplyStatus
 
 
 def _stats(name: str, epsilon: float = 1.0, **extra: Any) -> StatisticsSpec:
@@ -144,3 +155,68 @@ def test_a_linear_release_goes_only_to_its_own_message(node: NodeConfig) -> None
     assert _ask(node, spec, "lin#1", REGRESSION, rnd=2).report.status is ReplyStatus.REFUSED
     assert _charged(node, "lin#1") == 0.0
     assert _ask(node, spec, "lin#1", REGRESSION).report.status is ReplyStatus.OK
+
+
+def _poisson(name: str, **job: Any) -> Any:
+    return parse_regression_spec(
+        {
+            "job": {"kind": "regression", "name": name, "family": "poisson", "target": "y",
+                    "target_lower": 0.0, "target_upper": 5.0, "rounds": 2, "local_epochs": 1,
+                    "batch_size": 64, "epsilon": 2.0, "delta": 1e-6, "min_nodes": 1, **job},
+            "features": {"x1": {"lower": -4.0, "upper": 4.0}},
+        }
+    )  # fmt: skip
+
+
+def _refine_at(cfg: NodeConfig, spec: Any, job_id: str, rnd: int) -> Any:
+    weights = [np.zeros((1, spec.n_coefficients), dtype=np.float32)]
+    request = JobRequest(spec, job_id, rnd, weights, REGRESSION)
+    return handle_request(cfg.config_path, cfg.department, request)
+
+
+def test_the_refinement_is_released_only_as_the_round_after_training(node: NodeConfig) -> None:
+    spec = _poisson("counts")
+    for rnd in (1, 2, 4):  # during training, or past the refinement
+        assert _refine_at(node, spec, "counts#1", rnd).report.status is ReplyStatus.REFUSED
+    off = _poisson("plain", refine_share=0.0)
+    assert _refine_at(node, off, "plain#1", 3).report.status is ReplyStatus.REFUSED
+    assert _charged(node, "counts#1") == 0.0 and _charged(node, "plain#1") == 0.0
+    first = _refine_at(node, spec, "counts#1", 3)
+    assert first.report.status is ReplyStatus.OK, first.report.reason
+    charged = _charged(node, "counts#1")
+    assert charged > 0
+    again = _refine_at(node, spec, "counts#1", 3)  # a replay: no fresh noise, no charge
+    assert again.result == first.result and _charged(node, "counts#1") == charged
+    release = LinearRelease.from_json(first.result, spec.n_coefficients)
+    assert [r.what for r in first.report.releases] == ["score_and_information"]
+    assert release.noise_std > 0
+
+
+def test_a_node_claiming_less_refinement_noise_is_dropped(tmp_path: Path) -> None:
+    from clients.reply_sealing import sealed_reply
+    from testkit.inprocess_federation import Federation
+
+    federation = Federation(tmp_path)
+    honest = federation.grid.nodes[12]
+    config = federation.nodes["health"].config_path
+
+    def understating(msg: Message) -> Message:
+        reply = honest(msg)
+        record = reply.content.config_records.get(RESULT)
+        if msg.metadata.message_type == REGRESSION and record is not None:
+            doc = json.loads(str(record["json"]))
+            doc["noise_std"] = doc["noise_std"] / 10  # "trust me, I added little noise"
+            record["json"] = json.dumps(doc)
+            return sealed_reply(msg, reply.content, config)  # sealed: it is the node's word
+        return reply
+
+    federation.grid.nodes[12] = understating
+    spec = _poisson("counts", min_nodes=2, node_wait_s=1.0, round_timeout_s=120.0)
+    events = federation.submit(spec, 7)
+    dropped = [e for e in events if isinstance(e, Refusal) and e.code == "bad_reply"]
+    assert [e.department for e in dropped] == ["health"]
+    assert "planned noise" in dropped[0].reason
+    final = events[-1]
+    assert isinstance(final, JobEnd) and final.files is not None
+    fit = json.loads(base64.b64decode(final.files[RESULT_FILE]))["fit"]
+    assert fit["refined"] is False and "released the refinement" in fit["note"]

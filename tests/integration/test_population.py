@@ -6,7 +6,8 @@ it takes part depends on the order the tests run in: the truth is read from the 
 nodes whose releases were combined). A statistics job's combined counts land
 within a few noise standard deviations of the truth and each node is charged exactly what
 it quoted; a restricted column and an over-budget query are refused with nothing charged;
-a linear regression's coefficients land near the non-private fit.
+a linear regression's coefficients land near the non-private fit; a poisson regression
+trains, releases its refinement and is charged what it quoted.
 """
 
 from __future__ import annotations
@@ -137,3 +138,34 @@ def test_a_linear_regression_lands_near_the_non_private_fit(
     ols, *_ = np.linalg.lstsq(x, truth["x2"].clip(-4, 4), rcond=None)
     for row, exact in zip(result["fit"]["coefficients"], ols, strict=True):
         assert abs(row["estimate"] - exact) <= 4 * row["std_error"], row
+
+
+def test_a_poisson_regression_trains_refines_and_charges_what_it_quoted(
+    federation: LiveFederation,
+) -> None:
+    spec = parse_regression_spec(
+        {
+            "job": {"kind": "regression", "name": "pop-poisson", "analyst": ANALYST,
+                    "family": "poisson", "target": "y", "target_lower": 0.0,
+                    "target_upper": 1.0, "rounds": 2, "local_epochs": 1, "batch_size": 64,
+                    "refine_share": 0.8, "epsilon": 1.5, "delta": 1e-6, "min_nodes": 2,
+                    "node_wait_s": 60.0},
+            "features": {"x1": {"lower": -3.0, "upper": 3.0},
+                         "grp": {"categories": ["a", "b"]}},
+        }
+    )  # fmt: skip
+    result = _result(federation.run(spec, "pop-poisson"))
+    assert result["status"] == "succeeded", result["failure"]
+    fit = result["fit"]
+    # Refined with intervals, or - if the noise buried the information on these few rows -
+    # plainly not, saying so; never intervals that the release cannot support.
+    if fit["refined"]:
+        assert all(r["lower"] < r["estimate"] < r["upper"] for r in fit["coefficients"])
+    else:
+        assert "too noisy" in fit["note"], fit
+    for name in result["combined"]:
+        node = result["nodes"][name]
+        whats = [r["what"] for r in node["releases"]]
+        assert whats == ["model_update", "model_update", "score_and_information"]
+        assert _charged(federation, name, result["job_id"]) == pytest.approx(node["epsilon_job"])
+        assert node["epsilon_job"] <= spec.epsilon

@@ -3,7 +3,9 @@
 Two families share one payload (`silobridge.v1.RegressionPayload`):
 
 * linear: each node releases its noisy sufficient statistics once (`regression_plan`);
-* poisson: a log-link model trained with DP-SGD over rounds, like the risk kind.
+* poisson: a log-link model trained with DP-SGD over rounds, like the risk kind, then
+  (unless `refine_share` is 0) refined by one Newton step from a noisy release of each
+  node's score and Fisher information, which also gives standard errors.
 
 Both encode a row the same way, from declared bounds and levels only: a numeric feature is
 clipped to its bounds and scaled to [-1, 1]; a categorical feature becomes one 0/1 input
@@ -30,6 +32,7 @@ from vocab.spec import (
 )
 
 __all__ = [
+    "DEFAULT_REFINE_SHARE",
     "INTERCEPT",
     "MAX_COEFFICIENTS",
     "MAX_ROWS_PER_PERSON",
@@ -51,6 +54,13 @@ grows quickly with d; beyond this the estimates are noise at any realistic epsil
 MAX_ROWS_PER_PERSON = 1000
 """Largest `max_rows` (rows one person may contribute); the noise grows linearly with it."""
 
+DEFAULT_REFINE_SHARE = 0.5
+"""Share of a poisson job's epsilon planned for its refinement release.
+
+The refinement decides the final estimate (a Newton step from the DP-SGD fit corrects its
+errors to second order), so it gets half; DP-SGD only has to land near the optimum.
+Measured in `bench.population`."""
+
 MAX_TARGET_MAGNITUDE = 1e12
 """Largest magnitude of a declared target bound: beyond it float64 sums lose the units."""
 
@@ -70,7 +80,9 @@ class RegressionSpec(JobEnvelope):
 
     `max_rows` is how many rows one person may contribute at a node that declares a person
     id (a node without one counts a row as a person). The DP-SGD fields (`rounds` to
-    `max_grad_norm`) and `exposure` matter to the poisson family only.
+    `max_grad_norm`), `exposure` and `refine_share` matter to the poisson family only.
+    `refine_share` is the share of epsilon planned for the final refinement release (0: no
+    refinement, coefficients straight from DP-SGD and no standard errors).
     """
 
     KIND: ClassVar[str] = "regression"
@@ -87,13 +99,21 @@ class RegressionSpec(JobEnvelope):
     learning_rate: float = 0.5
     max_grad_norm: float = 1.0
     exposure: str = ""
+    refine_share: float = DEFAULT_REFINE_SHARE
 
     def validate_payload(self) -> None:
         _validate(self)
 
     @property
+    def refines(self) -> bool:
+        """Whether a poisson job ends with the refinement release (round `rounds + 1`)."""
+        return self.family is Family.POISSON and self.refine_share > 0
+
+    @property
     def message_rounds(self) -> int:
-        return self.rounds if self.family is Family.POISSON else 1
+        if self.family is Family.LINEAR:
+            return 1
+        return self.rounds + 1 if self.refines else self.rounds
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -243,6 +263,12 @@ def _validate(spec: RegressionSpec) -> None:
         check_positive_int(getattr(spec, name), name, upper)
     for name in ("learning_rate", "max_grad_norm"):
         check_positive_float(getattr(spec, name), name)
+    share = spec.refine_share
+    if not (_is_number(share) and 0.0 <= share < 1.0):
+        raise JobSpecError(
+            f"job `refine_share` must be a number in [0, 1), got {share!r}",
+            "set the share of epsilon for the poisson refinement, e.g. 0.5; 0 turns it off",
+        )
     if spec.learning_rate > MAX_LEARNING_RATE:
         raise JobSpecError(
             f"job `learning_rate` is {spec.learning_rate!r}, above {MAX_LEARNING_RATE:g}",
@@ -252,11 +278,11 @@ def _validate(spec: RegressionSpec) -> None:
 
 _PAYLOAD_KEYS = frozenset(
     {"family", "target", "target_lower", "target_upper", "max_rows", "rounds", "local_epochs",
-     "batch_size", "learning_rate", "max_grad_norm", "exposure"}
+     "batch_size", "learning_rate", "max_grad_norm", "exposure", "refine_share"}
 )  # fmt: skip
 _JOB_KEYS = ENVELOPE_KEYS | _PAYLOAD_KEYS
 _FEATURE_KEYS = frozenset({"lower", "upper", "log", "categories"})
-_FLOAT_KEYS = ("target_lower", "target_upper", "learning_rate", "max_grad_norm")
+_FLOAT_KEYS = ("target_lower", "target_upper", "learning_rate", "max_grad_norm", "refine_share")
 
 
 def _family(raw: Any) -> Family:

@@ -35,7 +35,27 @@ inequality): the L2 sensitivity is c * sqrt((B + 1)(B + 2) / 2). Gaussian noise 
 sigma * sensitivity on every entry is one `GaussianEvent(sigma)` (Mironov 2017, Prop. 7).
 
 Poisson family: DP-SGD over rounds with per-sample clipping, planned like the risk kind
-(`plan_poisson`); its sensitivity is the clipping norm.
+(`plan_poisson`); its sensitivity is the clipping norm. Then, unless `refine_share` is 0,
+one refinement release at the coordinator's final model b (a one-step Newton estimator,
+Le Cam; the coordinator's side is `server.kinds.regression.poisson_refine`). With the
+target y clipped to [0, W] (W = `target_upper`, raw counts), mu = exp(x'b + offset) and
+m = min(mu, W), a node releases once, with Gaussian noise, the sums over its rows of
+
+    (m / W) triu(x x')        (d (d + 1) / 2 entries: the Fisher information over W),
+    ((y - m) / W) x           (d entries: the score over W),
+    ((y - m) / W)^2           (1 entry: for the dispersion),
+
+in that order, the same shape as the linear release. Both m / W and |y - m| / W lie in
+[0, 1], so a row moves the vector by at most
+
+    ||triu(x x')||^2 + ||x||^2 + 1 <= (B^2 + B) / 2 + B + 1 = (B + 1)(B + 2) / 2,
+
+the linear Gram's bound (reached at y = 0, m = W, a row at its bounds). DP-SGD bounds a
+person to one row, so the L2 sensitivity is `gram_sensitivity(spec, 1)`. The release is
+one `GaussianEvent`; its noise multiplier is calibrated for `refine_share` of epsilon on
+its own, and DP-SGD's is then the smallest whose rounds composed with it stay within the
+job's epsilon (`calibrate_noise_multiplier(..., alongside=...)`), so the whole job costs at
+most epsilon.
 """
 
 from __future__ import annotations
@@ -64,6 +84,7 @@ __all__ = [
     "gram_size",
     "plan_linear",
     "plan_poisson",
+    "plan_refinement",
     "row_norm_bound",
 ]
 
@@ -208,7 +229,8 @@ def plan_linear(spec: RegressionSpec, contribution: int) -> LinearPlan:
 
 @dataclass(frozen=True)
 class PoissonPlan:
-    """How a node runs a poisson job's DP-SGD: the same round `rounds` times.
+    """How a node runs a poisson job: the same DP-SGD round `rounds` times, then the
+    refinement release when `refine` is set.
 
     The noise std of each step is `noise_multiplier` times the spec's `max_grad_norm`.
     """
@@ -217,23 +239,54 @@ class PoissonPlan:
     steps_per_round: int
     noise_multiplier: float
     rounds: int
+    refine: LinearPlan | None = None
+    """The refinement release: one Gaussian release of a `dims`-column Gram-shaped vector
+    (see the module docstring); None when the job does not refine."""
 
     def round_event(self) -> DpSgdEvent:
         """One round's release."""
         return DpSgdEvent(self.noise_multiplier, self.sample_rate, self.steps_per_round)
 
+    def refine_event(self) -> GaussianEvent:
+        """The refinement's release.
+
+        Raises:
+            InternalError: The plan has no refinement.
+        """
+        if self.refine is None:
+            raise InternalError("this poisson plan makes no refinement release")
+        return GaussianEvent(self.refine.noise_multiplier)
+
+    def events_from(self, first_round: int) -> list[PrivacyEvent]:
+        """The releases from message round `first_round` on (refinement: round `rounds + 1`)."""
+        rounds_left = max(0, self.rounds - first_round + 1)
+        events: list[PrivacyEvent] = [self.round_event()] * rounds_left
+        if self.refine is not None and first_round <= self.rounds + 1:
+            events.append(self.refine_event())
+        return events
+
     def events(self) -> list[PrivacyEvent]:
-        """Every release of the whole job: its training rounds."""
-        return [self.round_event()] * self.rounds
+        """Every release of the whole job: its training rounds, then the refinement."""
+        return self.events_from(1)
+
+
+def plan_refinement(spec: RegressionSpec) -> LinearPlan | None:
+    """A poisson job's refinement release (None when it does not refine): the same at
+    every node, since it depends on the spec alone (one row per person, see above)."""
+    if not spec.refines:
+        return None
+    sigma = gaussian_noise_multiplier(spec.epsilon * spec.refine_share, spec.delta, 1)
+    return LinearPlan(sigma, gram_sensitivity(spec, 1), spec.n_coefficients)
 
 
 def plan_poisson(spec: RegressionSpec, public_rows: int) -> PoissonPlan:
     """Calibrate a poisson job's DP-SGD for `spec.rounds` rounds on `public_rows` rows.
 
-    As `clients.kinds.risk.plan.plan_dp` does for the risk kind: the Poisson rate is the batch size
-    over the officer's public size figure (never the true row count), one local epoch is
-    1 / rate expected batches, and the noise multiplier is the smallest whose composed
-    rounds cost at most the job's epsilon at its delta.
+    As `clients.kinds.risk.plan.plan_dp` does for the risk kind: the Poisson rate is the
+    batch size over the officer's public size figure (never the true row count), one local
+    epoch is 1 / rate expected batches, and the noise multiplier is the smallest whose
+    composed rounds (with the refinement release, when the job refines) cost at most the
+    job's epsilon at its delta.
 
     Raises:
         ConfigError: The job's epsilon cannot pay for its rounds.
@@ -244,10 +297,15 @@ def plan_poisson(spec: RegressionSpec, public_rows: int) -> PoissonPlan:
         raise ConfigError(f"public row figure must be a positive integer, got {public_rows!r}")
     sample_rate = min(1.0, spec.batch_size / public_rows)
     steps_per_round = max(1, round(spec.local_epochs / sample_rate))
+    refine = plan_refinement(spec)
     sigma = calibrate_noise_multiplier(
         target_epsilon=spec.epsilon,
         delta=spec.delta,
         sample_rate=sample_rate,
         steps=steps_per_round * spec.rounds,
+        alongside=refine.events() if refine is not None else (),
     )
-    return PoissonPlan(sample_rate, steps_per_round, sigma, spec.rounds)
+    plan = PoissonPlan(sample_rate, steps_per_round, sigma, spec.rounds, refine)
+    if epsilon_spent(plan.events(), spec.delta) > spec.epsilon:
+        raise InternalError(f"poisson plan overshoots epsilon {spec.epsilon!r}")
+    return plan

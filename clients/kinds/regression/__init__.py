@@ -1,5 +1,5 @@
 """The regression kind at the node: a linear fit's noisy sufficient statistics (one
-release), or a Poisson model's DP-SGD rounds."""
+release), or a Poisson model's DP-SGD rounds and its refinement release."""
 
 from __future__ import annotations
 
@@ -69,8 +69,9 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
                 (event,) = plan.events()
                 return Planned(event, [event])
         elif req.message == TRAIN and 1 <= req.round <= spec.rounds:
-            rest = spec.rounds - req.round + 1
-            return Planned(plan.round_event(), [plan.round_event()] * rest)
+            return Planned(plan.round_event(), plan.events_from(req.round))
+        elif req.message == REGRESSION and plan.refine is not None and req.round == spec.rounds + 1:
+            return Planned(plan.refine_event(), plan.events_from(req.round))
         raise PolicyRefusal(
             f"job {spec.name!r} ({spec.family.value} regression) makes no {req.message!r} "
             f"release as round {req.round}",
@@ -78,8 +79,9 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
         )
 
     def prepare(self, spec: RegressionSpec, req: JobRequest) -> Any:
-        """A Poisson round's incoming model: one finite, bounded array of the design's width
-        (the coordinator's own weights, so refusing them says nothing about the data)."""
+        """A Poisson round's (or refinement's) incoming model: one finite, bounded array of
+        the design's width (the coordinator's own weights, so refusing them says nothing
+        about the data)."""
         if spec.family is Family.LINEAR:
             return None
         from clients.kinds.regression.poisson import poisson_model
@@ -123,10 +125,18 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
             from clients.kinds.regression.suffstats import noisy_sufficient_statistics
 
             return Released(result=noisy_sufficient_statistics(frame, spec, plan).to_json())
-        from clients.kinds.regression.poisson import encode_poisson, train_poisson_round
+        from clients.kinds.regression.poisson import (
+            encode_poisson,
+            noisy_refinement,
+            train_poisson_round,
+        )
         from vocab.models import get_weights
 
         x, y, offset = encode_poisson(frame, spec)
+        if req.message == REGRESSION and plan.refine is not None:
+            (start,) = get_weights(prepared)
+            release = noisy_refinement(x, y, offset, start, spec, plan.refine)
+            return Released(result=release.to_json())
         result = train_poisson_round(
             prepared, x, y, offset, spec, plan,
             # Work sized by the public figure, not the rows: a round's time tells nothing.
@@ -143,11 +153,17 @@ class RegressionKind(NodeKind[RegressionSpec, Plan, Data]):
         epsilon: float,
     ) -> ReleaseRecord:  # fmt: skip
         params: dict[str, float | int] = dict(event.params())
-        if isinstance(plan, LinearPlan):
-            params.update(sensitivity=plan.sensitivity, noise_std=plan.noise_std, dims=plan.dims)
+        gram = plan if isinstance(plan, LinearPlan) else None
+        what = "sufficient_statistics"
+        if isinstance(plan, PoissonPlan):
+            refining = req.message == REGRESSION
+            gram = plan.refine if refining else None
+            what = "score_and_information" if refining else "model_update"
+        if gram is not None:
+            params.update(sensitivity=gram.sensitivity, noise_std=gram.noise_std, dims=gram.dims)
         return ReleaseRecord(
             round=req.round,
-            what="sufficient_statistics" if isinstance(plan, LinearPlan) else "model_update",
+            what=what,
             mechanism=event.mechanism.value,
             params=params,
             epsilon=epsilon,

@@ -8,9 +8,15 @@ per-sample clipping to `max_grad_norm`, Gaussian noise and Poisson batches from 
 node's secure generator, a row with a non-finite gradient contributing nothing, and the
 batches drawn over the officer's public size figure. The round's release is one
 `DpSgdEvent` of the `PoissonPlan` (`vocab.jobs.regression_plan`).
+
+After the rounds, the refinement release (`noisy_refinement`): the node's Fisher
+information, score and squared residuals at the coordinator's final model, each row's
+part bounded as `vocab.jobs.regression_plan` derives, with one Gaussian draw per entry.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -18,15 +24,25 @@ import pandas as pd
 import torch
 from torch import nn
 
-from clients.kinds.regression.suffstats import clamped_target, encode_rows
+from clients.kinds.regression.suffstats import clamped_target, encode_rows, noised_release
 from clients.training.dp_sgd import RoundResult, SgdSettings, dp_sgd_round
 from vocab.errors import InternalError
 from vocab.jobs.regression import Family, RegressionSpec
-from vocab.jobs.regression_plan import PoissonPlan
+from vocab.jobs.regression_plan import LinearPlan, PoissonPlan
 
-__all__ = ["encode_poisson", "poisson_model", "train_poisson_round"]
+if TYPE_CHECKING:
+    from vocab.jobs.regression_release import LinearRelease
+
+__all__ = [
+    "encode_poisson",
+    "noisy_refinement",
+    "poisson_model",
+    "refinement_statistics",
+    "train_poisson_round",
+]
 
 Float32Array = npt.NDArray[np.float32]
+FloatArray = npt.NDArray[np.float64]
 
 
 def encode_poisson(
@@ -115,3 +131,50 @@ def train_poisson_round(
         )
     except ValueError as err:  # the caller's rows and slots do not fit: a bug, not data
         raise InternalError(str(err)) from err
+
+
+def refinement_statistics(
+    x: npt.ArrayLike, y: npt.ArrayLike, offset: npt.ArrayLike, coefficients: npt.ArrayLike,
+    spec: RegressionSpec,
+) -> FloatArray:  # fmt: skip
+    """The exact vector the refinement release noises, at encoded-unit `coefficients`.
+
+    With W = `spec.target_upper` and m = min(exp(x'b + offset), W) per row: the upper
+    triangle of sum (m / W) x x' (row by row, as `numpy.triu_indices`), then
+    sum ((y - m) / W) x, then sum ((y - m) / W)^2. Each row's part has L2 norm at most
+    sqrt((B + 1)(B + 2) / 2) (`vocab.jobs.regression_plan`).
+
+    Returns:
+        float64 of length d (d + 1) / 2 + d + 1, d = `spec.n_coefficients`.
+    """
+    design = np.asarray(x, dtype=np.float64)
+    target = np.asarray(y, dtype=np.float64)
+    b = np.asarray(coefficients, dtype=np.float64).reshape(-1)
+    d = spec.n_coefficients
+    if design.ndim != 2 or design.shape[1] != d or b.shape != (d,):
+        raise InternalError(f"design {design.shape} and {b.shape} coefficients for {d} columns")
+    scale = spec.target_upper
+    with np.errstate(over="ignore"):
+        mu = np.exp(design @ b + np.asarray(offset, dtype=np.float64))
+    weight = np.minimum(mu, scale) / scale
+    residual = np.clip(target, 0.0, scale) / scale - weight
+    information = (design * weight[:, None]).T @ design
+    rows, cols = np.triu_indices(d)
+    return np.concatenate(
+        (information[rows, cols], design.T @ residual, [float(residual @ residual)])
+    )
+
+
+def noisy_refinement(
+    x: npt.ArrayLike, y: npt.ArrayLike, offset: npt.ArrayLike, coefficients: npt.ArrayLike,
+    spec: RegressionSpec, plan: LinearPlan,
+) -> LinearRelease:  # fmt: skip
+    """The refinement release: `refinement_statistics` plus the plan's Gaussian noise on
+    every entry (`suffstats.noised_release`).
+
+    It travels as a `LinearRelease` (same shape): `xtx_upper` the information triangle,
+    `xty` the score, `yty` the squared residuals, all over W.
+    """
+    if plan.dims != spec.n_coefficients:
+        raise InternalError(f"plan for {plan.dims} columns, spec has {spec.n_coefficients}")
+    return noised_release(refinement_statistics(x, y, offset, coefficients, spec), plan)

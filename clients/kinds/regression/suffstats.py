@@ -20,6 +20,7 @@ __all__ = [
     "clamped_target",
     "encode_design",
     "encode_rows",
+    "noised_release",
     "noisy_sufficient_statistics",
     "sufficient_statistics",
 ]
@@ -132,19 +133,28 @@ def noisy_sufficient_statistics(
     """The node's one release for a linear job: its statistics plus the plan's noise.
 
     One Gaussian draw of std `plan.noise_std` is added to every entry of the concatenated
-    vector (X'X's upper triangle, X'y, y'y), which is the release `plan.events()` charges.
-    The noise is OpenDP's float Gaussian (`clients.secure_noise.gaussian_floats`): sampled
-    exactly and rounded, so no floating-point attack on the draw, with OS randomness.
+    vector (X'X's upper triangle, X'y, y'y), which is the release `plan.events()` charges
+    (`noised_release`).
     """
     if plan.dims != spec.n_coefficients:
         raise InternalError(f"plan for {plan.dims} columns, spec has {spec.n_coefficients}")
     x, y = encode_design(frame, spec)
     stats = sufficient_statistics(x, y)
-    exact = np.concatenate((stats["xtx_upper"], stats["xty"], stats["yty"]))
+    return noised_release(np.concatenate((stats["xtx_upper"], stats["xty"], stats["yty"])), plan)
+
+
+def noised_release(exact: FloatArray, plan: LinearPlan) -> LinearRelease:
+    """A Gram-shaped vector (triangle, vector, scalar) with the plan's noise on each entry.
+
+    The noise is OpenDP's float Gaussian (`clients.secure_noise.gaussian_floats`): sampled
+    exactly and rounded, so no floating-point attack on the draw, with OS randomness.
+    """
+    triangle = plan.dims * (plan.dims + 1) // 2
+    if exact.shape != (triangle + plan.dims + 1,):
+        raise InternalError(f"{exact.shape} values for a {plan.dims}-column release")
     noisy = np.asarray(gaussian_floats(exact.tolist(), plan.noise_std), dtype=np.float64)
     if noisy.shape != exact.shape:
         raise InternalError(f"noise of shape {noisy.shape} for {exact.shape} values")
-    triangle = plan.dims * (plan.dims + 1) // 2
     return LinearRelease(
         xtx_upper=tuple(float(v) for v in noisy[:triangle]),
         xty=tuple(float(v) for v in noisy[triangle : triangle + plan.dims]),

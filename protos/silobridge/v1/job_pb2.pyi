@@ -270,7 +270,7 @@ class StatisticsPayload(_message.Message):
     def __init__(self, statistics: _Optional[_Iterable[_Union[StatisticSpec, _Mapping]]] = ..., group_by: _Optional[_Iterable[_Union[GroupingSpec, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[RowFilterSpec, _Mapping]]] = ..., max_rows: _Optional[int] = ..., max_groups: _Optional[int] = ..., noise: _Optional[_Union[NoiseKind, str]] = ..., threshold: _Optional[float] = ..., max_partitions: _Optional[int] = ..., selection_share: _Optional[float] = ...) -> None: ...
 
 class RegressionPayload(_message.Message):
-    __slots__ = ("family", "target", "target_lower", "target_upper", "features", "max_rows", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "exposure")
+    __slots__ = ("family", "target", "target_lower", "target_upper", "features", "max_rows", "rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm", "exposure", "refine_share")
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_LOWER_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +283,7 @@ class RegressionPayload(_message.Message):
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     MAX_GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
     EXPOSURE_FIELD_NUMBER: _ClassVar[int]
+    REFINE_SHARE_FIELD_NUMBER: _ClassVar[int]
     family: RegressionFamily
     target: str
     target_lower: float
@@ -295,4 +296,5 @@ class RegressionPayload(_message.Message):
     learning_rate: float
     max_grad_norm: float
     exposure: str
-    def __init__(self, family: _Optional[_Union[RegressionFamily, str]] = ..., target: _Optional[str] = ..., target_lower: _Optional[float] = ..., target_upper: _Optional[float] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., max_rows: _Optional[int] = ..., rounds: _Optional[int] = ..., local_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., exposure: _Optional[str] = ...) -> None: ...
+    refine_share: float
+    def __init__(self, family: _Optional[_Union[RegressionFamily, str]] = ..., target: _Optional[str] = ..., target_lower: _Optional[float] = ..., target_upper: _Optional[float] = ..., features: _Optional[_Iterable[_Union[FeatureSpec, _Mapping]]] = ..., max_rows: _Optional[int] = ..., rounds: _Optional[int] = ..., local_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., exposure: _Optional[str] = ..., refine_share: _Optional[float] = ...) -> None: ...

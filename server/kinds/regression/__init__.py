@@ -1,5 +1,6 @@
 """The regression kind at the coordinator: a linear fit from one release per node, or a
-Poisson model averaged over DP-SGD rounds."""
+Poisson model averaged over DP-SGD rounds, then refined by one Newton step from one more
+release per node (which gives its standard errors)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from server.kinds.base import CoordinatorKind, Drive, Finished
 from server.kinds.regression.bundle import render_regression
 from server.one_shot import NodeRelease, OneShot, admitted_nodes, ask_nodes, release_once
 from vocab.jobs.regression import Family, RegressionSpec
-from vocab.jobs.regression_plan import plan_linear
+from vocab.jobs.regression_plan import plan_linear, plan_refinement
 from vocab.jobs.regression_release import LinearRelease
 from vocab.jobspec import MAX_WEIGHT
 from vocab.progress import Refusal, Released, RoundDone, RoundStart
@@ -99,7 +100,7 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
         shots: list[OneShot] = []
         seconds = 0.0
         for rnd in range(1, spec.rounds + 1):
-            drive.emit(RoundStart(round=rnd, rounds=spec.rounds, nodes=len(active)))
+            drive.emit(RoundStart(round=rnd, rounds=spec.message_rounds, nodes=len(active)))
             shot = ask_nodes(spec, drive, TRAIN, rnd, active, weights)
             shots.append(shot)
             seconds += shot.seconds
@@ -126,7 +127,58 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
             weights = [mean.astype(np.float32)]
             done = RoundDone(round=rnd, nodes=len(updates), seconds=round(shot.seconds, 2))
             drive.emit(done)
-        fit = poisson_fit(spec, weights).to_json_dict()
-        return self._finished(
-            spec, drive, "succeeded", "", fit, shots, list(active.values()), seconds
+        combined = list(active.values())
+        if not spec.refines:
+            fit = poisson_fit(spec, weights).to_json_dict()
+            return self._finished(spec, drive, "succeeded", "", fit, shots, combined, seconds)
+        shot, fit_doc, refined_by = self._refine(spec, drive, weights, active)
+        combined = refined_by or combined
+        shots.append(shot)
+        seconds += shot.seconds
+        return self._finished(spec, drive, "succeeded", "", fit_doc, shots, combined, seconds)
+
+    def _refine(
+        self, spec: RegressionSpec, drive: Drive, weights: list[np.ndarray[Any, Any]],
+        active: dict[int, str],
+    ) -> tuple[OneShot, dict[str, Any], list[str]]:  # fmt: skip
+        """The refinement round: every node that trained releases its score and information
+        at the final model; with a quorum of plausible releases the fit is refined (and the
+        departments that refined it are returned), else it stays DP-SGD's, without
+        standard errors, and says why."""
+        from server.kinds.regression.poisson_fit import poisson_fit, refined_fit
+        from server.kinds.regression.poisson_refine import (
+            Unrefinable,
+            check_refinement,
+            refine,
         )
+
+        plan = plan_refinement(spec)
+        if plan is None:
+            raise ValueError("refinement asked of a job that does not refine")
+        rnd = spec.rounds + 1
+        drive.emit(RoundStart(round=rnd, rounds=spec.message_rounds, nodes=len(active)))
+        shot = ask_nodes(spec, drive, REGRESSION, rnd, active, weights, reply_weights=False)
+        parsed: list[LinearRelease] = []
+        used: list[str] = []
+        for release in shot.releases:
+            try:
+                stats = LinearRelease.from_json(release.payload, spec.n_coefficients)
+                if not math.isclose(stats.noise_std, plan.noise_std, rel_tol=1e-9):
+                    raise ValueError("its stated noise is not the job's planned noise")
+                check_refinement(stats, spec.n_coefficients, plan.noise_std)
+            except ValueError as err:
+                self._bad(drive, release, str(err))
+                continue
+            parsed.append(stats)
+            used.append(release.department)
+        drive.emit(RoundDone(round=rnd, nodes=len(parsed), seconds=round(shot.seconds, 2)))
+        if len(parsed) < spec.min_nodes:
+            why = self._too_few(spec, len(parsed), "released the refinement")
+            note = f"not refined, no standard errors: {why}"
+            return shot, poisson_fit(spec, weights, note=note).to_json_dict(), []
+        try:
+            refinement = refine(spec, weights[0], parsed, plan.noise_std)
+        except Unrefinable as err:
+            note = f"not refined, no standard errors: {err}"
+            return shot, poisson_fit(spec, weights, note=note).to_json_dict(), []
+        return shot, refined_fit(spec, weights, refinement).to_json_dict(), used

@@ -42,12 +42,18 @@ def _fmt(value: Any) -> str:
 
 def _card(spec: RegressionSpec, result: dict[str, Any]) -> str:
     fit = result.get("fit") or {}
-    method = (
-        "noisy sufficient statistics (X'X, X'y, y'y with Gaussian noise, one release per "
-        "department), pooled and solved with AdaSSP's ridge rule"
-        if spec.family is Family.LINEAR
-        else f"DP-SGD over {spec.rounds} round(s), the departments' models averaged"
-    )
+    if spec.family is Family.LINEAR:
+        method = (
+            "noisy sufficient statistics (X'X, X'y, y'y with Gaussian noise, one release "
+            "per department), pooled and solved with AdaSSP's ridge rule"
+        )
+    else:
+        method = f"DP-SGD over {spec.rounds} round(s), the departments' models averaged"
+        if spec.refines:
+            method += (
+                ", then one Newton step from each department's noisy score and Fisher "
+                f"information at that model ({spec.refine_share:.0%} of epsilon planned for it)"
+            )
     lines = [
         f"# Model card: {spec.name} ({spec.family.value} regression of {spec.target})",
         "",
@@ -76,12 +82,32 @@ def _card(spec: RegressionSpec, result: dict[str, Any]) -> str:
                 f"{_fmt(fit.get('n_estimate'))}; ridge: {_fmt(fit.get('ridge'))}"
             )
             lines += ["", summary]
+    elif fit.get("refined"):
+        lines += [
+            "| coefficient | estimate (log rate) | std error | 95 % interval | rate ratio "
+            "(95 % interval) |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['name']} | {_fmt(r['estimate'])} | {_fmt(r['std_error'])} | "
+            f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}] | {_fmt(r['rate_ratio'])} "
+            f"[{_fmt(r['rate_ratio_lower'])}, {_fmt(r['rate_ratio_upper'])}] |"
+            for r in rows
+        ]
+        lines += [
+            "",
+            f"Dispersion (quasi-Poisson, >= 1): {_fmt(fit.get('dispersion'))}; weakest "
+            f"direction's information: {_fmt(fit.get('weakest_snr'))} noise stds. Intervals "
+            "cover sampling and DP noise, conditional on the DP-SGD start.",
+        ]
     else:
         lines += ["| coefficient | estimate (log rate) | rate ratio |", "|---|---|---|"]
         lines += [
             f"| {r['name']} | {_fmt(r['estimate'])} | {_fmt(r['rate_ratio'])} |" for r in rows
         ]
-        lines += ["", "DP-SGD gives no standard errors here; compare fits across seeds."]
+        if rows:
+            why = fit.get("note") or "the job did not refine (refine_share = 0)"
+            lines += ["", f"No standard errors: {why}."]
     return "\n".join(lines) + "\n"
 
 

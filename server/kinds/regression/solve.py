@@ -50,13 +50,18 @@ import numpy.typing as npt
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import design_scaling
 from vocab.jobs.regression_release import LinearRelease
+from vocab.jobs.statistics_plan import Z95
 
-__all__ = ["LinearFit", "check_release", "ridge_threshold", "solve_linear"]
+__all__ = [
+    "LinearFit",
+    "check_release",
+    "noise_draws",
+    "ridge_threshold",
+    "solve_linear",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
-_Z95 = 1.959963984540054
-"""The standard normal's 97.5 % quantile."""
 
 _RHO = 1e-3
 """Chance, at most, that the noise's spectral norm exceeds the ridge threshold."""
@@ -136,14 +141,16 @@ def ridge_threshold(noise_std: float, dims: int) -> float:
     return noise_std * (2.0 * math.sqrt(dims) + 2.0 * math.sqrt(math.log(1.0 / _RHO)))
 
 
-def _ridges(xtx: FloatArray, threshold: float) -> FloatArray:
-    """AdaSSP's lambda = max(0, threshold - lambda_min) for one matrix or a stack of them."""
+def _ridges(xtx: FloatArray, threshold: float | FloatArray) -> FloatArray:
+    """AdaSSP's lambda = max(0, threshold - lambda_min) for one matrix or a stack of them
+    (and one threshold or one per matrix)."""
     smallest = np.linalg.eigvalsh(xtx)[..., 0]
     lifted: FloatArray = np.maximum(0.0, threshold - smallest).astype(np.float64)
     return lifted
 
 
 def _solve(xtx: FloatArray, xty: FloatArray, ridge: FloatArray) -> FloatArray:
+    """(X'X + lambda I)^-1 X'y for one system or a stack of them."""
     eye = np.eye(xtx.shape[-1])
     regularised = xtx + ridge[..., None, None] * eye
     solved: FloatArray = np.linalg.solve(regularised, xty[..., None])[..., 0].astype(np.float64)
@@ -193,19 +200,25 @@ def _stds(
     return stds
 
 
-def _noise_covariance(
-    xtx: FloatArray, xty: FloatArray, std: float, threshold: float, draws: int, seed: int
-) -> FloatArray:
-    """Covariance of the solution under fresh noise of std `std` (parametric bootstrap)."""
+def noise_draws(
+    xtx: FloatArray, xty: FloatArray, std: float, draws: int, rng: np.random.Generator
+) -> tuple[FloatArray, FloatArray]:
+    """`draws` copies of (X'X, X'y) with fresh noise of std `std` on every released entry
+    (the triangle's noise mirrored), for a parametric bootstrap of the noise's effect."""
     d = xtx.shape[0]
-    rng = np.random.default_rng(seed)
     rows, cols = np.triu_indices(d)
     upper = rng.normal(0.0, std, size=(draws, len(rows)))
     noise = np.zeros((draws, d, d))
     noise[:, rows, cols] = upper
     noise[:, cols, rows] = upper
-    xtx_draws = xtx[None, :, :] + noise
-    xty_draws = xty[None, :] + rng.normal(0.0, std, size=(draws, d))
+    return xtx[None, :, :] + noise, xty[None, :] + rng.normal(0.0, std, size=(draws, d))
+
+
+def _noise_covariance(
+    xtx: FloatArray, xty: FloatArray, std: float, threshold: float, draws: int, seed: int
+) -> FloatArray:
+    """Covariance of the solution under fresh noise of std `std` (parametric bootstrap)."""
+    xtx_draws, xty_draws = noise_draws(xtx, xty, std, draws, np.random.default_rng(seed))
     solutions = _solve(xtx_draws, xty_draws, _ridges(xtx_draws, threshold))
     covariance: FloatArray = np.atleast_2d(np.cov(solutions, rowvar=False))
     return covariance
@@ -271,8 +284,8 @@ def solve_linear(
         names=spec.coefficient_names,
         coefficients=tuple(float(v) for v in beta),
         std_errors=tuple(float(v) for v in se),
-        lower=tuple(float(v) for v in beta - _Z95 * se),
-        upper=tuple(float(v) for v in beta + _Z95 * se),
+        lower=tuple(float(v) for v in beta - Z95 * se),
+        upper=tuple(float(v) for v in beta + Z95 * se),
         rmse=math.sqrt(sigma2) / target_slope,
         n_estimate=max(count, 0.0),
         ridge=float(ridge),

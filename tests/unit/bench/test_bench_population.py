@@ -70,5 +70,15 @@ def test_quick_population_writes_sane_figures(tmp_path: Path) -> None:
     assert 0 < glm["deviance"] <= glm["null_deviance"]
     for entry in poisson["per_epsilon"]:
         assert entry["deviance_over_glm"] >= 1.0 - 1e-9  # the GLM is the maximum likelihood
+        refined = entry["after_refinement"]
+        assert refined["refined"] + len(refined["not_refined_because"]) >= 1
+        if refined["refined"]:
+            assert refined["deviance_over_glm"] >= 1.0 - 1e-9
+            assert 0.0 <= refined["interval_coverage_of_glm"] <= 1.0
+    at_10 = next(e for e in poisson["per_epsilon"] if e["epsilon"] == 10.0)
+    # At epsilon 10 the information is far above its noise: the Newton step lands on the
+    # GLM's deviance, which DP-SGD's clipped training alone misses by some 20 %.
+    assert at_10["after_refinement"]["refined"] == 1
+    assert at_10["after_refinement"]["deviance_over_glm"] < 1.01
 
     assert (tmp_path / "population_error.png").is_file() or "skipped" in result["plot"]

@@ -1,13 +1,16 @@
-"""The regression kind's plan: encoding maps, the Gram release's sensitivity, calibration."""
+"""The regression kind's plan: encoding maps, the Gram release's and the poisson
+refinement's sensitivity, calibration."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from clients.kinds.regression.poisson import encode_poisson, refinement_statistics
 from clients.kinds.regression.suffstats import encode_design
 from vocab.accounting import epsilon_spent
 from vocab.errors import InternalError
@@ -18,6 +21,7 @@ from vocab.jobs.regression_plan import (
     gram_size,
     plan_linear,
     plan_poisson,
+    plan_refinement,
     row_norm_bound,
 )
 from vocab.jobspec import FeatureSpec
@@ -170,9 +174,70 @@ def test_plans_refuse_the_other_family() -> None:
 
 
 def test_poisson_plan_costs_at_most_epsilon() -> None:
-    spec = _spec(family=Family.POISSON, target_lower=0.0, rounds=3, local_epochs=2)
+    spec = _spec(
+        family=Family.POISSON, target_lower=0.0, rounds=3, local_epochs=2, refine_share=0.0
+    )
     plan = plan_poisson(spec, 20_000)
     assert plan.sample_rate == pytest.approx(256 / 20_000)
     assert plan.steps_per_round == round(2 / plan.sample_rate)
     assert plan.events() == [DpSgdEvent(plan.noise_multiplier, plan.sample_rate, 156)] * 3
     assert epsilon_spent(plan.events(), spec.delta) <= spec.epsilon
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("epsilon", [0.3, 1.0, 8.0])
+def test_a_refining_poisson_plan_composes_rounds_and_refinement_within_epsilon(
+    share: float, epsilon: float
+) -> None:
+    spec = _spec(
+        family=Family.POISSON, target_lower=0.0, rounds=3, epsilon=epsilon, refine_share=share
+    )
+    plan = plan_poisson(spec, 20_000)
+    refine = plan_refinement(spec)
+    assert refine is not None and plan.refine == refine
+    assert refine.sensitivity == gram_sensitivity(spec, 1)  # one row per person
+    assert plan.events()[-1] == GaussianEvent(refine.noise_multiplier)
+    assert plan.events()[:-1] == [plan.round_event()] * 3
+    assert epsilon_spent(plan.events(), spec.delta) <= epsilon
+    # The rounds get what the refinement leaves: more noise than without it.
+    alone = plan_poisson(dataclasses.replace(spec, refine_share=0.0), 20_000)
+    assert plan.noise_multiplier > alone.noise_multiplier
+    # What remains from each round on (what admission prices at that round).
+    assert plan.events_from(2) == [plan.round_event()] * 2 + [plan.refine_event()]
+    assert plan.events_from(4) == [plan.refine_event()]
+    assert plan.events_from(5) == []
+
+
+def test_a_poisson_plan_without_refinement_has_no_refinement_event() -> None:
+    spec = _spec(family=Family.POISSON, target_lower=0.0, refine_share=0.0)
+    assert plan_refinement(spec) is None and not spec.refines
+    plan = plan_poisson(spec, 20_000)
+    assert plan.refine is None and plan.events_from(spec.rounds + 1) == []
+    with pytest.raises(InternalError):
+        plan.refine_event()
+    assert plan_refinement(_spec()) is None  # a linear job never refines
+
+
+def _refinement_row(spec: RegressionSpec, row: pd.DataFrame, b: np.ndarray) -> np.ndarray:
+    x, y, offset = encode_poisson(row, spec)
+    return refinement_statistics(x, y, offset, b, spec)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_refinement_row_moves_the_release_by_at_most_the_sensitivity(seed: int) -> None:
+    # Any model the coordinator sends (huge, tiny, random) and any row: the bound holds,
+    # and a row at its bounds with mu >= W and y = 0 reaches it.
+    rng = np.random.default_rng(seed)
+    spec = _spec(family=Family.POISSON, target_lower=0.0, target_upper=40.0)
+    bound = gram_sensitivity(spec, 1)
+    worst = 0.0
+    for scale in (0.0, 1.0, 30.0, 1e4):
+        b = rng.normal(0.0, scale, spec.n_coefficients)
+        rows = _rows(rng, 300).assign(y=lambda f: rng.choice([0.0, 3.0, 40.0, 1e6], len(f)))
+        for i in range(len(rows)):
+            part = _refinement_row(spec, rows.iloc[[i]], b)
+            worst = max(worst, float(np.linalg.norm(part)))
+    assert worst <= bound
+    extreme = pd.DataFrame({"a": [3.0], "b": [5e6], "c": ["s"], "y": [0.0]})
+    at_bound = np.linalg.norm(_refinement_row(spec, extreme, np.full(spec.n_coefficients, 50.0)))
+    assert at_bound == pytest.approx(bound, rel=1e-9)

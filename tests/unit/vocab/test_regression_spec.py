@@ -69,6 +69,22 @@ def test_poisson_with_exposure_and_log_feature() -> None:
     assert isinstance(spec.target_lower, float) and spec.target_upper == 50.0
 
 
+def test_refine_share_defaults_round_trips_and_adds_a_message_round() -> None:
+    from vocab.jobs.regression import DEFAULT_REFINE_SHARE
+    from vocab.serde import job_from_bytes, job_to_bytes
+
+    poisson = parse_regression_spec(_doc(family="poisson", target_lower=0, rounds=2))
+    assert poisson.refine_share == DEFAULT_REFINE_SHARE and poisson.refines
+    assert poisson.message_rounds == 3  # two training rounds, then the refinement
+    off = parse_regression_spec(_doc(family="poisson", target_lower=0, rounds=2, refine_share=0))
+    assert not off.refines and off.message_rounds == 2
+    assert isinstance(off.refine_share, float)
+    for spec in (poisson, off):  # 0 ("off") survives the wire; unset is the default
+        assert job_from_bytes(job_to_bytes(spec)) == spec
+    linear = parse_regression_spec(_doc())
+    assert not linear.refines and linear.message_rounds == 1
+
+
 def test_example_specs_load() -> None:
     earnings = _load("earnings_regression.toml")
     assert earnings.family is Family.LINEAR and earnings.dataset == "earnings"
@@ -107,6 +123,10 @@ def test_example_specs_load() -> None:
         ({"batch_size": 2.5}, "batch_size"),
         ({"learning_rate": 1e3}, "learning_rate"),
         ({"max_grad_norm": -1.0}, "max_grad_norm"),
+        ({"refine_share": 1.0}, "refine_share"),
+        ({"refine_share": -0.1}, "refine_share"),
+        ({"refine_share": "half"}, "refine_share"),
+        ({"refine_share": math.nan}, "refine_share"),
         ({"delta": 0.0}, "delta"),
         ({"epsilon": math.nan}, "epsilon"),
         ({"name": "bad name!"}, "name"),
