@@ -146,11 +146,8 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
         departments that refined it are returned), else it stays DP-SGD's, without
         standard errors, and says why."""
         from server.kinds.regression.poisson_fit import poisson_fit, refined_fit
-        from server.kinds.regression.poisson_refine import (
-            Unrefinable,
-            check_refinement,
-            refine,
-        )
+        from server.kinds.regression.poisson_refine import Unrefinable, refine
+        from server.kinds.regression.solve import check_release
 
         plan = plan_refinement(spec)
         if plan is None:
@@ -165,7 +162,7 @@ class RegressionCoordinator(CoordinatorKind[RegressionSpec]):
                 stats = LinearRelease.from_json(release.payload, spec.n_coefficients)
                 if not math.isclose(stats.noise_std, plan.noise_std, rel_tol=1e-9):
                     raise ValueError("its stated noise is not the job's planned noise")
-                check_refinement(stats, spec.n_coefficients, plan.noise_std)
+                check_release(stats, spec.n_coefficients, plan.noise_std, vector_bounded=False)
             except ValueError as err:
                 self._bad(drive, release, str(err))
                 continue

@@ -60,12 +60,9 @@ from server.kinds.regression.solve import noise_draws
 from vocab.jobs.regression import RegressionSpec
 from vocab.jobs.regression_release import LinearRelease
 
-__all__ = ["MIN_INFORMATION_SNR", "Refinement", "Unrefinable", "check_refinement", "refine"]
+__all__ = ["MIN_INFORMATION_SNR", "Refinement", "Unrefinable", "refine"]
 
 FloatArray = npt.NDArray[np.float64]
-
-_PLAUSIBLE_SIGMAS = 8.0
-"""How far (in noise stds) an entry may stray beyond what true statistics allow."""
 
 _DRAWS = 400
 """Noise redraws of the bootstrap."""
@@ -100,30 +97,6 @@ class Refinement:
     noise: FloatArray
     dispersion: float
     weakest_snr: float
-
-
-def check_refinement(release: LinearRelease, dims: int, noise_std: float) -> None:
-    """Refuses a refinement release no honest node could send for a `dims`-column design.
-
-    Each row adds m / W in [0, 1] times x x' (entries in [-1, 1]) to H, so H's first entry
-    is >= 0 and bounds every entry's magnitude, the diagonal is >= 0, and so is r; an entry
-    beyond those limits by more than 8 noise stds is refused. This stops gross poisoning;
-    a node can still lie within the limits.
-
-    Raises:
-        ValueError: Naming what is wrong.
-    """
-    if release.dims != dims:
-        raise ValueError(f"release has {release.dims} design columns, expected {dims}")
-    slack = _PLAUSIBLE_SIGMAS * noise_std
-    information = release.xtx()
-    total = information[0, 0]
-    if total < -slack:
-        raise ValueError(f"release's information total {total:.6g} is negative beyond its noise")
-    if np.max(np.abs(information)) > total + 2.0 * slack:
-        raise ValueError("release has an information entry larger than its total allows")
-    if np.min(np.diag(information)) < -slack or release.yty < -slack:
-        raise ValueError("release has a sum of squares negative beyond its noise")
 
 
 def _steps(
@@ -187,7 +160,8 @@ def refine(
     Args:
         spec: The poisson job.
         start: The model the nodes released at: encoded coefficients, intercept first.
-        releases: One checked release per node (`check_refinement`).
+        releases: One checked release per node (`solve.check_release` with
+            `vector_bounded=False`).
         noise_std: The planned noise std of each release.
         seed: Seeds the noise bootstrap (default: the spec's seed).
         draws: Noise redraws of the bootstrap, >= 2.

@@ -157,13 +157,19 @@ def _solve(xtx: FloatArray, xty: FloatArray, ridge: FloatArray) -> FloatArray:
     return solved
 
 
-def check_release(release: LinearRelease, dims: int, noise_std: float) -> None:
+def check_release(
+    release: LinearRelease, dims: int, noise_std: float, *, vector_bounded: bool = True
+) -> None:
     """Refuses a release that no honest node could send for a `dims`-column design.
 
     Every encoded value lies in [-1, 1], so every true entry of X'X, X'y and y'y is at most
     the count n (X'X's first entry) in magnitude, and diagonal entries and y'y are >= 0.
     An entry further than 8 noise stds beyond those limits (or the count below -8 stds) is
     refused. A node can still lie within the limits; this stops gross poisoning only.
+
+    A poisson refinement has the same shape with weights in [0, 1] on each row's x x', so
+    the same limits hold for its matrix and scalar; its score (the vector) is not bounded
+    by the matrix's first entry, so `vector_bounded=False` leaves the vector unchecked.
 
     Raises:
         ValueError: Naming what is wrong.
@@ -172,13 +178,14 @@ def check_release(release: LinearRelease, dims: int, noise_std: float) -> None:
         raise ValueError(f"release has {release.dims} design columns, expected {dims}")
     slack = _PLAUSIBLE_SIGMAS * noise_std
     xtx = release.xtx()
-    count = xtx[0, 0]
-    if count < -slack:
-        raise ValueError(f"release's count {count:.6g} is negative beyond its noise")
-    limit = count + 2.0 * slack
-    entries = np.concatenate((xtx.ravel(), release.xty, [release.yty]))
+    total = xtx[0, 0]
+    if total < -slack:
+        raise ValueError(f"release's first entry {total:.6g} is negative beyond its noise")
+    limit = total + 2.0 * slack
+    vector = release.xty if vector_bounded else ()
+    entries = np.concatenate((xtx.ravel(), vector, [release.yty]))
     if np.max(np.abs(entries)) > limit:
-        raise ValueError("release has an entry larger than its count allows")
+        raise ValueError("release has an entry larger than its first entry allows")
     if np.min(np.diag(xtx)) < -slack or release.yty < -slack:
         raise ValueError("release has a sum of squares negative beyond its noise")
 

@@ -24,9 +24,9 @@ from server.kinds.regression.poisson_fit import poisson_fit, refined_fit
 from server.kinds.regression.poisson_refine import (
     MIN_INFORMATION_SNR,
     Unrefinable,
-    check_refinement,
     refine,
 )
+from server.kinds.regression.solve import check_release
 from vocab.jobs.regression import Family, RegressionSpec
 from vocab.jobs.regression_plan import LinearPlan, plan_refinement
 from vocab.jobs.regression_release import LinearRelease
@@ -146,15 +146,20 @@ def test_implausible_releases_are_refused() -> None:
     spec = _spec()
     d = spec.n_coefficients
     good = _exact(spec, _nodes((500,)), np.zeros(d))[0]
-    check_refinement(good, d, 1.0)
+    check_release(good, d, 1.0, vector_bounded=False)
     negative = dataclasses.replace(good, xtx_upper=(-100.0, *good.xtx_upper[1:]))
     oversized = dataclasses.replace(good, xtx_upper=(good.xtx_upper[0], 1e9, *good.xtx_upper[2:]))
     negative_squares = dataclasses.replace(good, yty=-100.0)
     for bad in (negative, oversized, negative_squares):
         with pytest.raises(ValueError):
-            check_refinement(bad, d, 1.0)
+            check_release(bad, d, 1.0, vector_bounded=False)
+    # A score may exceed the information total (rows with y far above mu): not refused.
+    big_score = dataclasses.replace(good, xty=(10 * good.xtx_upper[0], *good.xty[1:]))
+    check_release(big_score, d, 1.0, vector_bounded=False)
+    with pytest.raises(ValueError):
+        check_release(big_score, d, 1.0)  # as a linear release it would be impossible
     with pytest.raises(ValueError, match="design columns"):
-        check_refinement(good, d + 1, 1.0)
+        check_release(good, d + 1, 1.0, vector_bounded=False)
 
 
 def test_a_refined_fit_reports_raw_units_with_intervals() -> None:
