@@ -1,4 +1,5 @@
-"""`silobridge certs ...`: a deployment's CA, the coordinator's certificate, node keys."""
+"""`silobridge certs ...`: a deployment's CA, the coordinator's certificate, node keys, and
+people's client certificates for the coordinator service's API."""
 
 from __future__ import annotations
 
@@ -10,18 +11,24 @@ import typer
 
 from silobridge.certs import (
     CA_DAYS,
+    CLIENT_DAYS,
     DEFAULT_HOSTS,
+    MAX_CLIENT_DAYS,
     SERVER_DAYS,
     NodeKeyFiles,
+    issue_client_cert,
     make_deployment_certs,
     make_node_key,
 )
 from silobridge.cli.errors import console, handle_errors
 from vocab.errors import ConfigError
+from vocab.roles import ROLES
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Make TLS certificates and SuperNode keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Make TLS certificates, SuperNode keys and client certificates.", no_args_is_help=True
+)
 
 
 def _print_node_key(files: NodeKeyFiles, department: str) -> None:
@@ -116,3 +123,52 @@ def node_key(
     files = make_node_key(out, department, force=force)
     console.print("SuperNode key made:")
     _print_node_key(files, department)
+
+
+@app.command("issue")
+@handle_errors
+def issue(
+    role: Annotated[str, typer.Option(help=f"What the person may do: {', '.join(ROLES)}.")],
+    name: Annotated[
+        str, typer.Option(help="Who they are, e.g. r.ahmed (A-Z, a-z, 0-9, '.', '_', '-').")
+    ],
+    ca_dir: Annotated[
+        Path, typer.Option(help="The folder `certs init --out` wrote (needs its ca.key).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the certificate and its key.")],
+    days: Annotated[
+        int, typer.Option(help=f"Days the certificate is valid (1-{MAX_CLIENT_DAYS}).")
+    ] = CLIENT_DAYS,
+    force: Annotated[bool, typer.Option(help="Replace a certificate that exists.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files as JSON.")] = False,
+) -> None:
+    """Make a person's client certificate for the coordinator's API, signed by the CA."""
+    files = issue_client_cert(ca_dir, out, role=role, name=name, days=days, force=force)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "role": role,
+                    "name": name,
+                    "days": days,
+                    "cert": str(files.cert),
+                    "key": str(files.key),
+                    "ca_cert": str(files.ca),
+                },
+                indent=2,
+            )
+        )
+        return
+    console.print(
+        f"client certificate for {role} {name}: {files.cert} and its key {files.key} (0600), "
+        f"valid {days} days",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"give {name} {files.cert.name}, {files.key.name} and the CA certificate {files.ca} "
+        "over a channel you trust, then delete the .key here: from then on the key never "
+        "leaves their machine",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,1 @@
+"""The long-running coordinator service: API servicers, auth, job store, scheduler."""
