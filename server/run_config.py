@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,22 @@ class RunMode(enum.Enum):
     """A dry run: ask every node what the job would cost it; nothing is charged anywhere."""
 
 
+_JOB_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,160}$")
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """A decoded submission; `out` is None for quotes (they write no bundle)."""
+    """A decoded submission; `out` is None for quotes (they write no bundle).
+
+    `job_id` is set when the coordinator service submitted the run: its job store's id,
+    kept across a restart so the nodes recognise rounds they already answered. Without it
+    the job id is the job's name and Flower's run id.
+    """
 
     spec: JobEnvelope
     mode: RunMode
     out: Path | None
+    job_id: str = ""
 
 
 def decode_run_config(run_config: dict[str, Any]) -> RunConfig:
@@ -54,8 +64,11 @@ def decode_run_config(run_config: dict[str, Any]) -> RunConfig:
             "submit jobs with `silobridge job run SPEC --out DIR` (or `job quote SPEC`), "
             "not plain `flwr run`",
         )
+    job_id = str(run_config.get("job_id", "") or "")
+    if job_id and not _JOB_ID_RE.match(job_id):
+        raise JobSpecError(f"run config `job_id` = {job_id[:80]!r} is not a job id")
     try:
         spec = job_from_bytes(base64.b64decode(raw, validate=True))
     except binascii.Error as err:
         raise JobSpecError(f"run config `job` is not base64: {err}") from err
-    return RunConfig(spec, mode, Path(out) if out else None)
+    return RunConfig(spec, mode, Path(out) if out else None, job_id)

@@ -274,7 +274,7 @@ def run_submission(
             audit.refusal(f"?#{run_id}", err.code.value, str(err))
         emit(Failed(reason=str(err)))
         return
-    job_id = f"{config.spec.name}#{run_id}"
+    job_id = config.job_id or f"{config.spec.name}#{run_id}"
     if config.out is not None:
         # The coordinator's copy of the bundle goes under its home, whatever folder the run
         # config names: a submitter must not choose where the coordinator host writes.

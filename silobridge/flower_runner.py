@@ -9,6 +9,8 @@ import contextlib
 import json
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +85,14 @@ def submit_job(
     *,
     mode: RunMode = RunMode.RUN,
     app_dir: Path | None = None,
+    job_id: str = "",
+    should_stop: Callable[[], bool] | None = None,
 ) -> FinalEvent:
     """Run (or, with `mode` QUOTE, only price) `spec` on the federation; blocks until done.
 
     The run ships the app bundle of `app_dir` (default: this installation's checkout).
+    `job_id` (the coordinator service's) names the job at the nodes instead of the name
+    and Flower's run id. When `should_stop` turns True the run is stopped (`flwr stop`).
 
     Returns the last event (`job_end` or `failed`; a quote ends in `quote_result` or
     `failed`); the result bundle the last event carries is written to `out_dir`. The raw
@@ -105,7 +111,7 @@ def submit_job(
     encoded = base64.b64encode(job_to_bytes(spec)).decode()
     run_config.write_text(
         f"job = {toml_str(encoded)}\nout = {toml_str(str(out_dir))}\n"
-        f"mode = {toml_str(mode.value)}\n"
+        f"mode = {toml_str(mode.value)}\njob_id = {toml_str(job_id)}\n"
     )
     argv = [
         flower_executable("flwr"),
@@ -132,13 +138,15 @@ def submit_job(
             stdin=subprocess.DEVNULL,
         )
         assert proc.stdout is not None
+        ids: dict[str, str] = {}
+        watcher = _stop_watcher(proc, ids, env, should_stop) if should_stop else None
         try:
             for line in proc.stdout:
                 log_fh.write(line)
                 log_fh.flush()
                 tail = [*tail, line.rstrip()][-15:]
                 if match := _RUN_ID_RE.search(line):
-                    run_id = match.group(1)
+                    run_id = ids["run"] = match.group(1)
                 try:
                     event = decode_event(line)
                 except ProgressEventError as err:
@@ -162,6 +170,8 @@ def submit_job(
                 proc.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
+            if watcher is not None:
+                watcher.join(timeout=5)
     if malformed is not None:
         raise SilobridgeError(malformed.message, f"{malformed.hint}; full log: {log_path}")
     if final is None:
@@ -239,6 +249,26 @@ def _drain(proc: subprocess.Popen[str], log_fh: Any) -> None:
         out, _ = proc.communicate(timeout=15)
         if out:
             log_fh.write(out)
+
+
+def _stop_watcher(
+    proc: subprocess.Popen[str], ids: dict[str, str], env: dict[str, str],
+    should_stop: Callable[[], bool],
+) -> threading.Thread:  # fmt: skip
+    """A thread that stops the run once `should_stop` says so (polled every second)."""
+
+    def watch() -> None:
+        while proc.poll() is None:
+            if should_stop():
+                if "run" in ids:
+                    _stop_run(ids["run"], env)
+                proc.terminate()
+                return
+            time.sleep(1.0)
+
+    thread = threading.Thread(target=watch, name="run-stop-watcher", daemon=True)
+    thread.start()
+    return thread
 
 
 def _stop_run(run_id: str, env: dict[str, str]) -> None:

@@ -37,6 +37,7 @@ class CoordinatorEvent(enum.Enum):
     QUOTE = "quote"
     JOB_END = "job_end"
     CAP_CHANGE = "cap_change"
+    API_DENIED = "api_denied"
 
 
 def central_view(check: CentralCheck) -> CentralView:
@@ -152,4 +153,11 @@ class CoordinatorAudit:
         return self._append(
             CoordinatorEvent.CAP_CHANGE,
             {"kind": change.kind.value, "key": change.key, "old": change.old, "new": change.new},
+        )
+
+    def api_denied(self, caller: str, method: str, status: str, reason: str) -> AuditEntry:
+        """A call to the service's API was refused (no or bad credential, wrong role)."""
+        return self._append(
+            CoordinatorEvent.API_DENIED,
+            {"caller": caller, "method": method, "status": status, "reason": reason[:500]},
         )
