@@ -255,11 +255,15 @@ class CentralBudget(abc.ABC):
     def reserve(self, job_id: str, analyst: str, project: str, epsilon: float) -> CentralCheck:
         """Admits a job: checks its caps and records it at `epsilon`, atomically.
 
-        The job is recorded even when no cap applies, so a cap set later counts it.
+        The job is recorded even when no cap applies, so a cap set later counts it. The
+        same job reserved again while its reservation is still open (the coordinator service
+        resuming it after a crash, same analyst, project and epsilon) keeps that reservation
+        and adds nothing.
 
         Raises:
             CapExceeded: If the job does not fit a cap; nothing is recorded.
-            InternalError: If `job_id` was already admitted.
+            InternalError: If `job_id` was already admitted otherwise (settled, or with
+                other figures).
         """
 
     @abc.abstractmethod

@@ -199,8 +199,18 @@ class SqliteCentralBudget(CentralBudget):
             raise JobSpecError(f"job id must be a non-empty string, got {job_id!r}")
         requested = _requested(epsilon)
         with self._connect() as conn, write_locked(conn):
-            if conn.execute("SELECT 1 FROM charges WHERE job_id = ?", (job_id,)).fetchone():
-                raise InternalError(f"job {job_id!r} was admitted twice by the central budget")
+            row = conn.execute(
+                f"SELECT {_CHARGE_COLUMNS} FROM charges WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is not None:
+                held = _charge(row)
+                if (held.status, held.analyst, held.project, held.requested) != (
+                    ChargeStatus.RESERVED, analyst, project, requested
+                ):
+                    raise InternalError(f"job {job_id!r} was admitted twice by the central budget")
+                # The same job again after its coordinator died: it keeps the reservation it
+                # holds (checked as if it were not yet counted), nothing is added.
+                return self._check(conn, analyst, project, requested, exclude=job_id)
             check = self._check(conn, analyst, project, requested)
             refusal = check.refusal()
             if refusal is not None:
@@ -242,8 +252,9 @@ class SqliteCentralBudget(CentralBudget):
         )
 
     def _check(
-        self, conn: sqlite3.Connection, analyst: str, project: str, requested: float
-    ) -> CentralCheck:
+        self, conn: sqlite3.Connection, analyst: str, project: str, requested: float,
+        exclude: str = "",
+    ) -> CentralCheck:  # fmt: skip
         checks = []
         for kind, key, column in (
             (CapKind.ANALYST, analyst, "analyst"),
@@ -264,7 +275,8 @@ class SqliteCentralBudget(CentralBudget):
             if row is None:
                 continue
             rows = conn.execute(
-                f"SELECT {_CHARGE_COLUMNS} FROM charges WHERE {column} = ?", (key,)
+                f"SELECT {_CHARGE_COLUMNS} FROM charges WHERE {column} = ? AND job_id != ?",
+                (key, exclude),
             ).fetchall()
             spent = math.fsum(_charge(r).counted for r in rows)
             checks.append(CapCheck(kind, key, float(row["epsilon"]), spent, requested))

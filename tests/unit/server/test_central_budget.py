@@ -172,8 +172,22 @@ class CentralBudgetContract:
     def test_admitting_a_job_twice_is_a_bug(self, tmp_path: Path) -> None:
         budget = self.make(tmp_path)
         budget.reserve("j#1", "r.ahmed", "", 1.0)
+        for other in (("l.chen", "", 1.0), ("r.ahmed", "p", 1.0), ("r.ahmed", "", 2.0)):
+            with pytest.raises(InternalError, match="admitted twice"):
+                budget.reserve("j#1", *other)
+        budget.settle("j#1", 1.0)
         with pytest.raises(InternalError, match="admitted twice"):
-            budget.reserve("j#1", "r.ahmed", "", 1.0)
+            budget.reserve("j#1", "r.ahmed", "", 1.0)  # settled: over
+
+    def test_a_resumed_job_keeps_its_one_reservation(self, tmp_path: Path) -> None:
+        budget = self.make(tmp_path)
+        budget.set_cap(CapKind.ANALYST, "r.ahmed", 1.5)
+        first = budget.reserve("j#1", "r.ahmed", "", 1.0)
+        again = budget.reserve("j#1", "r.ahmed", "", 1.0)  # the coordinator died: resumed
+        assert first.fits and again.fits  # not counted against itself
+        assert [c.job_id for c in budget.charges()] == ["j#1"]
+        (standing,) = [s for s in budget.standings() if s.key == "r.ahmed"]
+        assert standing.spent == 1.0
 
     def test_standings_cover_uncapped_analysts_and_projects(self, tmp_path: Path) -> None:
         budget = self.make(tmp_path)
