@@ -96,11 +96,23 @@ def start(
             "non-loopback address.",
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run as a service (coordinator.toml, see docs/deployment.md): the "
+            "authenticated API for analysts and officers, a job store, Flower's Control API "
+            "on loopback only. Its home replaces --state-dir."
+        ),
+    ] = None,
 ) -> None:
     """Start the coordinator; runtime dependency installation is always off.
 
     Without TLS it runs only on loopback addresses, unless --insecure is given.
     """
+    if config is not None:
+        _serve(config, fleet_address, control_address, runtime_port, certs,
+               (ssl_ca_certfile, ssl_certfile, ssl_keyfile), node_auth, insecure)  # fmt: skip
+        return
     state_dir = state_dir.resolve()
     tls = _tls_files(certs, state_dir, (ssl_ca_certfile, ssl_certfile, ssl_keyfile), insecure)
     check_transport(
@@ -141,6 +153,39 @@ def start(
         )[0]
         group.wait_any()
     raise typer.Exit(link.proc.returncode or 0)
+
+
+def _serve(
+    config_path: Path, fleet_address: str, control_address: str, runtime_port: int,
+    certs: Path | None, parts: tuple[Path | None, Path | None, Path | None], node_auth: bool,
+    insecure: bool,
+) -> None:  # fmt: skip
+    from server.service.service_config import load_service_config
+    from silobridge.coordinator_service import FlowerSettings, serve_coordinator
+
+    service = load_service_config(config_path)
+    tls = _tls_files(certs, service.home, parts, insecure)
+    check_transport([fleet_address], tls=tls is not None, insecure=insecure, what="coordinator")
+    host, _, port = control_address.rpartition(":")
+    if host not in ("127.0.0.1", "localhost", "[::1]") or not port.isdigit():
+        raise ConfigError(
+            f"--control-address {control_address} is not on loopback",
+            "as a service, Flower's Control API listens on loopback only (e.g. 127.0.0.1:9093): "
+            "analysts and officers use the service's API",
+        )
+    console.print(
+        f"coordinator service: API on {service.listen} (mutual TLS), nodes connect to "
+        f"{fleet_address}, Flower's Control API on loopback only; home {service.home}; "
+        "SIGTERM or Ctrl-C stops it (running jobs resume at the next start)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    flower = FlowerSettings(
+        fleet_address, tls, node_auth=node_auth and tls is not None, runtime_port=runtime_port,
+        control_port=int(port),
+    )  # fmt: skip
+    code = serve_coordinator(service, flower)
+    raise typer.Exit(code)
 
 
 @app.command("approve-app")
