@@ -205,7 +205,10 @@ class SqliteCentralBudget(CentralBudget):
             if row is not None:
                 held = _charge(row)
                 if (held.status, held.analyst, held.project, held.requested) != (
-                    ChargeStatus.RESERVED, analyst, project, requested
+                    ChargeStatus.RESERVED,
+                    analyst,
+                    project,
+                    requested,
                 ):
                     raise InternalError(f"job {job_id!r} was admitted twice by the central budget")
                 # The same job again after its coordinator died: it keeps the reservation it
