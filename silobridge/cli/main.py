@@ -16,6 +16,7 @@ from silobridge.cli import (
     job_cmd,
     node_cmd,
     officer_cmd,
+    service_cmd,
 )
 from silobridge.cli.errors import handle_errors
 
@@ -37,6 +38,12 @@ app.add_typer(app_cmd.app, name="app")
 app.add_typer(certs_cmd.app, name="certs")
 app.command("demo")(demo_cmd.demo)
 app.command("query")(handle_errors(job_cmd.query))
+# Over the coordinator service's API: job submit/watch/list/status/cancel/result, the
+# central caps, the coordinator's audit log, and who the service takes the caller for.
+service_cmd.register_job_commands(job_cmd.app)
+budget_cmd.app.add_typer(service_cmd.central_app, name="central")
+audit_cmd.app.add_typer(service_cmd.audit_app, name="coordinator")
+app.command("whoami")(service_cmd.whoami)
 
 
 def main() -> None:
