@@ -22,6 +22,7 @@ from clients.reply_sealing import sealed_reply
 from clients.runtime.node_context import CONFIG_KEY, DEPARTMENT_KEY
 from vocab.audit_chain import SignedHead
 from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
+from vocab.job_claim import CLAIM_SIG
 from vocab.serde import job_from_bytes
 from vocab.spec import JobEnvelope
 from vocab.wire import (
@@ -59,7 +60,8 @@ def _reply(msg: Message, outcome: JobOutcome, config_path: object = None) -> Mes
 
 
 def _job(msg: Message) -> tuple[JobEnvelope, str, int, list[Any]]:
-    """The job a message carries: spec, job id, round and (a risk model's) weights.
+    """The job a message carries: spec, job id, round and (a risk model's) weights
+    (`_claim` gives the spec's bytes and the coordinator's signature on them).
 
     Raises:
         JobSpecError: The message is not a silobridge job message.
@@ -79,6 +81,17 @@ def _job(msg: Message) -> tuple[JobEnvelope, str, int, list[Any]]:
     spec = job_from_bytes(raw)
     found = [] if arrays is None else list(arrays.to_numpy_ndarrays())
     return spec, job_id, rnd, found
+
+
+def _claim(msg: Message) -> tuple[bytes, str]:
+    """The spec's bytes as they came and the coordinator's claim on them ("" when none)."""
+    job = msg.content.config_records.get(JOB)
+    if job is None:
+        return b"", ""
+    raw, claim = job.get("spec", b""), job.get(CLAIM_SIG, "")
+    return (bytes(raw) if isinstance(raw, bytes) else b""), (
+        claim if isinstance(claim, str) else ""
+    )
 
 
 def _coordinator_head(msg: Message) -> SignedHead | None:
@@ -116,9 +129,10 @@ def _answer(msg: Message, context: Context, message_type: str) -> Message:
     except SilobridgeError as err:
         return _reply(msg, JobOutcome(_malformed(config_path, department, err)), config_path)
     weights = [np.asarray(a, dtype=np.float32) for a in arrays]
+    spec_bytes, claim = _claim(msg)
     request = JobRequest(
         spec=spec, job_id=job_id, round=rnd, weights=weights, message=message_type,
-        coordinator_head=anchor,
+        coordinator_head=anchor, spec_bytes=spec_bytes, claim=claim,
     )  # fmt: skip
     return _reply(msg, handle_request(Path(str(config_path)), department, request), config_path)
 
@@ -157,7 +171,11 @@ def quote(msg: Message, context: Context) -> Message:
                 audit_sig=report.audit_sig,
             )  # fmt: skip
         else:
-            answer = handle_quote(Path(str(config_path)), department, spec, job_id, anchor)
+            spec_bytes, claim = _claim(msg)
+            answer = handle_quote(
+                Path(str(config_path)), department, spec, job_id, anchor,
+                spec_bytes=spec_bytes, claim=claim,
+            )  # fmt: skip
     content = RecordDict({REPORT: ConfigRecord(answer.to_record())})
     return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)
 

@@ -36,6 +36,9 @@ File format (every key shown; keys marked optional may be left out)::
     int_rate = { type = "float", class = "open" }
     ssn = { type = "string", class = "restricted", required = false }
 
+    [coordinator]                # optional: answer only jobs this coordinator key signed
+    public_key = "coordinator.pub"  # its identity key (PEM), as `audit key` prints it
+
     [officer]                    # optional: the department's privacy officer
     public_key = "officer.pub"   # optional: PEM ed25519 public key file, or the base64 of
                                  # the raw 32-byte key (44 characters) written inline
@@ -170,6 +173,10 @@ class NodeConfig:
     """The officer's published bound on the rows; DP-SGD plans its sampling rate and each
     round's work from it, so the exact number of rows shapes nothing a node sends."""
     limits: NodeLimits = NodeLimits()
+    coordinator_key: Path | None = None
+    """[coordinator] `public_key`: the coordinator identity key the officer trusts. When
+    set, the node answers only jobs that key signed (`vocab.job_claim`): the analyst and
+    project charged are then the coordinator service's, not whoever reached the SuperLink."""
 
     @property
     def approvals_dir(self) -> Path:
@@ -525,6 +532,22 @@ def _parse_officer(r: _Reader, doc: Mapping[str, Any]) -> OfficerConfig | None:
     return OfficerConfig(approvals_dir, public_key_path=key_path)
 
 
+def _parse_coordinator(r: _Reader, doc: Mapping[str, Any]) -> Path | None:
+    if "coordinator" not in doc:
+        return None
+    table = r.table(doc, "coordinator", required=False)
+    r.check_keys(table, "[coordinator]", ("public_key",), ())
+    key_path = r.path_value(table, "public_key", "[coordinator]")
+    if not key_path.is_file():
+        raise r.error(
+            "[coordinator] `public_key`",
+            f"names {key_path}, which is not a file",
+            "copy the coordinator's identity public key there (`silobridge audit key "
+            "--coordinator-home DIR` prints it on the coordinator host), or fix the path",
+        )
+    return key_path
+
+
 def load_node_config(path: Path) -> NodeConfig:
     """Reads and validates a node config file.
 
@@ -543,7 +566,10 @@ def load_node_config(path: Path) -> NodeConfig:
     doc = _read_toml(config_path)
     _refuse_unsigned_approvals(r, doc)
     # Missing sections are reported by the section readers, which know their shape.
-    r.check_keys(doc, "top level", (), ("node", "data", "budget", "columns", "officer", "limits"))
+    r.check_keys(
+        doc, "top level", (),
+        ("node", "data", "budget", "columns", "officer", "limits", "coordinator"),
+    )  # fmt: skip
     department, dataset, ledger_path = _parse_node(r, doc)
     data = r.table(doc, "data", required=True)
     source = _parse_source(r, data)
@@ -564,6 +590,7 @@ def load_node_config(path: Path) -> NodeConfig:
         officer=_parse_officer(r, doc),
         public_rows=_parse_public_rows(r, data),
         limits=_parse_limits(r, doc),
+        coordinator_key=_parse_coordinator(r, doc),
     )
 
 

@@ -49,6 +49,8 @@ from vocab.errors import (
     RefusalCode,
     SilobridgeError,
 )
+from vocab.identity_key import public_identity_from_pem
+from vocab.job_claim import claim_holds
 from vocab.privacy import PrivacyEvent
 from vocab.serde import spec_fingerprint
 from vocab.spec import JobEnvelope
@@ -80,6 +82,41 @@ class NodeBusy(SilobridgeError):
             "finished in time",
             "retry later; the node's officer sets [limits] max_concurrent_runs",
         )
+
+
+class Unclaimed(SilobridgeError):
+    """The job is not signed by the coordinator key the node's officer trusts."""
+
+    code = RefusalCode.UNCLAIMED
+
+    def __init__(self, why: str) -> None:
+        public = (
+            f"the job {why}: this node answers only jobs its trusted coordinator signed "
+            "(submit through the coordinator service)"
+        )
+        super().__init__(public, public=public)
+
+
+def _check_claim(cfg: NodeConfig, job_id: str, spec_bytes: bytes, claim: str) -> None:
+    """Refuse a job the trusted coordinator did not sign (when the officer set one).
+
+    Raises:
+        Unclaimed: No claim came, or it is not the trusted key's over this job and spec.
+    """
+    if cfg.coordinator_key is None:
+        return
+    try:
+        trusted = public_identity_from_pem(cfg.coordinator_key.read_bytes())
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"cannot read the trusted coordinator key {cfg.coordinator_key}: {err}",
+            "the officer fixes [coordinator] public_key",
+            public="the node's trusted coordinator key is unreadable; its officer must fix it",
+        ) from None
+    if not claim:
+        raise Unclaimed("carries no coordinator signature")
+    if not claim_holds(trusted, job_id, spec_bytes, claim):
+        raise Unclaimed("is not signed by the coordinator this node trusts, for this spec")
 
 
 class OtherDataset(SilobridgeError):
@@ -437,6 +474,7 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
         cfg, audit = _open(config_path)
         department = cfg.department
         _log_received(audit, req.spec, req.job_id, req.round, req.message, req.coordinator_head)
+        _check_claim(cfg, req.job_id, req.spec_bytes, req.claim)
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
         outcome = _in_slot(cfg, lambda: _answer(cfg, ledger, audit, req))
@@ -490,6 +528,9 @@ def handle_quote(
     spec: JobEnvelope,
     job_id: str,
     coordinator_head: SignedHead | None = None,
+    *,
+    spec_bytes: bytes = b"",
+    claim: str = "",
 ) -> NodeQuote:
     """Price and admit a whole job without running it. Never raises; charges nothing.
 
@@ -504,6 +545,7 @@ def handle_quote(
         cfg, audit = _open(config_path)
         department = cfg.department
         _log_received(audit, spec, job_id, 0, "quote", coordinator_head)
+        _check_claim(cfg, job_id, spec_bytes, claim)
         # A quote reads the data too: it takes a run slot like any job message.
         quote = _in_slot(cfg, lambda: _quote(cfg, audit, spec, job_id))
     except SilobridgeError as err:

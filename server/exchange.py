@@ -11,20 +11,26 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from vocab.audit_chain import SignedHead
+from vocab.job_claim import CLAIM_SIG
 from vocab.progress import Emit, NodesConnected
 from vocab.wire import coordinator_head_fields
 
 __all__ = [
     "AnswerStatus",
+    "Claimer",
     "HeadSource",
     "NodeReply",
     "job_config",
+    "no_claim",
     "no_head",
     "push_and_pull",
     "wait_for_nodes",
 ]
 
 HeadSource = Callable[[], SignedHead | None]
+Claimer = Callable[[bytes], str]
+"""The coordinator's signature on this job running exactly these spec bytes
+(`vocab.job_claim`); every message carries it."""
 """The coordinator's current signed audit chain head, read as each message is built."""
 
 # A SuperNode polls every 3 s; waiting this long after quorum lets nodes that are
@@ -71,14 +77,23 @@ def no_head() -> SignedHead | None:
     return None
 
 
+def no_claim(spec_bytes: bytes) -> str:
+    """A Claimer for callers without a coordinator key (tests, tools): no claim."""
+    del spec_bytes
+    return ""
+
+
 def job_config(
-    spec_bytes: bytes, job_id: str, rnd: int, head: SignedHead | None = None
+    spec_bytes: bytes, job_id: str, rnd: int, head: SignedHead | None = None, claim: str = ""
 ) -> ConfigRecord:
-    """The JOB record every message carries: the encoded spec, the job id, the round, and
-    the coordinator's signed audit chain head (which the node records in its own log)."""
+    """The JOB record every message carries: the encoded spec, the job id, the round, the
+    coordinator's signed audit chain head (which the node records in its own log) and its
+    claim on the job (which a node that trusts the coordinator's key checks)."""
+    claimed = {CLAIM_SIG: claim} if claim else {}
     return ConfigRecord(
-        {"spec": spec_bytes, "job_id": job_id, "round": rnd, **coordinator_head_fields(head)}
-    )
+        {"spec": spec_bytes, "job_id": job_id, "round": rnd, **coordinator_head_fields(head),
+         **claimed}
+    )  # fmt: skip
 
 
 def wait_for_nodes(grid: Grid, min_nodes: int, wait_s: float, emit: Emit) -> list[int]:

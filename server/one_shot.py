@@ -155,9 +155,10 @@ def ask_nodes(
     started = time.monotonic()
     spec_bytes = job_to_bytes(spec)
     head = drive.head()
+    signature = drive.claim(spec_bytes)
 
     def content() -> RecordDict:
-        records = RecordDict({JOB: job_config(spec_bytes, drive.job_id, rnd, head)})
+        records = RecordDict({JOB: job_config(spec_bytes, drive.job_id, rnd, head, signature)})
         if weights is not None:
             records[ARRAYS] = ArrayRecord([w.copy() for w in weights])
         return records

@@ -12,9 +12,11 @@ from flwr.serverapp import Grid
 from server.central_budget.central_budget import CentralCheck
 from server.exchange import (
     AnswerStatus,
+    Claimer,
     HeadSource,
     NodeReply,
     job_config,
+    no_claim,
     no_head,
     push_and_pull,
     wait_for_nodes,
@@ -190,6 +192,7 @@ def run_quote(
     coordinator_head: HeadSource = no_head,
     *,
     check: ReplyCheck,
+    claim: Claimer = no_claim,
 ) -> QuoteOutcome:
     """Ask every node that connects within `spec.node_wait_s` for its quote.
 
@@ -202,9 +205,10 @@ def run_quote(
     node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit)
     spec_bytes = job_to_bytes(spec)
     head = coordinator_head()
+    signature = claim(spec_bytes)
 
     def content() -> RecordDict:
-        return RecordDict({JOB: job_config(spec_bytes, job_id, QUOTE_ROUND, head)})
+        return RecordDict({JOB: job_config(spec_bytes, job_id, QUOTE_ROUND, head, signature)})
 
     request = content_digest(content())  # what every node is asked, as it receives it
     replies = dict(

@@ -14,7 +14,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from server.central_budget.central_budget import CapExceeded, CentralBudget
-from server.exchange import AnswerStatus, NodeReply
+from server.exchange import AnswerStatus, Claimer, NodeReply
 from server.home.coordinator_audit import CoordinatorAudit
 from server.home.coordinator_home import HOME_ENV, RESULTS_DIR, CoordinatorHome
 from server.kinds.base import Drive, Finished
@@ -24,6 +24,7 @@ from server.reply_check import ReplyCheck, registered_nodes
 from server.run_config import RunConfig, RunMode, decode_run_config
 from vocab.bundle import files_to_event, write_files
 from vocab.errors import SilobridgeError
+from vocab.job_claim import sign_claim
 from vocab.progress import (
     Admission,
     Emit,
@@ -116,6 +117,7 @@ def _run(
     budget: CentralBudget,
     emit: Emit,
     verify: ReplyCheck,
+    claim: Claimer,
 ) -> None:
     spec = config.spec
     try:
@@ -143,9 +145,11 @@ def _run(
         emit(_job_start(config, job_id))
         # Admission: every node runs the whole job's checks first, so no node is charged
         # for a job that a quorum would not take.
-        admission = run_quote(grid, spec, job_id, check, emit, on_reply, audit.head, check=verify)
+        admission = run_quote(
+            grid, spec, job_id, check, emit, on_reply, audit.head, check=verify, claim=claim
+        )
         emit(admission.event(Admission, kind.quote_preview(spec, admission.would_run)))
-        drive = Drive(grid, job_id, admission, emit, on_reply, audit.head, verify)
+        drive = Drive(grid, job_id, admission, emit, on_reply, audit.head, verify, claim)
         outcome: Finished = kind.run(spec, drive)
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
         audit.job_end(
@@ -197,6 +201,7 @@ def _quote(
     budget: CentralBudget,
     emit: Emit,
     verify: ReplyCheck,
+    claim: Claimer,
 ) -> None:
     spec = config.spec
     try:
@@ -207,7 +212,9 @@ def _quote(
         def on_reply(reply: NodeReply) -> None:
             audit.node_reply(job_id, reply)
 
-        outcome = run_quote(grid, spec, job_id, central, emit, on_reply, audit.head, check=verify)
+        outcome = run_quote(
+            grid, spec, job_id, central, emit, on_reply, audit.head, check=verify, claim=claim
+        )
         preview = coordinator_kind(spec).quote_preview(spec, outcome.would_run)
         event = outcome.event(QuoteResult, preview)
         audit.quote(
@@ -287,10 +294,16 @@ def run_submission(
         return
     # A reply speaks for a department only under the node key registered for it.
     verify = registered_nodes(home.nodes)
+    identity = home.identity()
+
+    def claim(spec_bytes: bytes) -> str:
+        # Nodes that trust this coordinator's key check it signed this job id and spec.
+        return sign_claim(identity, job_id, spec_bytes)
+
     if config.mode is RunMode.QUOTE:
-        _quote(grid, config, job_id, audit, budget, emit, verify)
+        _quote(grid, config, job_id, audit, budget, emit, verify, claim)
     else:
-        _run(grid, config, job_id, audit, budget, emit, verify)
+        _run(grid, config, job_id, audit, budget, emit, verify, claim)
 
 
 @app.main()

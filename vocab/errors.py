@@ -20,6 +20,9 @@ class RefusalCode(enum.Enum):
     """The run's app bundle is not on the node officer's signed allowlist; none of it ran."""
     OTHER_DATASET = "other_dataset"
     """The job asks for a dataset the node does not hold; the node takes no part."""
+    UNCLAIMED = "unclaimed"
+    """The job is not signed by the coordinator key the node's officer trusts; nothing of
+    it ran (`vocab.job_claim`)."""
     INTERNAL = "internal"
 
 

@@ -43,7 +43,8 @@ class JobRequest:
     1..rounds or an evaluation's `spec.evaluation_round(after)`; 1 for one-shot kinds);
     `weights` the model a risk message carries. `coordinator_head` is the coordinator's
     signed audit chain head the message carried (None: it carried none), recorded in the
-    node's log.
+    node's log. `spec_bytes` is the spec exactly as it came and `claim` the coordinator's
+    signature on the job id and those bytes (`vocab.job_claim`; "" when none came).
     """
 
     spec: JobEnvelope
@@ -52,6 +53,8 @@ class JobRequest:
     weights: Weights = field(default_factory=list)
     message: str = ""
     coordinator_head: SignedHead | None = None
+    spec_bytes: bytes = b""
+    claim: str = ""
 
 
 @dataclass(frozen=True)

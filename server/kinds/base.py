@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from flwr.serverapp import Grid
 
-from server.exchange import HeadSource, NodeReply
+from server.exchange import Claimer, HeadSource, NodeReply, no_claim
 from server.quote_round import QuoteOutcome
 from server.reply_check import ReplyCheck
 from vocab.progress import Emit, QuotePreview
@@ -39,6 +39,7 @@ class Drive:
     on_reply: OnReply
     head: HeadSource
     check: ReplyCheck
+    claim: Claimer = no_claim
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class RiskCoordinator(CoordinatorKind[RiskJobSpec]):
 
         outcome = run_risk_job(
             drive.grid, spec, drive.job_id, get_weights(build_model(spec)), drive.admission,
-            drive.emit, drive.on_reply, drive.head, check=drive.check,
+            drive.emit, drive.on_reply, drive.head, check=drive.check, claim=drive.claim,
         )  # fmt: skip
         return Finished(
             status=outcome.status,

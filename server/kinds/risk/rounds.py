@@ -13,7 +13,16 @@ import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from server.exchange import AnswerStatus, HeadSource, NodeReply, job_config, no_head, push_and_pull
+from server.exchange import (
+    AnswerStatus,
+    Claimer,
+    HeadSource,
+    NodeReply,
+    job_config,
+    no_claim,
+    no_head,
+    push_and_pull,
+)
 from server.kinds.risk.aggregation import ServerOptimizer, mean_delta
 from server.quote_round import QuoteOutcome
 from server.reply_check import ReplyCheck, claimed_department
@@ -108,17 +117,19 @@ def _send(
     weights: Weights,
     node_ids: list[int],
     coordinator_head: HeadSource,
+    claim: Claimer,
 ) -> tuple[list[tuple[int, Message]], str]:
     """Send the weights and the job, with the coordinator's signed audit chain head, to each
     node; the replies that came within the round timeout, and the request's digest."""
     spec_bytes = job_to_bytes(spec)
     head = coordinator_head()
+    signature = claim(spec_bytes)
 
     def content() -> RecordDict:
         return RecordDict(
             {
                 ARRAYS: ArrayRecord([w.copy() for w in weights]),
-                JOB: job_config(spec_bytes, job_id, rnd, head),
+                JOB: job_config(spec_bytes, job_id, rnd, head, signature),
             }
         )
 
@@ -271,6 +282,7 @@ def run_risk_job(
     coordinator_head: HeadSource = no_head,
     *,
     check: ReplyCheck,
+    claim: Claimer = no_claim,
 ) -> JobOutcome:
     """Train `spec` across the nodes that admitted it; never raises for node-side failures.
 
@@ -298,7 +310,9 @@ def run_risk_job(
         t0 = time.monotonic()
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit(RoundStart(round=rnd, rounds=spec.rounds, nodes=len(asked)))
-        replies, request = _send(grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head)
+        replies, request = _send(
+            grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head, claim
+        )
         accepted, refused, _ = _collect(
             replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply, check=check,
             request=request,
@@ -333,8 +347,9 @@ def run_risk_job(
         metrics: dict[str, float] = {}
         if rnd in evaluated_after:
             metrics = _evaluation(
-                grid, spec, job_id, rnd, weights, outcome, emit, on_reply, coordinator_head, check
-            )
+                grid, spec, job_id, rnd, weights, outcome, emit, on_reply, coordinator_head,
+                check, claim,
+            )  # fmt: skip
         record = RoundRecord(rnd, participants, refused_names, metrics, time.monotonic() - t0)
         outcome.rounds.append(record)
         emit(_round_event(record, outcome))
@@ -358,12 +373,15 @@ def _evaluation(
     on_reply: OnReply,
     coordinator_head: HeadSource,
     check: ReplyCheck,
+    claim: Claimer,
 ) -> dict[str, float]:
     """The nodes' noisy held-out histograms of the model after round `after`, pooled."""
     asked = [t.node_id for t in outcome.nodes.values() if t.active]
     emit(EvaluateStart(after_round=after, nodes=len(asked)))
     rnd = spec.evaluation_round(after)
-    replies, request = _send(grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head)
+    replies, request = _send(
+        grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head, claim
+    )
     accepted, refused, pooled = _collect(
         replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply, check=check,
         request=request,

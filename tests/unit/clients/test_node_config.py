@@ -469,3 +469,16 @@ def test_render_then_load_round_trips_awkward_values(tmp_path: Path) -> None:
     path = _write(tmp_path, render_node_config(cfg))
 
     assert load_node_config(path) == cfg
+
+
+def test_a_trusted_coordinator_key_is_optional_and_must_exist(tmp_path: Path) -> None:
+    assert load_node_config(_write(tmp_path, BASE)).coordinator_key is None
+    (tmp_path / "coordinator.pub").write_text("PEM")
+    text = BASE + '\n[coordinator]\npublic_key = "coordinator.pub"\n'
+    cfg = load_node_config(_write(tmp_path, text))
+    assert cfg.coordinator_key == (tmp_path / "coordinator.pub").resolve()
+    error = _load_error(tmp_path, text.replace("coordinator.pub", "coordinatr.pub"))
+    assert "[coordinator] `public_key`" in error.message
+    assert "audit key --coordinator-home" in error.hint
+    error = _load_error(tmp_path, BASE + "\n[coordinator]\nkey = 1\n")
+    assert "[coordinator]" in error.message
