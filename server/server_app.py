@@ -32,9 +32,11 @@ from vocab.progress import (
     JobEnd,
     JobStart,
     ProgressEvent,
+    QuotePreview,
     QuoteResult,
     encode_event,
 )
+from vocab.spec import JobEnvelope
 from vocab.wire import EVALUATE, TRAIN
 
 __all__ = ["app", "charged_epsilon", "run_submission"]
@@ -109,6 +111,16 @@ def _refuse_over_cap(
     emit(Failed(reason=str(err)))
 
 
+def _preview(spec: JobEnvelope, nodes: int) -> QuotePreview:
+    """The kind's public preview for a quote; none when the job cannot even be planned (the
+    nodes refuse it then too, and their reasons say why)."""
+    try:
+        return coordinator_kind(spec).quote_preview(spec, nodes)
+    except SilobridgeError as err:
+        log.warning("no preview for job %s: %s", spec.name, err)
+        return QuotePreview()
+
+
 def _run(
     grid: Grid,
     config: RunConfig,
@@ -148,7 +160,7 @@ def _run(
         admission = run_quote(
             grid, spec, job_id, check, emit, on_reply, audit.head, check=verify, claim=claim
         )
-        emit(admission.event(Admission, kind.quote_preview(spec, admission.would_run)))
+        emit(admission.event(Admission, _preview(spec, admission.would_run)))
         drive = Drive(grid, job_id, admission, emit, on_reply, audit.head, verify, claim)
         outcome: Finished = kind.run(spec, drive)
         settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
@@ -215,7 +227,7 @@ def _quote(
         outcome = run_quote(
             grid, spec, job_id, central, emit, on_reply, audit.head, check=verify, claim=claim
         )
-        preview = coordinator_kind(spec).quote_preview(spec, outcome.would_run)
+        preview = _preview(spec, outcome.would_run)
         event = outcome.event(QuoteResult, preview)
         audit.quote(
             job_id,

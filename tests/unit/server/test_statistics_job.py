@@ -102,6 +102,24 @@ def test_an_over_budget_query_is_refused_and_charges_nothing(tmp_path: Path) -> 
         assert federation.charged(name, "greedy#4") == 0.0
 
 
+def test_a_job_no_noise_can_price_fails_with_the_nodes_reason_not_a_bug(
+    federation: Federation,
+) -> None:
+    # Too small an epsilon for any noise in range: neither the quote preview nor a node
+    # can plan it; the job fails with that reason, charging nothing.
+    for mode in (RunMode.QUOTE, RunMode.RUN):
+        events = federation.submit(_spec("tiny", epsilon=0.01, delta=1e-9), 8, mode)
+        final = events[-1]
+        if isinstance(final, QuoteResult):
+            assert not final.ok and "bug" not in final.reason, final.reason
+            assert "spec_invalid" in final.reason
+        else:
+            assert isinstance(final, JobEnd) and final.status == "failed"
+            assert "bug" not in final.failure and "spec_invalid" in final.failure
+    for name in DEPARTMENTS:
+        assert federation.charged(name, "tiny#8") == 0.0
+
+
 def test_nodes_holding_another_dataset_take_no_part(federation: Federation) -> None:
     events = federation.submit(_spec("census", dataset="census"), 5)
     admission = next(e for e in events if isinstance(e, Admission))
