@@ -8,7 +8,8 @@ the domain (the one place besides `vocab.serde` that touches `_pb2` on the serve
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -16,6 +17,7 @@ import grpc
 from protos.silobridge.v1 import coordinator_pb2 as pb
 from protos.silobridge.v1 import coordinator_pb2_grpc as pb_grpc
 from server.central_budget.central_budget import CapKind, CapStanding
+from server.service.event_hub import EventHub
 from server.service.identity import Caller, Role, caller_from_auth_context
 from server.service.job_service import CHUNK, JobService
 from server.service.job_store import JobMode, JobRecord, JobState
@@ -39,8 +41,9 @@ _ROLE_TO_PB = {
 _CAP_TO_PB = {CapKind.ANALYST: pb.CAP_KIND_ANALYST, CapKind.PROJECT: pb.CAP_KIND_PROJECT}
 _CAP_FROM_PB = {v: k for k, v in _CAP_TO_PB.items()}
 
-WATCH_POLL_S = 0.25
-"""How often an open watch stream looks for new events."""
+WATCH_POLL_S = 1.0
+"""How often an open watch stream looks at the store when nothing woke it (events another
+process appended)."""
 
 
 def job_info(record: JobRecord) -> pb.JobInfo:
@@ -84,16 +87,16 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         jobs: The domain.
         stopping: Set when the service shuts down: open watch streams end (the client
             reconnects to the next instance and resumes from its last seq).
-        clock_sleep: Waits between polls of an open watch (injectable for tests).
+        hub: Wakes an open watch stream when its job gets an event.
     """
 
     def __init__(
         self, jobs: JobService, stopping: threading.Event | None = None,
-        clock_sleep: Callable[[float], bool] | None = None,
+        hub: EventHub | None = None,
     ) -> None:  # fmt: skip
         self._jobs = jobs
         self._stopping = stopping or threading.Event()
-        self._sleep = clock_sleep or self._stopping.wait
+        self._hub = hub or EventHub()
 
     def WhoAmI(self, request: pb.WhoAmIRequest, context: grpc.ServicerContext) -> Any:
         caller = _caller(context)
@@ -142,9 +145,17 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self, request: pb.WatchJobRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.JobEvent]:
         caller = _caller(context)
-        after = request.after_seq
+        job_id, after = request.job_id, request.after_seq
+        self._jobs.get(caller, job_id)  # the caller's to see: checked once
+        looked = 0.0
         while True:
-            record, events = self._jobs.events(caller, request.job_id, after)
+            kept = self._hub.after(job_id, after)
+            stale = time.monotonic() - looked > WATCH_POLL_S
+            if kept is None or (not kept[0] and stale):
+                record, events = self._jobs.events(caller, job_id, after)
+                ended, looked = record.state.final and after >= record.last_seq, time.monotonic()
+            else:
+                events, ended = kept
             for event in events:
                 yield pb.JobEvent(
                     job_id=event.job_id, seq=event.seq, kind=event.kind, json=event.payload,
@@ -153,10 +164,10 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                 after = event.seq
             if events:
                 continue
-            # Nothing new: the job's last event was sent once it ended.
-            if record.state.final and after >= record.last_seq:
+            if ended:  # its last event was sent
                 return
-            if not context.is_active() or self._sleep(WATCH_POLL_S):
+            self._hub.wait(WATCH_POLL_S)
+            if not context.is_active() or self._stopping.is_set():
                 return
 
     def FetchResult(self, request: pb.JobRef, context: grpc.ServicerContext) -> Any:

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from server.run_config import RunMode
+from server.service.event_hub import EventHub
 from server.service.job_store import JobMode, JobRecord, JobState, JobStore, StateConflict
 from server.service.runner import JobRunner, RunRequest
 from vocab.errors import SilobridgeError
@@ -44,12 +45,14 @@ class Scheduler:
         results: Folder of the jobs' bundles (one subfolder per job id).
         workers: Jobs run at once.
         poll_s: How often an idle worker looks for work without being woken.
+        hub: Told of every event and state change (wakes open watch streams).
     """
 
     def __init__(
         self, store: JobStore, runner: JobRunner, results: Path, *, workers: int = 1,
-        poll_s: float = 1.0,
+        poll_s: float = 1.0, hub: EventHub | None = None,
     ) -> None:  # fmt: skip
+        self._hub = hub or EventHub()
         self._store = store
         self._runner = runner
         self._results = results
@@ -112,7 +115,7 @@ class Scheduler:
                     self._running.discard(job.job_id)
 
     def _emit(self, job_id: str, event: ProgressEvent) -> None:
-        self._store.append_event(job_id, event.kind, event_payload(event))
+        self._hub.publish(self._store.append_event(job_id, event.kind, event_payload(event)))
 
     def _cancelled(self, job_id: str) -> bool:
         try:
@@ -121,6 +124,7 @@ class Scheduler:
             return False
 
     def _run(self, job: JobRecord) -> None:
+        self._hub.started(job.job_id)
         mode = RunMode.QUOTE if job.mode is JobMode.QUOTE else RunMode.RUN
         final: FinalEvent | None = None
         try:
@@ -154,3 +158,4 @@ class Scheduler:
             self._store.set_state(job.job_id, state, expected=JobState.RUNNING, failure=failure)
         except StateConflict:
             log.warning("job %s left the running state while it ran", job.job_id)
+        self._hub.ended(job.job_id)

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from protos.silobridge.v1 import coordinator_pb2, coordinator_pb2_grpc
 from server.home.coordinator_home import CoordinatorHome
 from server.service.coordinator_servicer import CoordinatorServicer
+from server.service.event_hub import EventHub
 from server.service.interceptor import ServiceInterceptor
 from server.service.job_service import JobService
 from server.service.job_store import JobStore
@@ -41,6 +42,10 @@ RESULTS_DIR = "service-results"
 """The jobs' bundles, under the coordinator home."""
 
 SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"].full_name
+
+_API_THREADS = 256
+"""Calls served at once (open watch streams count); beyond it a call gets RESOURCE_EXHAUSTED
+rather than waiting unseen."""
 
 _MAX_MESSAGE = 8 * 1024 * 1024
 """Largest request the API accepts (a job spec is far smaller)."""
@@ -73,6 +78,7 @@ class RunningService:
     store: JobStore
     jobs: JobService
     stopping: threading.Event
+    hub: EventHub
 
     def stop(self, grace_s: float = 30.0) -> bool:
         """Report NOT_SERVING, refuse new calls, end watches, wait for running jobs.
@@ -82,6 +88,7 @@ class RunningService:
         """
         self.health.enter_graceful_shutdown()
         self.stopping.set()
+        self.hub.wake_all()
         done = self.server.stop(grace=min(grace_s, 5.0))
         finished = self.scheduler.stop(grace_s)
         done.wait(timeout=5.0)
@@ -112,7 +119,8 @@ def start_service(
         log.info("requeued %d job(s) a previous run left running: %s", len(requeued), requeued)
     results = home.root / RESULTS_DIR
     results.mkdir(exist_ok=True)
-    scheduler = Scheduler(store, runner, results, workers=config.max_concurrent_jobs)
+    hub = EventHub()
+    scheduler = Scheduler(store, runner, results, workers=config.max_concurrent_jobs, hub=hub)
     stopping = threading.Event()
     audit = home.audit()
 
@@ -121,14 +129,16 @@ def start_service(
 
     jobs = JobService(store, config, home, results, wake=scheduler.wake)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="api"),
+        # A watch stream holds a worker thread while open: size the pool for many.
+        futures.ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="api"),
+        maximum_concurrent_rpcs=_API_THREADS,
         interceptors=[ServiceInterceptor(on_denied)],
         options=[
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.so_reuseport", 0),
         ],
     )
-    servicer = CoordinatorServicer(jobs, stopping)
+    servicer = CoordinatorServicer(jobs, stopping, hub)
     coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -146,4 +156,4 @@ def start_service(
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("coordinator service listening on port %d", port)
-    return RunningService(port, server, health_servicer, scheduler, store, jobs, stopping)
+    return RunningService(port, server, health_servicer, scheduler, store, jobs, stopping, hub)
