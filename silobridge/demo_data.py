@@ -2,7 +2,9 @@
 
 The demo also plays each department's privacy officer: it makes an officer key pair per
 department and signs the approval that lets exactly the demo job spec, run by this
-checkout's app bundle, use the conditional column.
+checkout's app bundle, use the conditional column. Given the coordinator's identity key,
+every node config also trusts it (`[coordinator] public_key`): the node then answers only
+jobs the coordinator signed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from vocab.privacy import Budget
 
 __all__ = [
     "APPROVAL_DAYS",
+    "COORDINATOR_KEY_FILE",
     "DEMO_JOB",
     "DEMO_SPEC",
     "Department",
@@ -47,11 +50,14 @@ __all__ = [
     "load_lending_club",
     "officer_key",
     "write_departments",
+    "write_node_config",
 ]
 
 DEMO_JOB = "lending-risk"
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "lending_risk.toml"
 APPROVAL_DAYS = 90
+COORDINATOR_KEY_FILE = "coordinator.pub"
+"""The coordinator's identity public key (PEM), beside each node config that trusts it."""
 _DATASET = "lending"
 
 # US Census Bureau regions (four), keyed by state abbreviation.
@@ -171,6 +177,22 @@ def approve_spec(
     return path
 
 
+def write_node_config(config: NodeConfig, coordinator_key: bytes | None = None) -> None:
+    """Write `config` to its `config_path`, trusting `coordinator_key` if given.
+
+    With `coordinator_key` (the coordinator's identity public key, PEM) the key goes to
+    `coordinator.pub` beside the config and a `[coordinator]` table names it, so the node
+    answers only jobs that key signed. The file is written whole on every call, so a rerun
+    never repeats the table.
+    """
+    text = render_node_config(config)
+    if coordinator_key is not None:
+        (config.config_path.parent / COORDINATOR_KEY_FILE).write_bytes(coordinator_key)
+        # render_node_config writes no [coordinator] table, so it is added here.
+        text += f'\n[coordinator]\npublic_key = "{COORDINATOR_KEY_FILE}"\n'
+    config.config_path.write_text(text)
+
+
 def write_departments(
     out_dir: Path,
     budget: Budget,
@@ -178,13 +200,15 @@ def write_departments(
     *,
     approve: RiskJobSpec | None = None,
     app_hash: str = "",
+    coordinator_key: bytes | None = None,
 ) -> list[Department]:
     """Write each region's rows, node config, officer key and signed approval under `out_dir`.
 
     Per department folder: `loans.csv`, `node.toml`, the ledger location, `officer/`
     (the officer's `officer.key` and `officer.pub`; an existing key is reused) and, with
     `approve`, `approvals/<job>.json`, signed afresh on every call (`approve_spec`); with
-    `app_hash`, the officer's approval of that app bundle in `approvals/apps/`.
+    `app_hash`, the officer's approval of that app bundle in `approvals/apps/`; with
+    `coordinator_key`, `coordinator.pub`, which the node config trusts (`write_node_config`).
 
     Args:
         out_dir: Where the department folders go.
@@ -194,6 +218,8 @@ def write_departments(
             run by the app bundle `app_hash`; None approves nothing.
         app_hash: The SHA-256 of the app bundle that runs it (`silobridge app hash`); the
             officers also approve the bundle itself (`silobridge officer approve-app`).
+        coordinator_key: The coordinator's identity public key (PEM) every node trusts;
+            None: the nodes take a job's analyst and project as declared.
     """
     frame = load_lending_club() if frame is None else frame
     departments = []
@@ -228,7 +254,7 @@ def write_departments(
                 approvals_dir, public_key_path=folder / "officer" / "officer.pub"
             ),
         )
-        config.config_path.write_text(render_node_config(config))
+        write_node_config(config, coordinator_key)
         departments.append(
             Department(
                 name,

@@ -20,11 +20,10 @@ from clients.node_config import (
     NodeConfig,
     OfficerConfig,
     SourceKind,
-    render_node_config,
 )
 from clients.runtime.app_gate import APPS_FOLDER
 from silobridge.app_approvals import sign_app_approval, write_app_approval
-from silobridge.demo_data import Department, officer_key
+from silobridge.demo_data import Department, officer_key, write_node_config
 from silobridge.officer_keys import officer_key_of
 from vocab.columns import ColumnClass, ColumnType
 from vocab.errors import DataError
@@ -63,12 +62,18 @@ def load_cps() -> pd.DataFrame:
 
 
 def write_labour_offices(
-    out_dir: Path, budget: Budget, frame: pd.DataFrame | None = None, *, app_hash: str = ""
+    out_dir: Path,
+    budget: Budget,
+    frame: pd.DataFrame | None = None,
+    *,
+    app_hash: str = "",
+    coordinator_key: bytes | None = None,
 ) -> list[Department]:
     """Write each region's labour office under `out_dir/labour-<region>`.
 
     Per folder: `workers.csv`, `node.toml`, the ledger location, `officer/` (an existing
-    key is reused) and, with `app_hash`, the officer's approval of that app bundle.
+    key is reused), with `app_hash` the officer's approval of that app bundle and, with
+    `coordinator_key` (PEM), `coordinator.pub`, which the node config trusts.
     """
     frame = load_cps() if frame is None else frame
     departments = []
@@ -97,7 +102,7 @@ def write_labour_offices(
             public_rows=-(-len(rows) // 100) * 100,
             officer=OfficerConfig(approvals, public_key_path=folder / "officer" / "officer.pub"),
         )
-        config.config_path.write_text(render_node_config(config))
+        write_node_config(config, coordinator_key)
         departments.append(
             Department(
                 name, folder, config.config_path, len(rows), officer_key_of(key).key_id, None
