@@ -676,4 +676,6 @@ def render_node_config(cfg: NodeConfig) -> str:
         if officer.public_key_base64 is not None:
             lines.append(f"public_key = {_toml_str(officer.public_key_base64)}")
         lines.append(f"approvals = {_toml_str(str(officer.approvals_dir))}")
+    if cfg.coordinator_key is not None:
+        lines += ["", "[coordinator]", f"public_key = {_toml_str(str(cfg.coordinator_key))}"]
     return "\n".join(lines) + "\n"

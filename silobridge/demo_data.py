@@ -9,6 +9,7 @@ jobs the coordinator signed.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -185,12 +186,11 @@ def write_node_config(config: NodeConfig, coordinator_key: bytes | None = None) 
     answers only jobs that key signed. The file is written whole on every call, so a rerun
     never repeats the table.
     """
-    text = render_node_config(config)
     if coordinator_key is not None:
-        (config.config_path.parent / COORDINATOR_KEY_FILE).write_bytes(coordinator_key)
-        # render_node_config writes no [coordinator] table, so it is added here.
-        text += f'\n[coordinator]\npublic_key = "{COORDINATOR_KEY_FILE}"\n'
-    config.config_path.write_text(text)
+        key_path = config.config_path.parent / COORDINATOR_KEY_FILE
+        key_path.write_bytes(coordinator_key)
+        config = dataclasses.replace(config, coordinator_key=key_path)
+    config.config_path.write_text(render_node_config(config))
 
 
 def write_departments(

@@ -134,7 +134,10 @@ class Scheduler:
                 request, lambda e: self._emit(job.job_id, e), lambda: self._cancelled(job.job_id)
             )
         except Exception as err:  # the job fails; the worker goes on
-            log.exception("job %s could not run", job.job_id)
+            if self._cancelled(job.job_id):
+                log.info("job %s stopped: it was cancelled (%s)", job.job_id, err)
+            else:
+                log.exception("job %s could not run", job.job_id)
             reason = str(err) if isinstance(err, SilobridgeError) else f"bug: {err!r}"
             final = Failed(reason=f"the service could not run the job: {reason}"[:2000])
             try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -33,8 +32,8 @@ from silobridge.certs import (
     make_node_key,
 )
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
-from silobridge.cli.progress_view import ProgressView, print_quote, print_summary
-from silobridge.cli.result_view import print_population, print_preview
+from silobridge.cli.progress_view import ProgressView, print_quote
+from silobridge.cli.result_view import print_preview, print_result
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
 from silobridge.demo_data import APPROVAL_DAYS, Department, write_departments
@@ -355,18 +354,7 @@ def _quote_then_run(client: ServiceClient, spec: JobEnvelope, spec_path: Path, o
 
 def _report(folder: Path) -> None:
     """Print the bundle's summary for its kind (a statistics job's charts drawn beside it)."""
-    result_path = folder / RESULT_FILE
-    result = json.loads(result_path.read_text())
-    if result.get("kind", "risk") == "risk":
-        print_summary(console, result_path)
-    else:
-        print_population(console, result)
-        if result["kind"] == "statistics" and result["cells"]:
-            from silobridge.plots import draw_statistics
-
-            charts = draw_statistics(result, folder)
-            if charts:
-                console.print(f"charts ({len(charts)} PNG): {', '.join(p.name for p in charts)}")
+    print_result(console, folder / RESULT_FILE)
     bundle = {".json", ".md", ".csv", ".npz", ".pt"}  # the charts were listed above
     files = sorted(p.name for p in folder.iterdir() if p.suffix in bundle)
     console.print(f"result bundle: [bold]{folder}[/] ({', '.join(files)})")

@@ -14,8 +14,8 @@ from rich.markup import escape
 
 from server.run_config import RunMode
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
-from silobridge.cli.progress_view import ProgressView, print_quote, print_summary
-from silobridge.cli.result_view import print_population, print_preview
+from silobridge.cli.progress_view import ProgressView, print_quote
+from silobridge.cli.result_view import print_preview, print_result
 from silobridge.flower_runner import Federation, submit_job
 from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
@@ -31,21 +31,6 @@ CoordinatorOption = Annotated[str, typer.Option(help="The coordinator's Control 
 RootCertificatesOption = Annotated[
     Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
 ]
-
-
-def _report(result_path: Path) -> None:
-    """Print the bundle's summary for its kind; draw a statistics job's charts beside it."""
-    result = json.loads(result_path.read_text())
-    if result.get("kind", "risk") == "risk":
-        print_summary(console, result_path)
-        return
-    print_population(console, result)
-    if result["kind"] == "statistics" and result["cells"]:
-        from silobridge.plots import draw_statistics
-
-        charts = draw_statistics(result, result_path.parent)
-        if charts:
-            console.print(f"charts ({len(charts)} PNG): {', '.join(p.name for p in charts)}")
 
 
 def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
@@ -68,7 +53,7 @@ def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
             )
     else:
         raise SilobridgeError("the coordinator sent no result bundle", "see its ServerApp log")
-    _report(result_path)
+    print_result(console, result_path)
     bundle = {".json", ".md", ".csv", ".npz", ".pt"}  # the charts were listed above
     files = sorted(p.name for p in result_path.parent.iterdir() if p.suffix in bundle)
     console.print(f"result bundle: [bold]{result_path.parent}[/] ({', '.join(files)})")

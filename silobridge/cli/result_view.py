@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -11,7 +13,7 @@ from rich.table import Table
 
 from vocab.progress import QuoteEvent
 
-__all__ = ["print_population", "print_preview"]
+__all__ = ["print_population", "print_preview", "print_result"]
 
 _MAX_ROWS = 40
 
@@ -127,3 +129,20 @@ def print_preview(console: Console, quote: QuoteEvent) -> None:
             ("mean:", "variance:")) else ""  # fmt: skip
         table.add_row(escape(name) + note, _num(width))
     console.print(table)
+
+
+def print_result(console: Console, result_path: Path) -> None:
+    """A bundle's summary for its kind; a statistics job's charts are drawn beside it."""
+    from silobridge.cli.progress_view import print_summary
+
+    result = json.loads(result_path.read_text())
+    if result.get("kind", "risk") == "risk":
+        print_summary(console, result_path)
+        return
+    print_population(console, result)
+    if result["kind"] == "statistics" and result["cells"]:
+        from silobridge.plots import draw_statistics
+
+        charts = draw_statistics(result, result_path.parent)
+        if charts:
+            console.print(f"charts ({len(charts)} PNG): {', '.join(p.name for p in charts)}")

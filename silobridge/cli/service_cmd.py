@@ -30,8 +30,8 @@ from silobridge.cli.errors import (
     err_console,
     handle_errors,
 )
-from silobridge.cli.progress_view import ProgressView, print_quote, print_summary
-from silobridge.cli.result_view import print_population, print_preview
+from silobridge.cli.progress_view import ProgressView, print_quote
+from silobridge.cli.result_view import print_preview, print_result
 from silobridge.service_client import (
     CapKind,
     CapStandingView,
@@ -186,25 +186,10 @@ def _print_job(job: JobView) -> None:
         console.print(f"{'failure':>14}: {escape(job.failure)}", highlight=False, soft_wrap=True)
 
 
-def _print_result(result_path: Path) -> None:
-    """The bundle's summary for its kind, with a statistics job's charts drawn beside it."""
-    result = json.loads(result_path.read_text())
-    if result.get("kind", "risk") == "risk":
-        print_summary(console, result_path)
-        return
-    print_population(console, result)
-    if result["kind"] == "statistics" and result["cells"]:
-        from silobridge.plots import draw_statistics
-
-        charts = draw_statistics(result, result_path.parent)
-        if charts:
-            console.print(f"charts ({len(charts)} PNG): {', '.join(p.name for p in charts)}")
-
-
 def _print_bundle(folder: Path, files: list[Path]) -> None:
     result = folder / RESULT_FILE
     if result.is_file():
-        _print_result(result)
+        print_result(console, result)
     names = ", ".join(p.name for p in files)
     console.print(f"result bundle: [bold]{escape(str(folder))}[/] ({escape(names)})")
 

@@ -444,6 +444,17 @@ def test_render_then_load_round_trips_a_loaded_config(tmp_path: Path) -> None:
     assert reloaded == NodeConfig(**{**original.__dict__, "config_path": reloaded.config_path})
 
 
+def test_render_then_load_round_trips_a_trusted_coordinator_key(tmp_path: Path) -> None:
+    (tmp_path / "coordinator.pub").write_text("PEM")
+    original = load_node_config(
+        _write(tmp_path, BASE + '\n[coordinator]\npublic_key = "coordinator.pub"\n')
+    )
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    reloaded = load_node_config(_write(copy_dir, render_node_config(original)))
+    assert reloaded.coordinator_key == original.coordinator_key is not None
+
+
 def test_render_then_load_round_trips_awkward_values(tmp_path: Path) -> None:
     cfg = NodeConfig(
         department="dept-7",
