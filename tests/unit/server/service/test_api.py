@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from typing import Any
 
@@ -208,3 +209,26 @@ def test_garbage_requests_leave_the_service_up(deployment: Deployment) -> None:
     assert time.monotonic() - started < 120
     officer = deployment.stub("officer", OFFICER)
     assert officer.WhoAmI(pb.WhoAmIRequest(), timeout=10).name == OFFICER
+
+
+def test_stopping_reports_not_serving_to_health_watchers(deployment: Deployment) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(deployment.channel("operator", OPERATOR))
+    stream = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=30)
+    first = next(stream)
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    stopper = threading.Thread(target=deployment.service.stop, kwargs={"grace_s": 2.0})
+    stopper.start()
+    seen = []
+    try:
+        for reply in stream:
+            seen.append(reply.status)
+    except grpc.RpcError:
+        pass  # the server closed the stream after saying so
+    stopper.join(30)
+    assert health_pb2.HealthCheckResponse.NOT_SERVING in seen
+    # And new calls are refused once it stopped.
+    assert _call(deployment.stub("officer", OFFICER), "WhoAmI", pb.WhoAmIRequest()) is (
+        grpc.StatusCode.UNAVAILABLE
+    )
