@@ -91,6 +91,8 @@ _jobs = Table(
     CheckConstraint(f"mode IN ({_modes})", name="jobs_mode_known"),
     Index("jobs_by_state", "state", "seqno"),
     Index("jobs_by_analyst", "analyst", "created_at"),
+    # An analyst's newest jobs (`list(analyst=...)` orders by seqno).
+    Index("jobs_by_analyst_seqno", "analyst", "seqno"),
     sqlite_autoincrement=True,
 )
 
@@ -197,6 +199,10 @@ class SqlJobStore(JobStore):
         try:
             with self._engine.begin() as conn:
                 _metadata.create_all(conn)
+                # create_all adds no index to a table that exists: a store made by an older
+                # version gets the ones it lacks here.
+                for index in _jobs.indexes:
+                    index.create(conn, checkfirst=True)
         except DBAPIError as err:
             self._engine.dispose()
             raise self._unavailable(err, opening=True) from None
