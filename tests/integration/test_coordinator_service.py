@@ -233,6 +233,35 @@ def test_a_killed_service_resumes_the_job_and_charges_each_round_once(
         assert 1 in resent, name  # round 1 came from the ledger, not from training again
 
 
+def test_a_superlink_that_dies_is_restarted_and_jobs_run_again(
+    deployment: ServiceDeployment,
+) -> None:
+    import os
+
+    assert deployment.service is not None
+    links = [
+        pid for pid in descendants(deployment.service.proc.pid)
+        if b"flower-superlink" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]  # fmt: skip
+    assert links, "no SuperLink under the service"
+    for pid in links:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    restarted: list[int] = []
+    while not restarted and time.monotonic() < deadline:
+        time.sleep(1.0)
+        restarted = [
+            pid for pid in descendants(deployment.service.proc.pid)
+            if pid not in links
+            and b"flower-superlink" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]  # fmt: skip
+    assert restarted, "the service did not restart its SuperLink"
+    analyst = deployment.stub("analyst", ANALYST)
+    info = _submit(analyst, synthetic_spec("svc-after-restart", rounds=1, evaluation="off"))
+    job = _final(analyst, info.job_id)
+    assert job.state == pb.JOB_STATE_SUCCEEDED, job.failure
+
+
 def test_sigterm_stops_the_service_cleanly(deployment: ServiceDeployment) -> None:
     assert deployment.service is not None
     deployment.service.proc.send_signal(signal.SIGTERM)
