@@ -210,31 +210,43 @@ def _ca(key: ec.EllipticCurvePrivateKey, name: str, now: datetime.datetime) -> x
     )
 
 
-def _server(
+def _leaf(
     key: ec.EllipticCurvePrivateKey,
-    hosts: Sequence[str],
+    subject: x509.Name,
     ca: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     now: datetime.datetime,
+    days: int,
+    *,
+    usage: x509.ObjectIdentifier,
+    key_agreement: bool,
+    hosts: Sequence[str] = (),
 ) -> x509.Certificate:
+    """A certificate the deployment CA signs for one purpose (`usage`: server or client
+    authentication), valid from five minutes ago for `days`; `hosts` become its SANs."""
     public = key.public_key()
-    return (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .subject_name(subject)
         .issuer_name(ca.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    if hosts:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False
+        )
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
                 key_encipherment=False,
                 data_encipherment=False,
-                key_agreement=True,
+                key_agreement=key_agreement,
                 key_cert_sign=False,
                 crl_sign=False,
                 encipher_only=False,
@@ -242,7 +254,7 @@ def _server(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -250,6 +262,20 @@ def _server(
         )
         .sign(ca_key, hashes.SHA384())
     )
+
+
+def _server(
+    key: ec.EllipticCurvePrivateKey,
+    hosts: Sequence[str],
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime.datetime,
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    return _leaf(
+        key, subject, ca, ca_key, now, SERVER_DAYS,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH, key_agreement=True, hosts=hosts,
+    )  # fmt: skip
 
 
 def make_deployment_certs(
@@ -366,7 +392,6 @@ def _client(
     now: datetime.datetime,
     days: int,
 ) -> x509.Certificate:
-    public = key.public_key()
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, _CLIENT_ORG),
@@ -374,37 +399,10 @@ def _client(
             x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
     )
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA384())
-    )
+    return _leaf(
+        key, subject, ca, ca_key, now, days,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH, key_agreement=False,
+    )  # fmt: skip
 
 
 def issue_client_cert(
