@@ -28,7 +28,8 @@ from clients.node_identity import node_identity
 from server.home.coordinator_home import CoordinatorHome
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
-from silobridge.flower_runner import Federation, submit_job
+from silobridge.flower_federation import Federation
+from silobridge.flower_runner import submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, descendants, free_port, wait_for_port
 from testkit.synthetic import make_rows, synthetic_spec, write_node
@@ -110,7 +111,8 @@ def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
         started = time.monotonic()
         with _MemorySampler(roots) as memory:
             final = submit_job(spec, root / "out", Federation(addresses.control),
-                               root / "analyst", lambda _event: None)  # fmt: skip
+                               root / "analyst", lambda _event: None,
+                               home=root / "coordinator")  # fmt: skip
         wall = time.monotonic() - started
     if not isinstance(final, JobEnd):
         raise RuntimeError(f"the benchmark job did not finish: {final}")

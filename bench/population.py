@@ -931,7 +931,8 @@ def _run_deployment() -> dict[str, Any]:
     from silobridge.coordinator_runner import start_coordinator
     from silobridge.daemons import CoordinatorAddresses
     from silobridge.demo_population import STATISTICS_SPEC, write_labour_offices
-    from silobridge.flower_runner import Federation, app_root, submit_job
+    from silobridge.flower_federation import Federation, app_root
+    from silobridge.flower_runner import submit_job
     from silobridge.node_runner import start_node
     from silobridge.processes import ProcessGroup, free_port, wait_for_port
     from vocab.jobs.loader import load_spec
@@ -981,6 +982,7 @@ def _run_deployment() -> dict[str, Any]:
                 Federation(addresses.control),
                 root / "analyst",
                 lambda _event: None,
+                home=root / "coordinator",
             )
             wall = time.monotonic() - started
         # The analyst's copy of the result bundle, which submit_job writes on success.

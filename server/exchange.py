@@ -96,16 +96,24 @@ def job_config(
     )  # fmt: skip
 
 
-def wait_for_nodes(grid: Grid, min_nodes: int, wait_s: float, emit: Emit) -> list[int]:
-    """The connected nodes: once `min_nodes` are there (plus a grace), or after `wait_s`."""
+def wait_for_nodes(
+    grid: Grid, min_nodes: int, wait_s: float, emit: Emit, expected: int = 0
+) -> list[int]:
+    """The connected nodes: once `min_nodes` are there (plus a grace), or after `wait_s`.
+
+    With `expected` (the nodes registered with the coordinator) the grace ends as soon as
+    that many are connected: then no one is left to wait for.
+    """
     deadline = time.monotonic() + wait_s
     ids = sorted(grid.get_node_ids())
     while len(ids) < min_nodes and time.monotonic() < deadline:
         time.sleep(PULL_INTERVAL_S)
         ids = sorted(grid.get_node_ids())
     if len(ids) >= min_nodes:
-        time.sleep(JOIN_GRACE_S)
-        ids = sorted(grid.get_node_ids())
+        grace_end = time.monotonic() + JOIN_GRACE_S
+        while (expected <= 0 or len(ids) < expected) and time.monotonic() < grace_end:
+            time.sleep(min(PULL_INTERVAL_S, max(0.0, grace_end - time.monotonic())))
+            ids = sorted(grid.get_node_ids())
     emit(NodesConnected(connected=len(ids), min_nodes=min_nodes))
     return ids
 

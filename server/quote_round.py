@@ -193,6 +193,7 @@ def run_quote(
     *,
     check: ReplyCheck,
     claim: Claimer = no_claim,
+    expected_nodes: int = 0,
 ) -> QuoteOutcome:
     """Ask every node that connects within `spec.node_wait_s` for its quote.
 
@@ -200,9 +201,9 @@ def run_quote(
     and waits up to `spec.round_timeout_s`; silent nodes are listed as such. Never raises
     for node-side failures. The message carries `coordinator_head()` as it is sent. A
     reply counts only if `check` believes the department it names; each department counts
-    once.
+    once. `expected_nodes` (the registered nodes) ends the wait for late joiners early.
     """
-    node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit)
+    node_ids = wait_for_nodes(grid, spec.min_nodes, spec.node_wait_s, emit, expected_nodes)
     spec_bytes = job_to_bytes(spec)
     head = coordinator_head()
     signature = claim(spec_bytes)

@@ -1,4 +1,5 @@
-"""The Flower run config a job is submitted with: the encoded spec, the output folder, the mode."""
+"""What a job is submitted with (the encoded spec, the output folder, the mode), and the
+Flower run config of the relay run that carries every job (`server/relay/`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from vocab.errors import JobSpecError
-from vocab.serde import job_from_bytes
+from vocab.serde import job_from_bytes, job_to_bytes
 from vocab.spec import JobEnvelope
 
-__all__ = ["RunConfig", "RunMode", "decode_run_config"]
+__all__ = [
+    "RelayConfig",
+    "RunConfig",
+    "RunMode",
+    "decode_relay_config",
+    "decode_run_config",
+    "encode_run_config",
+]
 
 
 class RunMode(enum.Enum):
@@ -27,6 +35,7 @@ class RunMode(enum.Enum):
 
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,160}$")
+_LOOPBACK_RE = re.compile(r"^(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -72,3 +81,43 @@ def decode_run_config(run_config: dict[str, Any]) -> RunConfig:
     except binascii.Error as err:
         raise JobSpecError(f"run config `job` is not base64: {err}") from err
     return RunConfig(spec, mode, Path(out) if out else None, job_id)
+
+
+def encode_run_config(
+    spec: JobEnvelope, out: Path | None, mode: RunMode, job_id: str
+) -> dict[str, str]:
+    """The submission `decode_run_config` reads back."""
+    return {
+        "job": base64.b64encode(job_to_bytes(spec)).decode(),
+        "out": str(out) if out is not None else "",
+        "mode": mode.value,
+        "job_id": job_id,
+    }
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Where the relaying ServerApp attaches, and the secret that admits it."""
+
+    address: str
+    token: str
+
+
+def decode_relay_config(run_config: dict[str, Any]) -> RelayConfig:
+    """The relay run's config (`relay`, `relay_token`).
+
+    Raises:
+        JobSpecError: If either is missing, or the address is not on loopback (the relay
+            link is a local one between the service and its own run).
+    """
+    address = str(run_config.get("relay", ""))
+    token = str(run_config.get("relay_token", ""))
+    if not address or not token:
+        raise JobSpecError(
+            "run config lacks `relay` or `relay_token`",
+            "jobs go through the coordinator service (`silobridge job submit`) or "
+            "`silobridge job run` on the coordinator host, not plain `flwr run`",
+        )
+    if not _LOOPBACK_RE.match(address):
+        raise JobSpecError(f"run config `relay` = {address[:80]!r} is not a loopback HOST:PORT")
+    return RelayConfig(address, token)

@@ -9,7 +9,7 @@ from server.home.home_env import HOME_ENV
 from silobridge.app_approvals import release_hash
 from silobridge.coordinator_apps import approve_coordinator_app
 from silobridge.daemons import CoordinatorAddresses, superlink_argv
-from silobridge.flower_runner import app_root
+from silobridge.flower_federation import app_root
 from silobridge.processes import Daemon, ProcessGroup, wait_for_port
 
 __all__ = ["start_coordinator"]

@@ -3,10 +3,11 @@ its gated ServerApp launcher, supervised, with a graceful stop.
 
 Flower's Control API authenticates no one, so in service mode it listens on loopback only
 and only the service submits to it, shipping this installation's released app bundle.
-If the SuperLink (or its launcher) dies, both are started again on the same state; the
-API stays up and the job being run at that moment fails its attempt (its releases stay
-charged at the nodes; a resubmission under a new id pays again, which is why the
-service's own restarts requeue the job under its old id instead).
+Every job is driven in this process over one long-lived relay run (`flower_relay`). If
+the SuperLink (or its launcher) dies, both are started again on the same state; the API
+stays up, and a job interrupted at that moment goes back to the queue under its id and
+runs again in a new relay run, the nodes answering rounds they already charged from their
+ledgers.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.service.grid_runner import GridRunner
 from server.service.serve import RunningService, start_service
 from server.service.service_config import ServiceConfig
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
-from silobridge.flower_runner import Federation
+from silobridge.flower_federation import Federation
+from silobridge.flower_relay import FlowerRelay
 from silobridge.processes import Daemon, ProcessGroup, free_port
-from silobridge.service_runner import FlowerJobRunner
 
 __all__ = ["FlowerSettings", "serve_coordinator"]
 
@@ -77,11 +79,12 @@ def serve_coordinator(
     federation = Federation(control, flower.tls[0] if flower.tls else None)
     group = ProcessGroup(log_dir)
     service: RunningService | None = None
+    relay = FlowerRelay(federation, config.home / "flwr-service")
     with group.running():
         try:
             daemons = _start_flower(group, config, flower, addresses)
-            runner = FlowerJobRunner(federation, config.home / "flwr-service")
-            service = start_service(config, runner)
+            service = start_service(config, GridRunner(config.home, relay.grid))
+            relay.warm_up()
             if on_ready is not None:
                 on_ready(service)
             while True:
@@ -90,8 +93,10 @@ def serve_coordinator(
                 if dead:
                     names = ", ".join(f"{d.name} (exit {d.proc.returncode})" for d in dead)
                     log.warning("restarting the Flower daemons: %s stopped", names)
+                    relay.reset("the SuperLink restarted")
                     group.stop_all()
                     daemons = _start_flower(group, config, flower, addresses)
+                    relay.warm_up()
         except KeyboardInterrupt:
             log.info("stopping: no new calls, running jobs get %.0f s", grace_s)
         finally:
@@ -99,4 +104,5 @@ def serve_coordinator(
                 finished = service.stop(grace_s)
                 if not finished:
                     log.warning("jobs still running were left to resume at the next start")
+            relay.close()
     return 0

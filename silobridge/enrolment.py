@@ -9,7 +9,7 @@ from pathlib import Path
 
 from server.home.coordinator_home import CoordinatorHome
 from silobridge.certs import read_node_public_key
-from silobridge.flower_runner import Federation, register_supernode
+from silobridge.flower_federation import Federation, register_supernode
 from vocab.errors import ConfigError
 from vocab.identity_key import PublicIdentity, public_identity_from_pem
 

@@ -5,7 +5,9 @@ tasks. Each task runs in a fresh interpreter through Flower's own `flwr-serverap
 point with its install step replaced: the bundle's bytes are hashed here and looked up in
 the coordinator's allowlist (`silobridge/coordinator_apps.py`). An unapproved bundle is
 never unpacked; the run fails with the reason before any of its code is imported. Only this
-launcher, not the SuperLink, holds the coordinator home in its environment.
+launcher, not the SuperLink, holds the coordinator home in its environment, and it reads
+only the allowlist there: the home is taken out of a ServerApp's environment before the
+bundle is installed (the ServerApp only relays; the service keeps the caps, log and key).
 
 Run as: python -m silobridge.serverapp_launcher --runtime-api-address HOST:PORT
 [--parent-pid PID]
@@ -42,10 +44,14 @@ class AppNotApproved(Exception):
     """The run's bundle is not on the coordinator's allowlist; none of its code ran."""
 
 
-def _check(content: bytes) -> str:
+def _approved() -> frozenset[str]:
+    """The allowlist's hashes; the home leaves this process's environment for good."""
+    home = os.environ.pop(HOME_ENV, "")
+    return frozenset(app.app_hash for app in coordinator_apps(Path(home))) if home else frozenset()
+
+
+def _check(content: bytes, approved: frozenset[str]) -> str:
     app_hash = hashlib.sha256(content).hexdigest()
-    home = os.environ.get(HOME_ENV, "")
-    approved = {app.app_hash for app in coordinator_apps(Path(home))} if home else set()
     if app_hash not in approved:
         raise AppNotApproved(
             f"app bundle {app_hash[:16]} is not approved by the coordinator's operator, so no "
@@ -64,13 +70,14 @@ def run_gated_serverapp(argv: list[str]) -> None:
 
     # The module, not the package attribute of the same name (the package re-exports the
     # function): its globals are what `run_serverapp` looks its steps up in.
+    approved = _approved()
     runtime = importlib.import_module("flwr.superlink.runtime.run_serverapp")
     install = runtime.install_from_fab
     state: dict[str, Path] = {}
 
     def gated_install(content: bytes, skip_prompt: bool = False) -> Path:
         del skip_prompt
-        app_hash = _check(content)
+        app_hash = _check(content, approved)
         path = install_approved(content, app_hash, get_flwr_home() / _INSTALL_FOLDER, install)
         forget_bundle_modules(path)
         state["path"] = path

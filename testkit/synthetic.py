@@ -17,7 +17,7 @@ from clients.node_config import (
     render_node_config,
 )
 from silobridge.app_approvals import approve_release
-from silobridge.flower_runner import app_root
+from silobridge.flower_federation import app_root
 from silobridge.officer_keys import generate_key_pair, load_private_key
 from vocab.columns import ColumnClass, ColumnType
 from vocab.jobspec import RiskJobSpec, parse_job_spec

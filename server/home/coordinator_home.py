@@ -1,10 +1,9 @@
 """The coordinator's home folder: where its central caps and its audit log live.
 
-`silobridge coordinator start --state-dir DIR` (and the demo, and the integration tests)
-put the folder's absolute path in the environment of the coordinator's ServerApp launcher
-(`silobridge/serverapp_launcher.py`) as `HOME_ENV` - not the SuperLink's - and the launcher
-passes it on only to ServerApps whose bundle is on the coordinator's allowlist; their entry
-point reads it once.
+The coordinator's own process uses it: the service (`silobridge coordinator start`), or
+`silobridge job run` on the coordinator host, drives every job with it (`server.job_driver`).
+The ServerApp launcher (`silobridge/serverapp_launcher.py`) gets its path as `HOME_ENV` to
+read the app allowlist only; no ServerApp and not the SuperLink sees it.
 """
 
 from __future__ import annotations

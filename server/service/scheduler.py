@@ -5,6 +5,8 @@ service processes never run one job twice), hand it to the `JobRunner`, append e
 progress event to the store under the next sequence number (what `WatchJob` streams),
 and settle the job's state from its final event. A bundle's inline files are not stored
 with the events: the runner wrote them to the job's folder, where `FetchResult` reads them.
+A job interrupted by a lost link to the federation goes back to the queue under its id
+(up to `MAX_ATTEMPTS` runs).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import threading
 from pathlib import Path
 
+from server.interruptions import JobInterrupted
 from server.run_config import RunMode
 from server.service.event_hub import EventHub
 from server.service.job_store import JobMode, JobRecord, JobState, JobStore, StateConflict
@@ -26,6 +29,9 @@ from vocab.serde import job_from_bytes
 __all__ = ["Scheduler", "event_payload"]
 
 log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+"""Runs of a job whose link to the federation keeps breaking, before it fails."""
 
 
 def event_payload(event: ProgressEvent) -> str:
@@ -133,6 +139,13 @@ class Scheduler:
             final = self._runner.run(
                 request, lambda e: self._emit(job.job_id, e), lambda: self._cancelled(job.job_id)
             )
+        except JobInterrupted as err:
+            if self._requeue(job, err):
+                return
+            final = Failed(
+                reason=f"the job lost its link to the federation {job.attempts} times: {err}"
+            )
+            self._emit_final(job.job_id, final)
         except Exception as err:  # the job fails; the worker goes on
             if self._cancelled(job.job_id):
                 log.info("job %s stopped: it was cancelled (%s)", job.job_id, err)
@@ -140,11 +153,26 @@ class Scheduler:
                 log.exception("job %s could not run", job.job_id)
             reason = str(err) if isinstance(err, SilobridgeError) else f"bug: {err!r}"
             final = Failed(reason=f"the service could not run the job: {reason}"[:2000])
-            try:
-                self._emit(job.job_id, final)
-            except Exception:
-                log.exception("cannot record the failure of job %s", job.job_id)
+            self._emit_final(job.job_id, final)
         self._settle(job, final)
+
+    def _emit_final(self, job_id: str, final: Failed) -> None:
+        try:
+            self._emit(job_id, final)
+        except Exception:
+            log.exception("cannot record the failure of job %s", job_id)
+
+    def _requeue(self, job: JobRecord, err: JobInterrupted) -> bool:
+        """Put an interrupted job back in the queue under its id, up to `MAX_ATTEMPTS`."""
+        if job.attempts >= MAX_ATTEMPTS or self._cancelled(job.job_id):
+            return False
+        log.warning("job %s interrupted (%s): queued again", job.job_id, err)
+        try:
+            self._store.set_state(job.job_id, JobState.QUEUED, expected=JobState.RUNNING)
+        except (StateConflict, SilobridgeError):
+            return False
+        self.wake()  # its watchers keep waiting: the job is not over
+        return True
 
     def _settle(self, job: JobRecord, final: FinalEvent) -> None:
         state, failure = JobState.FAILED, ""

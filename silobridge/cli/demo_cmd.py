@@ -19,6 +19,7 @@ from clients.ledger.node_audit import audit_path_for
 from clients.node_config import load_node_config
 from clients.node_identity import node_identity
 from server.home.coordinator_home import AUDIT_FILE, CoordinatorHome
+from server.service.grid_runner import GridRunner
 from server.service.serve import start_service
 from server.service.service_config import ServiceConfig
 from silobridge.app_bundle import bundle_of
@@ -39,7 +40,8 @@ from silobridge.daemons import CoordinatorAddresses
 from silobridge.demo_data import APPROVAL_DAYS, Department, write_departments
 from silobridge.demo_population import REGRESSION_SPEC, STATISTICS_SPEC, write_labour_offices
 from silobridge.enrolment import enrol_node
-from silobridge.flower_runner import Federation, app_root
+from silobridge.flower_federation import Federation, app_root
+from silobridge.flower_relay import FlowerRelay
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from silobridge.service_client import (
@@ -50,7 +52,6 @@ from silobridge.service_client import (
     ServiceConflict,
     ServiceError,
 )
-from silobridge.service_runner import FlowerJobRunner
 from vocab.bundle import RESULT_FILE
 from vocab.jobs.loader import load_spec
 from vocab.jobspec import load_job_spec
@@ -199,10 +200,12 @@ def demo(
             # the nodes see is the one the officers approved.
             analysts={ANALYST: tuple(dict.fromkeys(job.project for job, _, _ in jobs))},
         )
-        with _service_log(out / "logs" / SERVICE_LOG):
-            service = start_service(
-                config, FlowerJobRunner(federation, home / "flower" / "flwr-service")
-            )
+        with (
+            _service_log(out / "logs" / SERVICE_LOG),
+            FlowerRelay(federation, home / "flower" / "flwr-service") as relay,
+        ):
+            service = start_service(config, GridRunner(home, relay.grid))
+            relay.warm_up()
             try:
                 address = f"127.0.0.1:{service.port}"
                 console.print(
@@ -323,7 +326,7 @@ def _quote_then_run(client: ServiceClient, spec: JobEnvelope, spec_path: Path, o
         "is charged"
     )
     job, final = _follow(client, _submit(client, spec, quote=True))
-    _fetch(client, job, out / "quote")  # the quote's run log
+    _fetch(client, job, out / "quote")  # every node's verdict and cost
     if not isinstance(final, QuoteResult):
         err_console.print(
             f"[red]quote {escape(job.job_id)} {job.state.value}[/]: "

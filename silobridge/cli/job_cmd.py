@@ -1,4 +1,5 @@
-"""`silobridge job ...`: submit a job spec to a running federation and watch it."""
+"""`silobridge job run|quote|query`: run a job from the coordinator host itself, without the
+service (its operator's path; analysts use `job submit`, which goes through the service)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from server.home.home_env import HOME_ENV
 from server.run_config import RunMode
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
 from silobridge.cli.progress_view import ProgressView, print_quote
 from silobridge.cli.result_view import print_preview, print_result
-from silobridge.flower_runner import Federation, submit_job
+from silobridge.flower_federation import Federation
+from silobridge.flower_runner import submit_job
 from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
 from vocab.jobs.loader import load_spec
@@ -28,14 +31,22 @@ __all__ = ["app", "quote_and_report", "run_and_report"]
 app = typer.Typer(help="Submit and watch jobs.", no_args_is_help=True)
 
 CoordinatorOption = Annotated[str, typer.Option(help="The coordinator's Control API, HOST:PORT.")]
+HomeOption = Annotated[
+    Path,
+    typer.Option(
+        envvar=HOME_ENV,
+        help="The coordinator home (its caps, audit log and key): this command drives the "
+        "job on the coordinator host.",
+    ),
+]
 RootCertificatesOption = Annotated[
     Path | None, typer.Option(help="CA certificate for a TLS coordinator.")
 ]
 
 
-def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
+def run_and_report(spec: JobEnvelope, out: Path, federation: Federation, home: Path) -> int:
     """Run a job of any kind with live progress, print its result; returns the exit code."""
-    final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console))
+    final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console), home=home)
     if isinstance(final, Failed):
         raise SilobridgeError(f"the coordinator rejected the job: {final.reason}")
     if not isinstance(final, JobEnd):
@@ -70,12 +81,13 @@ def run_and_report(spec: JobEnvelope, out: Path, federation: Federation) -> int:
 def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec TOML.")],
     out: Annotated[Path, typer.Option(help="Folder for the result bundle.")],
+    home: HomeOption,
     coordinator: CoordinatorOption = "127.0.0.1:9093",
     root_certificates: RootCertificatesOption = None,
 ) -> None:
     """Run a job (risk model, statistics, regression) and write its result bundle to OUT."""
     spec = load_spec(spec_path)
-    code = run_and_report(spec, out, Federation(coordinator, root_certificates))
+    code = run_and_report(spec, out, Federation(coordinator, root_certificates), home)
     raise typer.Exit(code)
 
 
@@ -93,7 +105,7 @@ def _scratch(out: Path | None) -> Iterator[Path]:
 
 
 def quote_and_report(
-    spec: JobEnvelope, out: Path | None, federation: Federation, *, as_json: bool
+    spec: JobEnvelope, out: Path | None, federation: Federation, home: Path, *, as_json: bool
 ) -> int:
     """Ask every node what `spec` would cost; print the quotes; returns the exit code.
 
@@ -103,7 +115,9 @@ def quote_and_report(
     # With --json, stdout carries the JSON alone.
     on_event: Callable[[ProgressEvent], None] = _quiet if as_json else ProgressView(console)
     with _scratch(out) as folder:
-        final = submit_job(spec, folder, federation, folder / ".flwr", on_event, mode=RunMode.QUOTE)
+        final = submit_job(
+            spec, folder, federation, folder / ".flwr", on_event, home=home, mode=RunMode.QUOTE
+        )
     if isinstance(final, Failed):
         raise SilobridgeError(f"the coordinator could not quote the job: {final.reason}")
     if not isinstance(final, QuoteResult):
@@ -127,6 +141,7 @@ def quote_and_report(
 @handle_errors
 def quote(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec TOML.")],
+    home: HomeOption,
     coordinator: CoordinatorOption = "127.0.0.1:9093",
     root_certificates: RootCertificatesOption = None,
     out: Annotated[
@@ -141,12 +156,13 @@ def quote(
     """
     spec = load_spec(spec_path)
     federation = Federation(coordinator, root_certificates)
-    raise typer.Exit(quote_and_report(spec, out, federation, as_json=as_json))
+    raise typer.Exit(quote_and_report(spec, out, federation, home, as_json=as_json))
 
 
 def query(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Query spec TOML.")],
     out: Annotated[Path, typer.Option(help="Folder for result.json, cells.csv and charts.")],
+    home: HomeOption,
     coordinator: CoordinatorOption = "127.0.0.1:9093",
     root_certificates: RootCertificatesOption = None,
 ) -> None:
@@ -161,4 +177,4 @@ def query(
             f"{spec_path} is a risk-model job, not a population query",
             f"run it with `silobridge job run {spec_path} --out DIR`",
         )
-    raise typer.Exit(run_and_report(spec, out, Federation(coordinator, root_certificates)))
+    raise typer.Exit(run_and_report(spec, out, Federation(coordinator, root_certificates), home))

@@ -15,7 +15,7 @@ from server.home.coordinator_home import CoordinatorHome
 from silobridge.cli.errors import console, err_console, handle_errors
 from silobridge.daemons import ControlRecord, check_transport
 from silobridge.enrolment import enrol_node
-from silobridge.flower_runner import Federation
+from silobridge.flower_federation import Federation
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup
 from vocab.errors import ConfigError

@@ -24,8 +24,8 @@ from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
 from server.home.coordinator_home import CoordinatorHome
+from server.job_driver import run_submission
 from server.run_config import RunMode
-from server.server_app import run_submission
 from testkit.fake_grid import InProcessGrid
 from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.jobspec import RiskJobSpec

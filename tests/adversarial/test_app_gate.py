@@ -25,7 +25,8 @@ from silobridge.app_approvals import approve_release, release_hash
 from silobridge.coordinator_apps import approve_coordinator_app
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
-from silobridge.flower_runner import Federation, app_root, submit_job
+from silobridge.flower_federation import Federation, app_root
+from silobridge.flower_runner import submit_job
 from silobridge.node_runner import start_node
 from silobridge.officer_keys import load_private_key
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
@@ -62,6 +63,7 @@ class Fed:
             Federation(self.control),
             self.root / "analyst-flwr",
             lambda _event: None,
+            home=self.root / "coordinator",
             app_dir=app_dir,
         )
 

@@ -1,7 +1,7 @@
 """Attack: rewrite history after the fact - a job deleted from a node's or the coordinator's
 audit log and the chain recomputed, a release row edited or deleted to refund budget.
 
-The logs here are made by the real thing: the coordinator's ServerApp (`run_submission`)
+The logs here are made by the real thing: the coordinator's job driver (`run_submission`)
 runs two jobs against two nodes whose real ClientApp functions answer over an in-process
 grid, with real ledgers and keys. Re-chaining without the writer's key fails `audit
 verify`; re-chaining *with* it (a hostile host re-signing its own log) still fails `audit
@@ -28,8 +28,8 @@ from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_identity import node_identity
 from server.home.coordinator_home import CoordinatorHome
+from server.job_driver import run_submission
 from server.run_config import RunMode
-from server.server_app import run_submission
 from silobridge.cli.main import app
 from testkit.fake_grid import InProcessGrid
 from testkit.synthetic import make_rows, synthetic_spec, write_node

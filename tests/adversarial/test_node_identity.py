@@ -20,7 +20,8 @@ from silobridge.certs import DeploymentCerts, make_deployment_certs, make_node_k
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
 from silobridge.enrolment import enrol_node
-from silobridge.flower_runner import Federation, submit_job
+from silobridge.flower_federation import Federation
+from silobridge.flower_runner import submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import Daemon, ProcessGroup, free_port, wait_for_port
 from testkit.synthetic import make_rows, synthetic_spec, write_node
@@ -143,6 +144,7 @@ def test_a_job_never_sees_an_unregistered_node(deployment: Deployment) -> None:
         Federation(deployment.addresses.control, deployment.certs.ca_cert),
         deployment.root / "analyst-flwr",
         events.append,
+        home=deployment.root / "coordinator",
         mode=RunMode.QUOTE,
     )
     assert isinstance(quote, QuoteResult), quote
@@ -161,6 +163,7 @@ def test_a_registered_node_cannot_speak_for_another_department(deployment: Deplo
         Federation(deployment.addresses.control, deployment.certs.ca_cert),
         deployment.root / "analyst-flwr",
         lambda _event: None,
+        home=deployment.root / "coordinator",
         mode=RunMode.QUOTE,
     )
     assert isinstance(quote, QuoteResult), quote

@@ -17,7 +17,8 @@ from silobridge.certs import make_deployment_certs, make_node_key
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
 from silobridge.enrolment import enrol_node
-from silobridge.flower_runner import Federation, submit_job
+from silobridge.flower_federation import Federation
+from silobridge.flower_runner import submit_job
 from silobridge.node_runner import start_node
 from silobridge.processes import ProcessGroup, free_port, wait_for_port
 from testkit.synthetic import make_rows, write_node
@@ -45,6 +46,7 @@ class LiveFederation:
             Federation(self.control, self.root_certificates),
             self.root / "analyst-flwr",
             self.events.append,
+            home=self.root / "coordinator",
             mode=mode,
         )
 

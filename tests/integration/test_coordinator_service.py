@@ -38,7 +38,7 @@ from silobridge.certs import (
     make_node_key,
 )
 from silobridge.enrolment import enrol_node
-from silobridge.flower_runner import Federation
+from silobridge.flower_federation import Federation
 from silobridge.node_runner import start_node
 from silobridge.processes import Daemon, ProcessGroup, descendants, free_port, wait_for_port
 from testkit.synthetic import make_rows, synthetic_spec, write_node

@@ -13,7 +13,8 @@ import pytest
 from clients.ledger.node_audit import audit_path_for
 from clients.ledger.sqlite_ledger import SqliteLedger
 from server.run_config import RunMode
-from silobridge.flower_runner import Federation, submit_job
+from silobridge.flower_federation import Federation
+from silobridge.flower_runner import submit_job
 from testkit.synthetic import synthetic_spec
 from tests.integration.conftest import LiveFederation
 from vocab.audit_log import read_entries
@@ -41,7 +42,7 @@ def _quote(fed: LiveFederation, name: str) -> FinalEvent:
     return submit_job(
         spec, fed.root / name, Federation(fed.control, fed.root_certificates),
         fed.root / "analyst-flwr",
-        fed.events.append, mode=RunMode.QUOTE,
+        fed.events.append, home=fed.root / "coordinator", mode=RunMode.QUOTE,
     )  # fmt: skip
 
 

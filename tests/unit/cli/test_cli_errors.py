@@ -47,7 +47,9 @@ def test_node_start_with_bad_budget(tmp_path: Path) -> None:
 def test_job_run_with_bad_spec(tmp_path: Path, text: str, needle: str) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(text)
-    code, out = _invoke("job", "run", str(spec), "--out", str(tmp_path / "o"))
+    code, out = _invoke(
+        "job", "run", str(spec), "--out", str(tmp_path / "o"), "--home", str(tmp_path / "h")
+    )
     assert code == 2
     assert needle in out
 
@@ -62,10 +64,19 @@ def test_job_run_against_no_coordinator_fails_clearly(tmp_path: Path) -> None:
         str(tmp_path / "o"),
         "--coordinator",
         "127.0.0.1:9",
+        "--home",
+        str(tmp_path / "home"),
     )
     assert code == 2
     assert "Traceback" not in out
     assert "127.0.0.1:9" in out
+
+
+def test_job_run_without_the_coordinator_home_says_which_option(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[3] / "examples" / "jobs" / "lending_risk.toml"
+    code, out = _invoke("job", "run", str(spec), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "--home" in out and "Traceback" not in out
 
 
 def test_coordinator_start_rejects_partial_tls(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MetricRecord, Re
 from server.central_budget.central_budget import CapKind, ChargeStatus
 from server.exchange import AnswerStatus, NodeReply
 from server.home.coordinator_home import CoordinatorHome
+from server.job_driver import charged_epsilon, run_submission
 from server.run_config import RunMode, decode_run_config
-from server.server_app import charged_epsilon, run_submission
 from testkit.fake_grid import Behaviour, InProcessGrid
 from vocab.audit_chain import verify_chain
 from vocab.audit_log import read_entries
