@@ -12,7 +12,7 @@ from flwr.serverapp import Grid
 
 from vocab.audit_chain import SignedHead
 from vocab.job_claim import CLAIM_SIG
-from vocab.progress import Emit, NodesConnected
+from vocab.progress import Answers, Emit, NodesConnected
 from vocab.wire import coordinator_head_fields
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Claimer",
     "HeadSource",
     "NodeReply",
+    "answers_to",
     "job_config",
     "no_claim",
     "no_head",
@@ -125,13 +126,14 @@ def push_and_pull(
     message_type: str,
     group_id: str,
     timeout_s: float,
+    on_answers: Callable[[int, int], None] | None = None,
 ) -> list[tuple[int, Message]]:
     """Push one message per node and pull replies until all answered or time runs out.
 
     Replies are matched to nodes by the message they answer, not by their sender: the
     SuperLink itself answers for a node it cannot reach. Polling every `PULL_INTERVAL_S`
     (Flower's own loop sleeps 3 s) keeps the round overhead low. Nodes missing from the
-    result did not answer in time.
+    result did not answer in time. `on_answers(answered, asked)` hears of each arrival.
     """
     messages = [
         Message(content(), dst_node_id=node_id, message_type=message_type, group_id=group_id)
@@ -141,11 +143,24 @@ def push_and_pull(
     pending = {mid: nid for mid, nid in zip(message_ids, node_ids, strict=False) if mid}
     replies: list[tuple[int, Message]] = []
     deadline = time.monotonic() + timeout_s
+    asked = len(pending)
     while pending and time.monotonic() < deadline:
+        before = len(replies)
         for reply in grid.pull_messages(list(pending)):
             node_id = pending.pop(reply.metadata.reply_to_message_id, None)
             if node_id is not None:
                 replies.append((node_id, reply))
+        if on_answers is not None and len(replies) > before:
+            on_answers(len(replies), asked)
         if pending:
             time.sleep(PULL_INTERVAL_S)
     return replies
+
+
+def answers_to(emit: Emit, rnd: int) -> Callable[[int, int], None]:
+    """`push_and_pull`'s `on_answers`, as `Answers` progress events for round `rnd`."""
+
+    def report(answered: int, asked: int) -> None:
+        emit(Answers(round=rnd, answered=answered, asked=asked))
+
+    return report

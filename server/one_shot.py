@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, RecordDict
 
-from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull
+from server.exchange import AnswerStatus, NodeReply, answers_to, job_config, push_and_pull
 from server.kinds.base import Drive
 from server.reply_check import claimed_department
 from vocab.progress import Refusal, ReleaseStart
@@ -165,8 +165,9 @@ def ask_nodes(
 
     request = content_digest(content())
     replies = push_and_pull(
-        drive.grid, list(nodes), content, message_type, str(rnd), spec.round_timeout_s
-    )
+        drive.grid, list(nodes), content, message_type, str(rnd), spec.round_timeout_s,
+        answers_to(drive.emit, rnd),
+    )  # fmt: skip
     answers = _Answers(drive, message_type, rnd, nodes)
     answered: set[int] = set()
     for node_id, reply in replies:

@@ -15,6 +15,7 @@ from server.exchange import (
     Claimer,
     HeadSource,
     NodeReply,
+    answers_to,
     job_config,
     no_claim,
     no_head,
@@ -212,8 +213,11 @@ def run_quote(
         return RecordDict({JOB: job_config(spec_bytes, job_id, QUOTE_ROUND, head, signature)})
 
     request = content_digest(content())  # what every node is asked, as it receives it
+    on_answers = answers_to(emit, QUOTE_ROUND)
     replies = dict(
-        push_and_pull(grid, node_ids, content, QUOTE, str(QUOTE_ROUND), spec.round_timeout_s)
+        push_and_pull(
+            grid, node_ids, content, QUOTE, str(QUOTE_ROUND), spec.round_timeout_s, on_answers
+        )
     )
     answers = []
     elsewhere: list[str] = []

@@ -38,6 +38,7 @@ __all__ = [
     "EVENT_PREFIX",
     "FINAL_KINDS",
     "Admission",
+    "Answers",
     "CapView",
     "CentralView",
     "Emit",
@@ -377,6 +378,17 @@ class RoundStart(_Event):
 
 
 @dataclass(frozen=True)
+class Answers(_Event):
+    """Of the `asked` nodes sent this round's (or the quote's, round 0) message, `answered`
+    have answered so far; sent as answers arrive."""
+
+    kind: ClassVar[str] = "answers"
+    round: int
+    answered: int
+    asked: int
+
+
+@dataclass(frozen=True)
 class Refusal(_Event):
     """A department refused, went silent or sent an unusable reply; it is out of the job."""
 
@@ -492,6 +504,7 @@ ProgressEvent: TypeAlias = (
     | NodesConnected
     | Admission
     | RoundStart
+    | Answers
     | Refusal
     | RoundEnd
     | EvaluateStart
@@ -513,7 +526,7 @@ Emit: TypeAlias = Callable[[ProgressEvent], None]
 _TYPES: dict[str, type[ProgressEvent]] = {
     t.kind: t
     for t in (
-        JobStart, NodesConnected, Admission, RoundStart, Refusal, RoundEnd, EvaluateStart,
+        JobStart, NodesConnected, Admission, RoundStart, Answers, Refusal, RoundEnd, EvaluateStart,
         Evaluated, ReleaseStart, Released, RoundDone, QuoteResult, JobEnd, Failed,
     )
 }  # fmt: skip

@@ -33,7 +33,7 @@ from silobridge.certs import (
     make_node_key,
 )
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
-from silobridge.cli.progress_view import ProgressView, print_quote
+from silobridge.cli.progress_view import LiveProgress, print_quote
 from silobridge.cli.result_view import print_preview, print_result
 from silobridge.coordinator_runner import start_coordinator
 from silobridge.daemons import CoordinatorAddresses
@@ -296,14 +296,14 @@ def _submit(client: ServiceClient, spec: JobEnvelope, *, quote: bool) -> JobView
 
 def _follow(client: ServiceClient, job: JobView) -> tuple[JobView, ProgressEvent | None]:
     """Watch the job to its end with the progress view; the job as it ended, its last event."""
-    view = ProgressView(console)
     final: ProgressEvent | None = None
-    for _, event, kind in client.watch(job.job_id):
-        if event is None:
-            continue
-        view(event)
-        if kind in FINAL_KINDS:
-            final = event
+    with LiveProgress(console) as view:
+        for _, event, kind in client.watch(job.job_id):
+            if event is None:
+                continue
+            view(event)
+            if kind in FINAL_KINDS:
+                final = event
     return client.get(job.job_id), final
 
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 from server.home.home_env import HOME_ENV
 from server.run_config import RunMode
 from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_errors
-from silobridge.cli.progress_view import ProgressView, print_quote
+from silobridge.cli.progress_view import LiveProgress, print_quote
 from silobridge.cli.result_view import print_preview, print_result
 from silobridge.flower_federation import Federation
 from silobridge.flower_runner import submit_job
@@ -46,7 +46,8 @@ RootCertificatesOption = Annotated[
 
 def run_and_report(spec: JobEnvelope, out: Path, federation: Federation, home: Path) -> int:
     """Run a job of any kind with live progress, print its result; returns the exit code."""
-    final = submit_job(spec, out, federation, out / ".flwr", ProgressView(console), home=home)
+    with LiveProgress(console) as view:
+        final = submit_job(spec, out, federation, out / ".flwr", view, home=home)
     if isinstance(final, Failed):
         raise SilobridgeError(f"the coordinator rejected the job: {final.reason}")
     if not isinstance(final, JobEnd):
@@ -113,8 +114,8 @@ def quote_and_report(
     it, else `EXIT_JOB_FAILED` with a one-line reason on stderr.
     """
     # With --json, stdout carries the JSON alone.
-    on_event: Callable[[ProgressEvent], None] = _quiet if as_json else ProgressView(console)
-    with _scratch(out) as folder:
+    with _scratch(out) as folder, LiveProgress(console) as view:
+        on_event: Callable[[ProgressEvent], None] = _quiet if as_json else view
         final = submit_job(
             spec, folder, federation, folder / ".flwr", on_event, home=home, mode=RunMode.QUOTE
         )

@@ -5,23 +5,36 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from vocab.progress import (
     Admission,
+    Answers,
     CentralView,
     Evaluated,
     EvaluateStart,
     Failed,
+    JobEnd,
     JobStart,
     NodeQuoteView,
     NodesConnected,
     ProgressEvent,
     QuoteEvent,
+    QuoteResult,
     Refusal,
     Released,
     ReleaseStart,
@@ -30,7 +43,7 @@ from vocab.progress import (
     RoundStart,
 )
 
-__all__ = ["ProgressView", "print_quote", "print_summary"]
+__all__ = ["LiveProgress", "ProgressView", "print_quote", "print_summary"]
 
 
 def _fmt(metrics: Mapping[str, Any]) -> str:
@@ -124,6 +137,72 @@ class ProgressView:
                         f"{event.nodes} node(s) trained")  # fmt: skip
             case Failed():
                 c.print(f"[red]job failed[/]: {e(event.reason)}", highlight=False)
+
+
+class LiveProgress:
+    """`ProgressView`'s lines, and on a terminal two bars under them: the job's message
+    rounds, and the answers to the message out now (quote, round, evaluation, release).
+
+    Use as a context manager; off a terminal (logs, pipes) it prints the lines only.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.view = ProgressView(console)
+        self._live = console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._job: TaskID | None = None
+        self._job_total = 1
+        self._exchange: TaskID | None = None
+
+    def __enter__(self) -> LiveProgress:
+        if self._live:
+            self.progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.progress.stop()
+
+    def _ask(self, what: str, nodes: int) -> None:
+        if self._exchange is not None:
+            self.progress.remove_task(self._exchange)
+        self._exchange = self.progress.add_task(f"  {what}: answers", total=max(nodes, 1))
+
+    def _advance_job(self) -> None:
+        if self._job is not None:
+            self.progress.advance(self._job)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.view(event)
+        p = self.progress
+        match event:
+            case JobStart():
+                self._job_total = 1 if event.mode == "quote" else max(event.rounds, 1)
+                self._job = p.add_task(f"job {escape(event.job)}", total=self._job_total)
+            case NodesConnected():
+                self._ask("quote", event.connected)
+            case RoundStart():
+                self._ask(f"round {event.round}/{event.rounds}", event.nodes)
+            case EvaluateStart():
+                self._ask("evaluation", event.nodes)
+            case ReleaseStart():
+                self._ask("release", event.nodes)
+            case Answers() if self._exchange is not None:
+                p.update(self._exchange, completed=event.answered, total=max(event.asked, 1))
+            case RoundEnd() | RoundDone() | Released():
+                self._advance_job()
+            case QuoteResult() | JobEnd() | Failed() if self._job is not None:
+                p.update(self._job, completed=self._job_total)
 
 
 def print_summary(console: Console, result_path: Path) -> dict[str, Any]:

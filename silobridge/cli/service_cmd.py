@@ -11,6 +11,7 @@ override the file.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -30,7 +31,7 @@ from silobridge.cli.errors import (
     err_console,
     handle_errors,
 )
-from silobridge.cli.progress_view import ProgressView, print_quote
+from silobridge.cli.progress_view import LiveProgress, print_quote
 from silobridge.cli.result_view import print_preview, print_result
 from silobridge.service_client import (
     CapKind,
@@ -212,15 +213,15 @@ def _results_dir(out: Path | None, job_id: str) -> Path:
 
 def _follow(client: ServiceClient, job: JobView, out: Path | None, as_json: bool) -> int:
     """Watch a submitted job to its end, then fetch and print its result (or quote)."""
-    view = ProgressView(console)
     final: ProgressEvent | None = None
-    for _, event, kind in client.watch(job.job_id):
-        if event is None:
-            continue
-        if not as_json:
-            view(event)
-        if kind in FINAL_KINDS:
-            final = event
+    with LiveProgress(console) as view:
+        for _, event, kind in client.watch(job.job_id):
+            if event is None:
+                continue
+            if not as_json:
+                view(event)
+            if kind in FINAL_KINDS:
+                final = event
     job = client.get(job.job_id)
     if job.mode == "quote":
         return _quote_outcome(job, final, as_json)
@@ -334,17 +335,18 @@ def watch(
 
     Exits 0 if the job succeeded, non-zero if it failed or was cancelled.
     """
-    view = ProgressView(console)
     with _connect(client_config, service, cert, key, ca) as client:
-        for seq, event, kind in client.watch(job_id, after):
-            if as_json:
-                fields = event.to_fields() if event is not None else None
-                line = {"seq": seq, "kind": kind, "event": fields}
-                typer.echo(json.dumps(line, sort_keys=True, default=str))
-            elif isinstance(event, QuoteResult):
-                _print_quote(event)
-            elif event is not None:
-                view(event)
+        with LiveProgress(console) if not as_json else contextlib.nullcontext() as view:
+            for seq, event, kind in client.watch(job_id, after):
+                if view is None:
+                    fields = event.to_fields() if event is not None else None
+                    line = {"seq": seq, "kind": kind, "event": fields}
+                    typer.echo(json.dumps(line, sort_keys=True, default=str))
+                    continue
+                if event is not None:
+                    view(event)
+                if isinstance(event, QuoteResult):
+                    _print_quote(event)
         job = client.get(job_id)
     if not as_json:
         console.print(f"job {escape(job.job_id)}: {_state(job)}", highlight=False)

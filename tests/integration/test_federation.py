@@ -157,6 +157,8 @@ def test_restricted_column_is_refused_and_cli_exits_non_zero(
             federation.control,
             "--root-certificates",
             str(federation.root_certificates),
+            "--home",
+            str(federation.root / "coordinator"),
         ],
         capture_output=True,
         text=True,

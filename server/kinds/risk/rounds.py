@@ -18,6 +18,7 @@ from server.exchange import (
     Claimer,
     HeadSource,
     NodeReply,
+    answers_to,
     job_config,
     no_claim,
     no_head,
@@ -118,6 +119,7 @@ def _send(
     node_ids: list[int],
     coordinator_head: HeadSource,
     claim: Claimer,
+    emit: Emit,
 ) -> tuple[list[tuple[int, Message]], str]:
     """Send the weights and the job, with the coordinator's signed audit chain head, to each
     node; the replies that came within the round timeout, and the request's digest."""
@@ -134,7 +136,9 @@ def _send(
         )
 
     request = content_digest(content())  # what every node is asked, as it receives it
-    replies = push_and_pull(grid, node_ids, content, kind, str(rnd), spec.round_timeout_s)
+    replies = push_and_pull(
+        grid, node_ids, content, kind, str(rnd), spec.round_timeout_s, answers_to(emit, rnd)
+    )
     return replies, request
 
 
@@ -311,7 +315,7 @@ def run_risk_job(
         asked = [t.node_id for t in outcome.nodes.values() if t.active]
         emit(RoundStart(round=rnd, rounds=spec.rounds, nodes=len(asked)))
         replies, request = _send(
-            grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head, claim
+            grid, spec, job_id, rnd, TRAIN, weights, asked, coordinator_head, claim, emit
         )
         accepted, refused, _ = _collect(
             replies, outcome, rnd, asked, kind=TRAIN, on_reply=on_reply, check=check,
@@ -380,7 +384,7 @@ def _evaluation(
     emit(EvaluateStart(after_round=after, nodes=len(asked)))
     rnd = spec.evaluation_round(after)
     replies, request = _send(
-        grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head, claim
+        grid, spec, job_id, rnd, EVALUATE, weights, asked, coordinator_head, claim, emit
     )
     accepted, refused, pooled = _collect(
         replies, outcome, rnd, asked, kind=EVALUATE, on_reply=on_reply, check=check,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from vocab.progress import (
     EVENT_PREFIX,
     Admission,
+    Answers,
     CapView,
     CentralView,
     Evaluated,
@@ -73,6 +74,7 @@ EVENTS: list[ProgressEvent] = [
            files={"result.json": "e30="}, metrics={"cells": 4, "rmse": 0.5}, seconds=3.2),
     JobEnd(status="failed", failure="too big", result="", files=None, metrics={}, seconds=0.0),
     Failed(reason="the central cap of analyst 'x' would be exceeded"),
+    Answers(round=1, answered=2, asked=3),
 ]  # fmt: skip
 
 
