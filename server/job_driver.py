@@ -320,7 +320,7 @@ def run_submission(
         # config names: a submitter must not choose where the coordinator host writes.
         config = dataclasses.replace(config, out=home.root / RESULTS_DIR / job_id.replace("#", "-"))
     try:
-        audit.job_received(config.spec, job_id, config.mode)
+        audit.job_received(config.spec, job_id, config.mode, config.app_hash)
         budget = home.budget()
     except (OSError, SilobridgeError, sqlite3.Error) as err:
         emit(Failed(reason=f"the coordinator cannot use its home {home.root}: {err}"))

@@ -35,6 +35,7 @@ class RunMode(enum.Enum):
 
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,160}$")
+_APP_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _LOOPBACK_RE = re.compile(r"^(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}$")
 
 
@@ -51,6 +52,8 @@ class RunConfig:
     mode: RunMode
     out: Path | None
     job_id: str = ""
+    app_hash: str = ""
+    """The hash of the app bundle the job's messages run in at the nodes, when known."""
 
 
 def decode_run_config(run_config: dict[str, Any]) -> RunConfig:
@@ -80,11 +83,14 @@ def decode_run_config(run_config: dict[str, Any]) -> RunConfig:
         spec = job_from_bytes(base64.b64decode(raw, validate=True))
     except binascii.Error as err:
         raise JobSpecError(f"run config `job` is not base64: {err}") from err
-    return RunConfig(spec, mode, Path(out) if out else None, job_id)
+    app_hash = str(run_config.get("app", "") or "")
+    if app_hash and not _APP_HASH_RE.match(app_hash):
+        raise JobSpecError(f"run config `app` = {app_hash[:80]!r} is not a bundle hash")
+    return RunConfig(spec, mode, Path(out) if out else None, job_id, app_hash)
 
 
 def encode_run_config(
-    spec: JobEnvelope, out: Path | None, mode: RunMode, job_id: str
+    spec: JobEnvelope, out: Path | None, mode: RunMode, job_id: str, app_hash: str = ""
 ) -> dict[str, str]:
     """The submission `decode_run_config` reads back."""
     return {
@@ -92,6 +98,7 @@ def encode_run_config(
         "out": str(out) if out is not None else "",
         "mode": mode.value,
         "job_id": job_id,
+        "app": app_hash,
     }
 
 

@@ -83,7 +83,7 @@ def serve_coordinator(
     with group.running():
         try:
             daemons = _start_flower(group, config, flower, addresses)
-            service = start_service(config, GridRunner(config.home, relay.grid))
+            service = start_service(config, GridRunner(config.home, relay.grid, relay.app_hash))
             relay.warm_up()
             if on_ready is not None:
                 on_ready(service)

@@ -30,6 +30,7 @@ from protos.silobridge.v1 import grid_relay_pb2_grpc
 from server.relay.relay_grid import RelayGrid
 from server.relay.relay_link import RelayLink, RelaySession
 from server.relay.relay_serve import MAX_MESSAGE_BYTES
+from silobridge.app_approvals import release_hash
 from silobridge.daemons import toml_str
 from silobridge.flower_federation import CONNECTION, Federation, app_root
 from silobridge.processes import child_env, flower_executable
@@ -78,6 +79,10 @@ class FlowerRelay:
         self._port = self._server.add_insecure_port("127.0.0.1:0")
         self._server.start()
         self._run_ids: list[int] = []
+
+    def app_hash(self) -> str:
+        """The shipped bundle's hash (built once per process)."""
+        return release_hash(self._app_dir)
 
     @property
     def address(self) -> str:

@@ -52,7 +52,7 @@ def submit_job(
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with FlowerRelay(federation, flwr_home, app_dir=app_dir) as relay:
-        runner = GridRunner(home, relay.grid)
+        runner = GridRunner(home, relay.grid, relay.app_hash)
         request = RunRequest(job_id, spec, mode, out_dir)
         try:
             return runner.run(request, on_event, should_stop or _never)

@@ -293,6 +293,8 @@ class NodeView:
     key_fingerprint: str
     status: str
     last_seen: float
+    approved_apps: tuple[str, ...] = ()
+    refused_apps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -721,7 +723,15 @@ class ServiceClient:
     def nodes(self) -> list[NodeView]:
         reply = self._unary("ListNodes", pb.ListNodesRequest())
         return [
-            NodeView(n.department, n.key_fingerprint, n.status, n.last_seen) for n in reply.nodes
+            NodeView(
+                n.department,
+                n.key_fingerprint,
+                n.status,
+                n.last_seen,
+                tuple(n.approved_apps),
+                tuple(n.refused_apps),
+            )
+            for n in reply.nodes
         ]
 
     def caps(self) -> list[CapStandingView]:

@@ -88,7 +88,9 @@ class CoordinatorAudit:
     def _append(self, event: CoordinatorEvent, data: dict[str, Any]) -> AuditEntry:
         return self._log.append(event.value, data)
 
-    def job_received(self, spec: JobEnvelope, job_id: str, mode: RunMode) -> AuditEntry:
+    def job_received(
+        self, spec: JobEnvelope, job_id: str, mode: RunMode, app: str = ""
+    ) -> AuditEntry:
         return self._append(
             CoordinatorEvent.JOB_RECEIVED,
             {
@@ -105,6 +107,7 @@ class CoordinatorAudit:
                 "min_nodes": spec.min_nodes,
                 "columns": list(spec.columns),
                 "mode": mode.value,
+                **({"app": app} if app else {}),
             },
         )
 

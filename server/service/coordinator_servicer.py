@@ -191,6 +191,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                     key_fingerprint=n.key_fingerprint,
                     status=n.status,
                     last_seen=n.last_seen,
+                    approved_apps=n.approved_apps,
+                    refused_apps=n.refused_apps,
                 )
                 for n in self._jobs.nodes()
             ]

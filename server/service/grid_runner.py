@@ -24,7 +24,8 @@ GridSource = Callable[[Callable[[], bool]], tuple[Grid, int]]
 
 
 class GridRunner:
-    """Runs jobs with the coordinator home at `home` over the grids `grids` gives.
+    """Runs jobs with the coordinator home at `home` over the grids `grids` gives; `app_hash`
+    names the app bundle their messages run in (recorded in the audit log).
 
     The job's bundle goes to the coordinator's copy under its home and, from the final
     event, to `request.out_dir` (what `FetchResult` serves); a quote leaves its every
@@ -34,9 +35,10 @@ class GridRunner:
         JobInterrupted: The grid's link was lost mid-job; nothing was settled.
     """
 
-    def __init__(self, home: Path, grids: GridSource) -> None:
+    def __init__(self, home: Path, grids: GridSource, app_hash: Callable[[], str] | None = None):
         self._home = home
         self._grids = grids
+        self._app_hash = app_hash
 
     def run(self, request: RunRequest, emit: Emit, should_stop: Callable[[], bool]) -> FinalEvent:
         grid, run_id = self._grids(should_stop)
@@ -47,7 +49,8 @@ class GridRunner:
             if isinstance(event, JobEnd | Failed | QuoteResult):
                 final.append(event)
 
-        config = encode_run_config(request.spec, request.out_dir, request.mode, request.job_id)
+        app = self._app_hash() if self._app_hash is not None else ""
+        config = encode_run_config(request.spec, request.out_dir, request.mode, request.job_id, app)
         run_submission(grid, config, run_id, str(self._home.resolve()), relay)
         if not final:
             return Failed(reason="the job ended without a final event")

@@ -32,7 +32,7 @@ from server.service.service_config import ServiceConfig
 from vocab.audit_chain import AuditEntry, verify_chain
 from vocab.audit_log import read_entries
 from vocab.bundle import RESULT_FILE
-from vocab.errors import JobSpecError
+from vocab.errors import JobSpecError, RefusalCode
 from vocab.serde import job_from_bytes, job_to_bytes
 
 __all__ = ["AuditCheck", "JobService", "NodeView"]
@@ -51,6 +51,8 @@ class NodeView:
     key_fingerprint: str
     status: str
     last_seen: float
+    approved_apps: tuple[str, ...] = ()
+    refused_apps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,13 +204,28 @@ class JobService:
     # --- nodes, caps, audit -----------------------------------------------------------------
 
     def nodes(self) -> list[NodeView]:
-        """Registered departments with their key fingerprints and when a reply of theirs
-        was last logged."""
+        """Registered departments with their key fingerprints, when a reply of theirs was
+        last logged, and the app bundles their node answered in or refused as unapproved
+        (newest first; the job's bundle is in its `job_received` entry)."""
         seen: dict[str, float] = {}
+        app_of: dict[str, str] = {}
+        approved: dict[str, dict[str, None]] = {}
+        refused: dict[str, dict[str, None]] = {}
         for entry in self._entries():
-            department = entry.data.get("department")
-            if entry.kind == "node_reply" and isinstance(department, str):
-                seen[department] = _unix(entry.ts)
+            data = entry.data
+            if entry.kind == "job_received" and isinstance(data.get("app"), str):
+                app_of[str(data.get("job_id"))] = data["app"]
+            department = data.get("department")
+            if entry.kind != "node_reply" or not isinstance(department, str):
+                continue
+            seen[department] = _unix(entry.ts)
+            app = app_of.get(str(data.get("job_id")))
+            if app is None or data.get("status") == "no_answer":
+                continue
+            # Newest last here, so a bundle moves to the end each time it is seen again.
+            into = refused if data.get("code") == RefusalCode.APP_NOT_APPROVED.value else approved
+            into.setdefault(department, {}).pop(app, None)
+            into[department][app] = None
         views = []
         registry = self._home.nodes
         for department in registry.departments():
@@ -219,6 +236,8 @@ class JobService:
                     key_fingerprint=identity.key_id if identity is not None else "",
                     status="seen" if department in seen else "registered",
                     last_seen=seen.get(department, 0.0),
+                    approved_apps=tuple(reversed(approved.get(department, {}))),
+                    refused_apps=tuple(reversed(refused.get(department, {}))),
                 )
             )
         return views

@@ -204,7 +204,7 @@ def demo(
             _service_log(out / "logs" / SERVICE_LOG),
             FlowerRelay(federation, home / "flower" / "flwr-service") as relay,
         ):
-            service = start_service(config, GridRunner(home, relay.grid))
+            service = start_service(config, GridRunner(home, relay.grid, relay.app_hash))
             relay.warm_up()
             try:
                 address = f"127.0.0.1:{service.port}"

@@ -44,6 +44,7 @@ service_cmd.register_job_commands(job_cmd.app)
 budget_cmd.app.add_typer(service_cmd.central_app, name="central")
 audit_cmd.app.add_typer(service_cmd.audit_app, name="coordinator")
 app.command("whoami")(service_cmd.whoami)
+node_cmd.app.command("list")(service_cmd.list_nodes)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ override the file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import os
@@ -651,6 +652,40 @@ def audit_verify(
         )
     if not check.ok:
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+# --- nodes ---------------------------------------------------------------------------------------
+
+
+@handle_errors
+def list_nodes(
+    as_json: JsonOption = False,
+    client_config: ClientConfigOption = None,
+    service: ServiceOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    ca: CaOption = None,
+) -> None:
+    """Registered departments (operators): key, last reply, app versions their node ran
+    jobs in and refused as unapproved."""
+    with _connect(client_config, service, cert, key, ca) as client:
+        nodes = client.nodes()
+    if as_json:
+        _echo_json({"nodes": [dataclasses.asdict(n) for n in nodes]})
+        return
+    table = Table(title="registered departments")
+    for col in ("department", "node key", "status", "last reply (UTC)", "apps run", "apps refused"):
+        table.add_column(col)
+    for n in nodes:
+        table.add_row(
+            escape(n.department), escape(n.key_fingerprint), n.status,
+            _when(n.last_seen) if n.last_seen else "-",
+            "\n".join(a[:16] for a in n.approved_apps) or "-",
+            "\n".join(a[:16] for a in n.refused_apps) or "-",
+        )  # fmt: skip
+    console.print(table)
+    if not nodes:
+        console.print("no department is registered (`silobridge node register`)")
 
 
 # --- whoami ------------------------------------------------------------------------------------

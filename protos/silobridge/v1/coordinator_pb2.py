@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from protos.silobridge.v1 import job_pb2 as protos_dot_silobridge_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&protos/silobridge/v1/coordinator.proto\x12\rsilobridge.v1\x1a\x1eprotos/silobridge/v1/job.proto\"\x0f\n\rWhoAmIRequest\"Y\n\x0eWhoAmIResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.silobridge.v1.CallerRole\x12\x10\n\x08projects\x18\x03 \x03(\t\"I\n\x10SubmitJobRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.silobridge.v1.JobSpec\x12\x0f\n\x07project\x18\x02 \x01(\t\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x9c\x02\n\x07JobInfo\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\x12\x0f\n\x07project\x18\x05 \x01(\t\x12$\n\x04mode\x18\x06 \x01(\x0e\x32\x16.silobridge.v1.JobMode\x12&\n\x05state\x18\x07 \x01(\x0e\x32\x17.silobridge.v1.JobState\x12\x12\n\ncreated_at\x18\x08 \x01(\x01\x12\x12\n\nupdated_at\x18\t \x01(\x01\x12\x10\n\x08\x61ttempts\x18\n \x01(\r\x12\x0f\n\x07\x66\x61ilure\x18\x0b \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0c \x01(\x08\x12\x10\n\x08last_seq\x18\r \x01(\x04\"m\n\x0fListJobsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.silobridge.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tbefore_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\"P\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.silobridge.v1.JobInfo\x12\x16\n\x0enext_before_id\x18\x02 \x01(\t\"4\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"O\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t\x12\n\n\x02\x61t\x18\x05 \x01(\x01\"G\n\x0bResultChunk\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\"\x12\n\x10ListNodesRequest\"q\n\x08NodeInfo\x12\x12\n\ndepartment\x18\x01 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tlast_seen\x18\x04 \x01(\x01\x12\x15\n\rapproved_apps\x18\x05 \x03(\t\";\n\x11ListNodesResponse\x12&\n\x05nodes\x18\x01 \x03(\x0b\x32\x17.silobridge.v1.NodeInfo\"\x9c\x01\n\x0f\x43\x61pStandingInfo\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.silobridge.v1.CapKindProto\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61pped\x18\x03 \x01(\x08\x12\x0b\n\x03\x63\x61p\x18\x04 \x01(\x01\x12\x10\n\x08reserved\x18\x05 \x01(\x01\x12\x0f\n\x07settled\x18\x06 \x01(\x01\x12\x11\n\tremaining\x18\x07 \x01(\x01\"\x10\n\x0eGetCapsRequest\"X\n\rSetCapRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.silobridge.v1.CapKindProto\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\"A\n\x0c\x43\x61psResponse\x12\x31\n\tstandings\x18\x01 \x03(\x0b\x32\x1e.silobridge.v1.CapStandingInfo\"4\n\x10ReadAuditRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"(\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04json\x18\x02 \x01(\t\"\x14\n\x12VerifyAuditRequest\"Q\n\x13VerifyAuditResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04\x12\x0c\n\x04head\x18\x03 \x01(\t\x12\x0f\n\x07problem\x18\x04 \x01(\t*u\n\nCallerRole\x12\x1b\n\x17\x43\x41LLER_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41LLER_ROLE_ANALYST\x10\x01\x12\x17\n\x13\x43\x41LLER_ROLE_OFFICER\x10\x02\x12\x18\n\x14\x43\x41LLER_ROLE_OPERATOR\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*I\n\x07JobMode\x12\x18\n\x14JOB_MODE_UNSPECIFIED\x10\x00\x12\x10\n\x0cJOB_MODE_RUN\x10\x01\x12\x12\n\x0eJOB_MODE_QUOTE\x10\x02*T\n\x0c\x43\x61pKindProto\x12\x18\n\x14\x43\x41P_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41P_KIND_ANALYST\x10\x01\x12\x14\n\x10\x43\x41P_KIND_PROJECT\x10\x02\x32\xaa\x07\n\x0b\x43oordinator\x12\x45\n\x06WhoAmI\x12\x1c.silobridge.v1.WhoAmIRequest\x1a\x1d.silobridge.v1.WhoAmIResponse\x12\x44\n\tSubmitJob\x12\x1f.silobridge.v1.SubmitJobRequest\x1a\x16.silobridge.v1.JobInfo\x12\x43\n\x08QuoteJob\x12\x1f.silobridge.v1.SubmitJobRequest\x1a\x16.silobridge.v1.JobInfo\x12\x37\n\x06GetJob\x12\x15.silobridge.v1.JobRef\x1a\x16.silobridge.v1.JobInfo\x12K\n\x08ListJobs\x12\x1e.silobridge.v1.ListJobsRequest\x1a\x1f.silobridge.v1.ListJobsResponse\x12:\n\tCancelJob\x12\x15.silobridge.v1.JobRef\x1a\x16.silobridge.v1.JobInfo\x12\x45\n\x08WatchJob\x12\x1e.silobridge.v1.WatchJobRequest\x1a\x17.silobridge.v1.JobEvent0\x01\x12\x42\n\x0b\x46\x65tchResult\x12\x15.silobridge.v1.JobRef\x1a\x1a.silobridge.v1.ResultChunk0\x01\x12N\n\tListNodes\x12\x1f.silobridge.v1.ListNodesRequest\x1a .silobridge.v1.ListNodesResponse\x12\x45\n\x07GetCaps\x12\x1d.silobridge.v1.GetCapsRequest\x1a\x1b.silobridge.v1.CapsResponse\x12\x43\n\x06SetCap\x12\x1c.silobridge.v1.SetCapRequest\x1a\x1b.silobridge.v1.CapsResponse\x12J\n\tReadAudit\x12\x1f.silobridge.v1.ReadAuditRequest\x1a\x1a.silobridge.v1.AuditRecord0\x01\x12T\n\x0bVerifyAudit\x12!.silobridge.v1.VerifyAuditRequest\x1a\".silobridge.v1.VerifyAuditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&protos/silobridge/v1/coordinator.proto\x12\rsilobridge.v1\x1a\x1eprotos/silobridge/v1/job.proto\"\x0f\n\rWhoAmIRequest\"Y\n\x0eWhoAmIResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04role\x18\x02 \x01(\x0e\x32\x19.silobridge.v1.CallerRole\x12\x10\n\x08projects\x18\x03 \x03(\t\"I\n\x10SubmitJobRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.silobridge.v1.JobSpec\x12\x0f\n\x07project\x18\x02 \x01(\t\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x9c\x02\n\x07JobInfo\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\x12\x0f\n\x07project\x18\x05 \x01(\t\x12$\n\x04mode\x18\x06 \x01(\x0e\x32\x16.silobridge.v1.JobMode\x12&\n\x05state\x18\x07 \x01(\x0e\x32\x17.silobridge.v1.JobState\x12\x12\n\ncreated_at\x18\x08 \x01(\x01\x12\x12\n\nupdated_at\x18\t \x01(\x01\x12\x10\n\x08\x61ttempts\x18\n \x01(\r\x12\x0f\n\x07\x66\x61ilure\x18\x0b \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0c \x01(\x08\x12\x10\n\x08last_seq\x18\r \x01(\x04\"m\n\x0fListJobsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.silobridge.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x11\n\tbefore_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\"P\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.silobridge.v1.JobInfo\x12\x16\n\x0enext_before_id\x18\x02 \x01(\t\"4\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"O\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t\x12\n\n\x02\x61t\x18\x05 \x01(\x01\"G\n\x0bResultChunk\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\"\x12\n\x10ListNodesRequest\"\x87\x01\n\x08NodeInfo\x12\x12\n\ndepartment\x18\x01 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tlast_seen\x18\x04 \x01(\x01\x12\x15\n\rapproved_apps\x18\x05 \x03(\t\x12\x14\n\x0crefused_apps\x18\x06 \x03(\t\";\n\x11ListNodesResponse\x12&\n\x05nodes\x18\x01 \x03(\x0b\x32\x17.silobridge.v1.NodeInfo\"\x9c\x01\n\x0f\x43\x61pStandingInfo\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.silobridge.v1.CapKindProto\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61pped\x18\x03 \x01(\x08\x12\x0b\n\x03\x63\x61p\x18\x04 \x01(\x01\x12\x10\n\x08reserved\x18\x05 \x01(\x01\x12\x0f\n\x07settled\x18\x06 \x01(\x01\x12\x11\n\tremaining\x18\x07 \x01(\x01\"\x10\n\x0eGetCapsRequest\"X\n\rSetCapRequest\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.silobridge.v1.CapKindProto\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\"A\n\x0c\x43\x61psResponse\x12\x31\n\tstandings\x18\x01 \x03(\x0b\x32\x1e.silobridge.v1.CapStandingInfo\"4\n\x10ReadAuditRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"(\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04json\x18\x02 \x01(\t\"\x14\n\x12VerifyAuditRequest\"Q\n\x13VerifyAuditResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04\x12\x0c\n\x04head\x18\x03 \x01(\t\x12\x0f\n\x07problem\x18\x04 \x01(\t*u\n\nCallerRole\x12\x1b\n\x17\x43\x41LLER_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41LLER_ROLE_ANALYST\x10\x01\x12\x17\n\x13\x43\x41LLER_ROLE_OFFICER\x10\x02\x12\x18\n\x14\x43\x41LLER_ROLE_OPERATOR\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*I\n\x07JobMode\x12\x18\n\x14JOB_MODE_UNSPECIFIED\x10\x00\x12\x10\n\x0cJOB_MODE_RUN\x10\x01\x12\x12\n\x0eJOB_MODE_QUOTE\x10\x02*T\n\x0c\x43\x61pKindProto\x12\x18\n\x14\x43\x41P_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41P_KIND_ANALYST\x10\x01\x12\x14\n\x10\x43\x41P_KIND_PROJECT\x10\x02\x32\xaa\x07\n\x0b\x43oordinator\x12\x45\n\x06WhoAmI\x12\x1c.silobridge.v1.WhoAmIRequest\x1a\x1d.silobridge.v1.WhoAmIResponse\x12\x44\n\tSubmitJob\x12\x1f.silobridge.v1.SubmitJobRequest\x1a\x16.silobridge.v1.JobInfo\x12\x43\n\x08QuoteJob\x12\x1f.silobridge.v1.SubmitJobRequest\x1a\x16.silobridge.v1.JobInfo\x12\x37\n\x06GetJob\x12\x15.silobridge.v1.JobRef\x1a\x16.silobridge.v1.JobInfo\x12K\n\x08ListJobs\x12\x1e.silobridge.v1.ListJobsRequest\x1a\x1f.silobridge.v1.ListJobsResponse\x12:\n\tCancelJob\x12\x15.silobridge.v1.JobRef\x1a\x16.silobridge.v1.JobInfo\x12\x45\n\x08WatchJob\x12\x1e.silobridge.v1.WatchJobRequest\x1a\x17.silobridge.v1.JobEvent0\x01\x12\x42\n\x0b\x46\x65tchResult\x12\x15.silobridge.v1.JobRef\x1a\x1a.silobridge.v1.ResultChunk0\x01\x12N\n\tListNodes\x12\x1f.silobridge.v1.ListNodesRequest\x1a .silobridge.v1.ListNodesResponse\x12\x45\n\x07GetCaps\x12\x1d.silobridge.v1.GetCapsRequest\x1a\x1b.silobridge.v1.CapsResponse\x12\x43\n\x06SetCap\x12\x1c.silobridge.v1.SetCapRequest\x1a\x1b.silobridge.v1.CapsResponse\x12J\n\tReadAudit\x12\x1f.silobridge.v1.ReadAuditRequest\x1a\x1a.silobridge.v1.AuditRecord0\x01\x12T\n\x0bVerifyAudit\x12!.silobridge.v1.VerifyAuditRequest\x1a\".silobridge.v1.VerifyAuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.silobridge.v1.coordinator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CALLERROLE']._serialized_start=1717
-  _globals['_CALLERROLE']._serialized_end=1834
-  _globals['_JOBSTATE']._serialized_start=1837
-  _globals['_JOBSTATE']._serialized_end=1991
-  _globals['_JOBMODE']._serialized_start=1993
-  _globals['_JOBMODE']._serialized_end=2066
-  _globals['_CAPKINDPROTO']._serialized_start=2068
-  _globals['_CAPKINDPROTO']._serialized_end=2152
+  _globals['_CALLERROLE']._serialized_start=1740
+  _globals['_CALLERROLE']._serialized_end=1857
+  _globals['_JOBSTATE']._serialized_start=1860
+  _globals['_JOBSTATE']._serialized_end=2014
+  _globals['_JOBMODE']._serialized_start=2016
+  _globals['_JOBMODE']._serialized_end=2089
+  _globals['_CAPKINDPROTO']._serialized_start=2091
+  _globals['_CAPKINDPROTO']._serialized_end=2175
   _globals['_WHOAMIREQUEST']._serialized_start=89
   _globals['_WHOAMIREQUEST']._serialized_end=104
   _globals['_WHOAMIRESPONSE']._serialized_start=106
@@ -62,26 +62,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULTCHUNK']._serialized_end=984
   _globals['_LISTNODESREQUEST']._serialized_start=986
   _globals['_LISTNODESREQUEST']._serialized_end=1004
-  _globals['_NODEINFO']._serialized_start=1006
-  _globals['_NODEINFO']._serialized_end=1119
-  _globals['_LISTNODESRESPONSE']._serialized_start=1121
-  _globals['_LISTNODESRESPONSE']._serialized_end=1180
-  _globals['_CAPSTANDINGINFO']._serialized_start=1183
-  _globals['_CAPSTANDINGINFO']._serialized_end=1339
-  _globals['_GETCAPSREQUEST']._serialized_start=1341
-  _globals['_GETCAPSREQUEST']._serialized_end=1357
-  _globals['_SETCAPREQUEST']._serialized_start=1359
-  _globals['_SETCAPREQUEST']._serialized_end=1447
-  _globals['_CAPSRESPONSE']._serialized_start=1449
-  _globals['_CAPSRESPONSE']._serialized_end=1514
-  _globals['_READAUDITREQUEST']._serialized_start=1516
-  _globals['_READAUDITREQUEST']._serialized_end=1568
-  _globals['_AUDITRECORD']._serialized_start=1570
-  _globals['_AUDITRECORD']._serialized_end=1610
-  _globals['_VERIFYAUDITREQUEST']._serialized_start=1612
-  _globals['_VERIFYAUDITREQUEST']._serialized_end=1632
-  _globals['_VERIFYAUDITRESPONSE']._serialized_start=1634
-  _globals['_VERIFYAUDITRESPONSE']._serialized_end=1715
-  _globals['_COORDINATOR']._serialized_start=2155
-  _globals['_COORDINATOR']._serialized_end=3093
+  _globals['_NODEINFO']._serialized_start=1007
+  _globals['_NODEINFO']._serialized_end=1142
+  _globals['_LISTNODESRESPONSE']._serialized_start=1144
+  _globals['_LISTNODESRESPONSE']._serialized_end=1203
+  _globals['_CAPSTANDINGINFO']._serialized_start=1206
+  _globals['_CAPSTANDINGINFO']._serialized_end=1362
+  _globals['_GETCAPSREQUEST']._serialized_start=1364
+  _globals['_GETCAPSREQUEST']._serialized_end=1380
+  _globals['_SETCAPREQUEST']._serialized_start=1382
+  _globals['_SETCAPREQUEST']._serialized_end=1470
+  _globals['_CAPSRESPONSE']._serialized_start=1472
+  _globals['_CAPSRESPONSE']._serialized_end=1537
+  _globals['_READAUDITREQUEST']._serialized_start=1539
+  _globals['_READAUDITREQUEST']._serialized_end=1591
+  _globals['_AUDITRECORD']._serialized_start=1593
+  _globals['_AUDITRECORD']._serialized_end=1633
+  _globals['_VERIFYAUDITREQUEST']._serialized_start=1635
+  _globals['_VERIFYAUDITREQUEST']._serialized_end=1655
+  _globals['_VERIFYAUDITRESPONSE']._serialized_start=1657
+  _globals['_VERIFYAUDITRESPONSE']._serialized_end=1738
+  _globals['_COORDINATOR']._serialized_start=2178
+  _globals['_COORDINATOR']._serialized_end=3116
 # @@protoc_insertion_point(module_scope)

@@ -169,18 +169,20 @@ class ListNodesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("department", "key_fingerprint", "status", "last_seen", "approved_apps")
+    __slots__ = ("department", "key_fingerprint", "status", "last_seen", "approved_apps", "refused_apps")
     DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
     KEY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
     APPROVED_APPS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_APPS_FIELD_NUMBER: _ClassVar[int]
     department: str
     key_fingerprint: str
     status: str
     last_seen: float
     approved_apps: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, department: _Optional[str] = ..., key_fingerprint: _Optional[str] = ..., status: _Optional[str] = ..., last_seen: _Optional[float] = ..., approved_apps: _Optional[_Iterable[str]] = ...) -> None: ...
+    refused_apps: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, department: _Optional[str] = ..., key_fingerprint: _Optional[str] = ..., status: _Optional[str] = ..., last_seen: _Optional[float] = ..., approved_apps: _Optional[_Iterable[str]] = ..., refused_apps: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListNodesResponse(_message.Message):
     __slots__ = ("nodes",)

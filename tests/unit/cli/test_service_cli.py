@@ -36,6 +36,7 @@ from testkit.inprocess_runner import InProcessRunner
 from tests.unit.server.service.conftest import (
     ANALYST,
     OFFICER,
+    OPERATOR,
     OTHER_ANALYST,
     Deployment,
     deployment,
@@ -182,6 +183,18 @@ def test_an_analyst_runs_a_job_through_the_service(deployment: Deployment, tmp_p
     code, _, both = _invoke("audit", "coordinator", "verify", "--client-config", str(mine))
     assert code != 0
     assert "PERMISSION_DENIED" in both and "your role may not do this" in both
+
+    # The operator lists the departments: both answered the job above.
+    ops = _client_config(deployment, "operator", OPERATOR, tmp_path / "ops")
+    code, stdout, both = _invoke("node", "list", "--json", "--client-config", str(ops))
+    assert code == 0, both
+    nodes = {n["department"]: n for n in json.loads(stdout)["nodes"]}
+    assert set(nodes) == set(deployment.federation.nodes)
+    assert all(n["status"] == "seen" and n["last_seen"] > 0 for n in nodes.values())
+    code, stdout, both = _invoke("node", "list", "--client-config", str(ops))
+    assert code == 0 and "registered departments" in stdout, both
+    code, _, both = _invoke("node", "list", "--client-config", str(mine))
+    assert code != 0 and "PERMISSION_DENIED" in both
 
 
 def test_a_quote_a_failing_job_and_no_watch(deployment: Deployment, tmp_path: Path) -> None:
