@@ -34,8 +34,8 @@ IDENTITY_FILE = "coordinator.key"
 RESULTS_DIR = "results"  # the coordinator's copy of each job's bundle, one folder per job
 
 _START_HINT = (
-    "start the coordinator with `silobridge coordinator start --state-dir DIR`, which sets "
-    f"{HOME_ENV} for its ServerApp launcher"
+    "start the coordinator with `silobridge coordinator start`, or pass `--home DIR` (or set "
+    f"{HOME_ENV}) to `silobridge job run|quote` on the coordinator host"
 )
 
 
@@ -47,15 +47,15 @@ class CoordinatorHome:
 
     @classmethod
     def from_setting(cls, value: str | None) -> CoordinatorHome:
-        """The home the SuperLink was started with (the value of `HOME_ENV`).
+        """The home a job is driven with (`--home`, `HOME_ENV`, the service's config).
 
         Raises:
             ConfigError: If there is none, or it is not an absolute path.
         """
         if not value:
             raise ConfigError(
-                f"the coordinator has no home folder: its SuperLink was started without "
-                f"{HOME_ENV}, so there is nowhere to keep the central caps and the audit log",
+                "the coordinator has no home folder, so there is nowhere to keep the central "
+                "caps and the audit log",
                 _START_HINT,
             )
         path = Path(value)
