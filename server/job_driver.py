@@ -12,18 +12,19 @@ import dataclasses
 import logging
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flwr.serverapp import Grid
 
-from server.central_budget.central_budget import CapExceeded, CentralBudget
+from server.central_budget.central_budget import CapExceeded, CentralBudget, CentralCheck
 from server.exchange import AnswerStatus, Claimer, NodeReply
 from server.home.coordinator_audit import CoordinatorAudit
 from server.home.coordinator_home import RESULTS_DIR, CoordinatorHome
 from server.interruptions import JobCancelled, JobInterrupted
 from server.kinds.base import Drive, Finished
 from server.kinds.registry import coordinator_kind
-from server.quote_round import run_quote
+from server.quote_round import OnReply, QuoteOutcome, run_quote
 from server.reply_check import ReplyCheck, registered_nodes
 from server.run_config import RunConfig, RunMode, decode_run_config
 from vocab.bundle import files_to_event, write_files
@@ -119,53 +120,74 @@ def _preview(spec: JobEnvelope, nodes: int) -> QuotePreview:
         return QuotePreview()
 
 
-def _run(
-    grid: Grid,
-    config: RunConfig,
-    job_id: str,
-    audit: CoordinatorAudit,
-    budget: CentralBudget,
-    emit: Emit,
-    verify: ReplyCheck,
-    claim: Claimer,
-    expected_nodes: int,
-) -> None:
-    spec = config.spec
+@dataclass(frozen=True)
+class _Job:
+    """One job being driven, with what the driver uses of the coordinator home."""
+
+    grid: Grid
+    config: RunConfig
+    job_id: str
+    audit: CoordinatorAudit
+    budget: CentralBudget
+    emit: Emit
+    verify: ReplyCheck
+    """Whether a reply speaks for the department it names (its registered key sealed it)."""
+    claim: Claimer
+    expected_nodes: int
+    """The registered nodes: once that many are connected, no late joiner is waited for."""
+
+    def quote_round(self, central: CentralCheck, on_reply: OnReply) -> QuoteOutcome:
+        """Every connected node's quote of the whole job (a dry run, or the admission)."""
+        return run_quote(
+            self.grid, self.config.spec, self.job_id, central, self.emit, on_reply,
+            self.audit.head, check=self.verify, claim=self.claim,
+            expected_nodes=self.expected_nodes,
+        )  # fmt: skip
+
+
+def _run(job: _Job) -> None:
+    spec = job.config.spec
     try:
         kind = coordinator_kind(spec)
     except SilobridgeError as err:
-        emit(Failed(reason=str(err)))
+        job.emit(Failed(reason=str(err)))
         return
     try:
-        check = budget.reserve(job_id, spec.analyst, spec.project, spec.epsilon)
+        check = job.budget.reserve(job.job_id, spec.analyst, spec.project, spec.epsilon)
     except CapExceeded as err:
-        _refuse_over_cap(config, job_id, err, audit, budget, emit)
+        _refuse_over_cap(job.config, job.job_id, err, job.audit, job.budget, job.emit)
         return
     except (SilobridgeError, sqlite3.Error) as err:
-        emit(Failed(reason=f"the coordinator cannot check its central caps: {err}"))
+        job.emit(Failed(reason=f"the coordinator cannot check its central caps: {err}"))
         return
     replies: list[NodeReply] = []
 
     def on_reply(reply: NodeReply) -> None:
         replies.append(reply)
-        audit.node_reply(job_id, reply)
+        job.audit.node_reply(job.job_id, reply)
 
     settled: float | None = None
     try:
-        audit.cap_check(job_id, check, mode=RunMode.RUN, reserved=True)
-        emit(_job_start(config, job_id))
+        job.audit.cap_check(job.job_id, check, mode=RunMode.RUN, reserved=True)
+        job.emit(_job_start(job.config, job.job_id))
         # Admission: every node runs the whole job's checks first, so no node is charged
         # for a job that a quorum would not take.
-        admission = run_quote(
-            grid, spec, job_id, check, emit, on_reply, audit.head, check=verify, claim=claim,
-            expected_nodes=expected_nodes,
-        )  # fmt: skip
-        emit(admission.event(Admission, _preview(spec, admission.would_run)))
-        drive = Drive(grid, job_id, admission, emit, on_reply, audit.head, verify, claim)
+        admission = job.quote_round(check, on_reply)
+        job.emit(admission.event(Admission, _preview(spec, admission.would_run)))
+        drive = Drive(
+            job.grid,
+            job.job_id,
+            admission,
+            job.emit,
+            on_reply,
+            job.audit.head,
+            job.verify,
+            job.claim,
+        )
         outcome: Finished = kind.run(spec, drive)
-        settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
-        audit.job_end(
-            job_id,
+        settled = job.budget.settle(job.job_id, charged_epsilon(spec.epsilon, replies)).charged
+        job.audit.job_end(
+            job.job_id,
             outcome.status,
             failure=outcome.failure,
             epsilon_reserved=spec.epsilon,
@@ -178,28 +200,30 @@ def _run(
         if cancelled:
             reason = CANCELLED
         else:
-            log.exception("job %s failed", job_id)
+            log.exception("job %s failed", job.job_id)
             reason = f"bug in the coordinator: {type(err).__name__}: {err}"
         # Settled from what the nodes reported charging so far; if even that fails, the
         # job keeps counting at its full reservation.
         if settled is None:
             with contextlib.suppress(Exception):
-                settled = budget.settle(job_id, charged_epsilon(spec.epsilon, replies)).charged
+                settled = job.budget.settle(
+                    job.job_id, charged_epsilon(spec.epsilon, replies)
+                ).charged
         ended = {"failure": reason, "epsilon_reserved": spec.epsilon, "epsilon_settled": settled}
         with contextlib.suppress(Exception):
-            audit.job_end(job_id, "cancelled" if cancelled else "failed", **ended)
-        emit(Failed(reason=reason))
+            job.audit.job_end(job.job_id, "cancelled" if cancelled else "failed", **ended)
+        job.emit(Failed(reason=reason))
         return
     # A copy stays on the coordinator host; the analyst's CLI writes the inlined one.
     result_path = ""
-    if config.out is not None:
+    if job.config.out is not None:
         try:
-            result_path = str(write_files(config.out, outcome.files))
+            result_path = str(write_files(job.config.out, outcome.files))
         except OSError as err:
             log.warning(
-                "cannot write the bundle to %s on the coordinator host: %s", config.out, err
+                "cannot write the bundle to %s on the coordinator host: %s", job.config.out, err
             )
-    emit(
+    job.emit(
         JobEnd(
             status=outcome.status,
             failure=outcome.failure,
@@ -211,34 +235,21 @@ def _run(
     )
 
 
-def _quote(
-    grid: Grid,
-    config: RunConfig,
-    job_id: str,
-    audit: CoordinatorAudit,
-    budget: CentralBudget,
-    emit: Emit,
-    verify: ReplyCheck,
-    claim: Claimer,
-    expected_nodes: int,
-) -> None:
-    spec = config.spec
+def _quote(job: _Job) -> None:
+    spec = job.config.spec
     try:
-        central = budget.check(spec.analyst, spec.project, spec.epsilon)
-        audit.cap_check(job_id, central, mode=RunMode.QUOTE, reserved=False)
-        emit(_job_start(config, job_id))
+        central = job.budget.check(spec.analyst, spec.project, spec.epsilon)
+        job.audit.cap_check(job.job_id, central, mode=RunMode.QUOTE, reserved=False)
+        job.emit(_job_start(job.config, job.job_id))
 
         def on_reply(reply: NodeReply) -> None:
-            audit.node_reply(job_id, reply)
+            job.audit.node_reply(job.job_id, reply)
 
-        outcome = run_quote(
-            grid, spec, job_id, central, emit, on_reply, audit.head, check=verify, claim=claim,
-            expected_nodes=expected_nodes,
-        )  # fmt: skip
+        outcome = job.quote_round(central, on_reply)
         preview = _preview(spec, outcome.would_run)
         event = outcome.event(QuoteResult, preview)
-        audit.quote(
-            job_id,
+        job.audit.quote(
+            job.job_id,
             {
                 "ok": outcome.ok,
                 "reason": outcome.reason,
@@ -255,19 +266,19 @@ def _quote(
                 ],
             },
         )
-        audit.job_end(job_id, "quoted")
+        job.audit.job_end(job.job_id, "quoted")
     except JobInterrupted:
         raise
     except JobCancelled:
         with contextlib.suppress(Exception):
-            audit.job_end(job_id, "cancelled")
-        emit(Failed(reason=CANCELLED))
+            job.audit.job_end(job.job_id, "cancelled")
+        job.emit(Failed(reason=CANCELLED))
         return
     except Exception as err:
-        log.exception("quote %s failed", job_id)
-        emit(Failed(reason=f"bug in the coordinator: {type(err).__name__}: {err}"))
+        log.exception("quote %s failed", job.job_id)
+        job.emit(Failed(reason=f"bug in the coordinator: {type(err).__name__}: {err}"))
         return
-    emit(event)
+    job.emit(event)
 
 
 def run_submission(
@@ -337,5 +348,5 @@ def run_submission(
         expected = len(home.nodes.departments())
     except (OSError, SilobridgeError):
         expected = 0  # unknown: the full grace for late joiners
-    drive = _quote if config.mode is RunMode.QUOTE else _run
-    drive(grid, config, job_id, audit, budget, emit, verify, claim, expected)
+    job = _Job(grid, config, job_id, audit, budget, emit, verify, claim, expected)
+    (_quote if config.mode is RunMode.QUOTE else _run)(job)

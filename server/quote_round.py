@@ -31,7 +31,7 @@ from vocab.serde import job_to_bytes
 from vocab.spec import JobEnvelope
 from vocab.wire import JOB, QUOTE, REPORT, NodeQuote, ReplyStatus
 
-__all__ = ["QuoteAnswer", "QuoteOutcome", "run_quote"]
+__all__ = ["OnReply", "QuoteAnswer", "QuoteOutcome", "run_quote"]
 
 QuoteEventT = TypeVar("QuoteEventT", bound=QuoteEvent)
 OnReply = Callable[[NodeReply], None]

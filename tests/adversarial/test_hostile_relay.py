@@ -120,11 +120,11 @@ def test_a_process_without_the_runs_token_cannot_attach(link: tuple[RelayLink, s
     assert relay_link.session() is None
 
 
-def _forged(msg: Message) -> Message:
-    """A reply the relay made up: every department 'would run', at no cost."""
+def _forged(reply: Message) -> Message:
+    """In place of the node's reply, one the relay made up: 'would run', at no cost."""
     report = ConfigRecord({"department": "tax", "status": "ok", "epsilon_job": 0.0})
-    forged = Message(RecordDict({REPORT: report}), reply_to=msg)
-    forged.metadata.__dict__["_src_node_id"] = msg.metadata.src_node_id
+    forged = Message(RecordDict({REPORT: report}), reply_to=_request_of(reply))
+    forged.metadata.__dict__["_src_node_id"] = reply.metadata.src_node_id
     return forged
 
 
@@ -160,8 +160,8 @@ def test_replies_a_relay_forges_are_not_believed(
         link, federation, Hostile(federation.grid, _forged), tmp_path, RunMode.QUOTE, "forged"
     )
     assert isinstance(final, QuoteResult) and not final.ok
-    assert not any(n.would_run for n in final.nodes)
-    assert all(n.status == "no_answer" for n in final.nodes), final.nodes
+    # Each forged answer arrived in time, and none was believed.
+    assert {n.code for n in final.nodes} == {"unverified"}, final.nodes
 
 
 def test_a_reply_replayed_into_another_job_is_not_believed(

@@ -121,7 +121,7 @@ def test_without_a_home_the_job_fails_at_once_and_says_how_to_start(tmp_path: Pa
     run_submission(grid, _run_config(_spec(), tmp_path / "out"), 7, None, emit)
     assert emit.kinds() == ["failed"]
     assert "SILOBRIDGE_COORDINATOR_HOME" in emit.failure
-    assert "silobridge coordinator start --state-dir" in emit.failure
+    assert "silobridge coordinator start" in emit.failure and "--home" in emit.failure
     assert grid.count == 0
 
 
