@@ -157,7 +157,7 @@ def demo(
     analyst, officer = _client_certs(out / "certs")
     federation = Federation(addresses.control, certs.ca_cert)
     group = ProcessGroup(out / "logs")
-    with group.running():
+    with group.running(), contextlib.ExitStack() as stack:
         superlink = start_coordinator(
             group,
             addresses,
@@ -168,6 +168,10 @@ def demo(
         )[0]
         host, port = addresses.control.rsplit(":", 1)
         wait_for_port(host, int(port), 60, superlink)
+        # The service's one Flower run starts while the nodes do: the first quote need not
+        # wait for it.
+        relay = stack.enter_context(FlowerRelay(federation, home / "flower" / "flwr-service"))
+        relay.warm_up()
         console.print(
             f"  coordinator (SuperLink) up with TLS and node authentication: fleet "
             f"{addresses.fleet}, control {addresses.control} (loopback: only the service "
@@ -200,12 +204,8 @@ def demo(
             # the nodes see is the one the officers approved.
             analysts={ANALYST: tuple(dict.fromkeys(job.project for job, _, _ in jobs))},
         )
-        with (
-            _service_log(out / "logs" / SERVICE_LOG),
-            FlowerRelay(federation, home / "flower" / "flwr-service") as relay,
-        ):
+        with _service_log(out / "logs" / SERVICE_LOG):
             service = start_service(config, GridRunner(home, relay.grid, relay.app_hash))
-            relay.warm_up()
             try:
                 address = f"127.0.0.1:{service.port}"
                 console.print(
