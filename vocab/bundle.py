@@ -1,8 +1,8 @@
 """A result bundle as named files, written atomically, and carried inside a progress event.
 
-The ServerApp runs on the coordinator host; the analyst may not. The bundle therefore
-travels to the analyst's CLI in the final progress event (base64, when small enough) and is
-written there too, so `job run --out DIR` yields the bundle in DIR on the analyst's host.
+The job is driven on the coordinator host; the analyst may not be there. The bundle
+therefore travels in the final progress event (base64, when small enough) and is written
+where the analyst asked too (`job run --out DIR`, `job result JOB --out DIR`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,15 @@ INLINE_LIMIT_BYTES = 4 * 1024 * 1024
 
 
 def write_files(out_dir: Path, files: dict[str, bytes]) -> Path:
-    """Write each file atomically into `out_dir` (created if needed); returns result.json."""
+    """Write each file atomically into `out_dir` (created if needed); returns result.json.
+
+    The folder then holds this bundle only: a bundle file an earlier job left there and
+    this one lacks (the model of a run that succeeded, under a run that failed) is removed,
+    so no stale model sits beside a failed job's result. Other files are left alone.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in _ALLOWED - files.keys():
+        (out_dir / name).unlink(missing_ok=True)
     # result.json last: its presence means the bundle is complete.
     for name in sorted(files, key=lambda n: n == RESULT_FILE):
         fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")

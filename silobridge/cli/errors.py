@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,8 +23,19 @@ EXIT_USER_ERROR = 2  # bad input: config, spec, data, budget
 EXIT_JOB_FAILED = 3  # the job ran but did not succeed
 EXIT_INTERRUPTED = 130
 
-console = Console()
-err_console = Console(stderr=True)
+PIPE_WIDTH = 1000
+"""Columns when output is not a terminal (a log, a pipe): tables keep their natural width
+instead of rich's default 80, and lines are not broken. `COLUMNS` still wins."""
+
+
+def _width(stream: TextIO | None) -> int | None:
+    if os.environ.get("COLUMNS") or stream is None or stream.isatty():
+        return None  # rich sizes it: the terminal, or COLUMNS
+    return PIPE_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def fail(err: SilobridgeError, code: int = EXIT_USER_ERROR) -> typer.Exit:

@@ -17,7 +17,7 @@ from silobridge.daemons import ControlRecord, check_transport
 from silobridge.enrolment import enrol_node
 from silobridge.flower_federation import Federation
 from silobridge.node_runner import start_node
-from silobridge.processes import ProcessGroup
+from silobridge.processes import ProcessGroup, free_port
 from vocab.errors import ConfigError
 
 __all__ = ["app"]
@@ -48,7 +48,13 @@ def _print_app_approvals(cfg: NodeConfig) -> None:
 def start(
     config: Annotated[Path, typer.Option(help="The node config TOML.")],
     coordinator: Annotated[str, typer.Option(help="The coordinator's Fleet API, HOST:PORT.")],
-    port: Annotated[int, typer.Option(help="Local port of this node's runtime API.")] = 9094,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Local port of this node's runtime API (default: a free one, printed; "
+            "several nodes on one host need no flag)."
+        ),
+    ] = None,
     root_certificates: Annotated[
         Path | None,
         typer.Option(help="The deployment's CA certificate (ca.pem): connect with TLS."),
@@ -103,6 +109,9 @@ def start(
             "[yellow]note[/]: no --auth-key: a coordinator with node authentication will "
             "not let this node join"
         )
+    if port is None:
+        port = free_port()
+    console.print(f"runtime API on 127.0.0.1:{port} (loopback; --port to choose it)")
     console.print(
         f"connecting to {coordinator} ({'TLS' if root_certificates else 'no TLS'}"
         f"{', SuperNode key ' + str(auth_key) if auth_key else ''}); Ctrl-C stops the node",

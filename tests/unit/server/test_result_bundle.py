@@ -81,3 +81,21 @@ def test_event_files_cannot_name_paths_outside_the_bundle() -> None:
         "result.json": b"{}"
     }
     assert files_from_event("not a dict") == {}
+
+
+def test_a_failed_jobs_bundle_leaves_no_model_of_an_earlier_run(tmp_path: Path) -> None:
+    out = tmp_path / "risk"
+    write_files(out, {"model.npz": b"w", "model.pt": b"t", "result.json": b"{}"})
+    (out / "notes.txt").write_text("the analyst's own file")
+    write_files(out, {"result.json": b'{"status": "failed"}', "MODEL_CARD.md": b"# failed"})
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "notes.txt", "result.json"]
+
+
+def test_a_failed_job_renders_no_model_files() -> None:
+    spec = parse_job_spec(
+        {"job": {"name": "j", "target": "y", "positive": "1"},
+         "features": {"x": {"lower": 0.0, "upper": 1.0}}}
+    )  # fmt: skip
+    weights = get_weights(build_model(spec))
+    failed = JobOutcome(spec=spec, job_id="j#2", status="failed", weights=weights)
+    assert sorted(render_bundle(failed)) == ["MODEL_CARD.md", "result.json"]
