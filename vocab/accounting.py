@@ -14,7 +14,9 @@ The node releases four kinds of noisy output (see `vocab.privacy`): DP-SGD train
 * RDP of the sampled Gaussian mechanism (one DP-SGD step) at order alpha: I. Mironov,
   K. Talwar and L. Zhang, "Renyi Differential Privacy of the Sampled Gaussian Mechanism",
   arXiv:1908.10530, 2019, Section 3 (integer and fractional orders). The curve itself comes
-  from Opacus' pure implementation of that paper, `opacus.accountants.analysis.rdp`.
+  from Opacus' pure implementation of that paper, `opacus.accountants.analysis.rdp`, loaded
+  on its own (`_opacus_rdp`): through its package it would import torch, seconds of start-up
+  for every command that prices a release, for math that needs only numpy and scipy.
 * RDP to (epsilon, delta): B. Balle, G. Barthe, M. Gaboardi, J. Hsu and T. Sato, "Hypothesis
   Testing Interpretations and Renyi Differential Privacy", AISTATS 2020, Theorem 21
   (arXiv:1905.09982): an (alpha, r)-RDP mechanism is (eps, delta)-DP with
@@ -44,13 +46,16 @@ error can only ever overstate the privacy loss.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
-from opacus.accountants.analysis.rdp import compute_rdp
 
 from vocab.errors import ConfigError, InternalError
 from vocab.privacy import (
@@ -227,6 +232,30 @@ def _laplace_rdp(scale: float, alpha: float) -> float:
     return eps + math.log1p(shrink) / (alpha - 1.0)
 
 
+_RDP_MODULE = "opacus.accountants.analysis.rdp"
+
+
+@functools.cache
+def _opacus_rdp() -> ModuleType:
+    """Opacus' RDP analysis module (numpy and scipy only), without Opacus' package init.
+
+    The module imported the usual way when Opacus is loaded already (a training process),
+    else the same file executed on its own under a private name.
+    """
+    if _RDP_MODULE in sys.modules:
+        return sys.modules[_RDP_MODULE]
+    package = importlib.util.find_spec("opacus")
+    if package is None or not package.submodule_search_locations:
+        raise InternalError("Opacus is not installed: it computes the DP-SGD privacy curve")
+    path = Path(package.submodule_search_locations[0]) / "accountants" / "analysis" / "rdp.py"
+    spec = importlib.util.spec_from_file_location("_silobridge_opacus_rdp", path)
+    if spec is None or spec.loader is None:
+        raise InternalError(f"cannot load Opacus' RDP analysis from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _sgd_rdp(q: float, sigma: float, steps: int, alpha: float) -> float:
     """RDP of `steps` subsampled-Gaussian steps at one order, remembered.
@@ -235,7 +264,8 @@ def _sgd_rdp(q: float, sigma: float, steps: int, alpha: float) -> float:
     reservation's check, the figures it reports); the curve of a stored release never
     changes, so it is computed once per process.
     """
-    return float(compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=alpha))
+    rdp = _opacus_rdp().compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=alpha)
+    return float(rdp)
 
 
 def forget_cached_curves() -> None:

@@ -19,7 +19,6 @@ from silobridge.cli.errors import EXIT_JOB_FAILED, console, err_console, handle_
 from silobridge.cli.progress_view import LiveProgress, print_quote
 from silobridge.cli.result_view import print_preview, print_result
 from silobridge.flower_federation import Federation
-from silobridge.flower_runner import submit_job
 from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
 from vocab.jobs.loader import load_spec
@@ -46,6 +45,8 @@ RootCertificatesOption = Annotated[
 
 def run_and_report(spec: JobEnvelope, out: Path, federation: Federation, home: Path) -> int:
     """Run a job of any kind with live progress, print its result; returns the exit code."""
+    from silobridge.flower_runner import submit_job  # Flower's imports: only when used
+
     with LiveProgress(console) as view:
         final = submit_job(spec, out, federation, out / ".flwr", view, home=home)
     if isinstance(final, Failed):
@@ -113,6 +114,8 @@ def quote_and_report(
     Exit 0 when at least `min_nodes` nodes would run the job and the central caps allow
     it, else `EXIT_JOB_FAILED` with a one-line reason on stderr.
     """
+    from silobridge.flower_runner import submit_job  # Flower's imports: only when used
+
     # With --json, stdout carries the JSON alone.
     with _scratch(out) as folder, LiveProgress(console) as view:
         on_event: Callable[[ProgressEvent], None] = _quiet if as_json else view
