@@ -7,6 +7,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from vocab.jobspec import FeatureSpec, RiskJobSpec
+from vocab.target import TargetCondition
 
 __all__ = ["encode_features", "encode_target"]
 
@@ -49,7 +50,6 @@ def encode_features(frame: pd.DataFrame, spec: RiskJobSpec) -> Float32Array:
 
 
 def encode_target(frame: pd.DataFrame, spec: RiskJobSpec) -> Float32Array:
-    """1.0 where the target equals `spec.positive` (case-insensitive text match), else 0.0."""
-    text = frame[spec.target].astype("string").str.strip().str.lower()
-    positive = (text == spec.positive.strip().lower()).fillna(False).to_numpy(dtype=bool)
+    """1.0 where the target meets `spec.positive` (`vocab.target`), else 0.0."""
+    positive = TargetCondition.parse(spec.positive).matches(frame[spec.target])
     return positive.astype(np.float32)

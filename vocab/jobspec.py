@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from vocab.column_groups import expand_columns
 from vocab.errors import JobSpecError
 from vocab.spec import (
     ENVELOPE_KEYS,
@@ -18,6 +19,7 @@ from vocab.spec import (
     job_table,
     read_spec_file,
 )
+from vocab.target import TargetCondition, canonical_positive
 
 __all__ = [
     "DEFAULT_EVALUATION_THRESHOLDS",
@@ -178,6 +180,7 @@ def _validate(spec: RiskJobSpec) -> None:
         )
     if not spec.target:
         raise JobSpecError("job has no `target` column", "set `target` in [job]")
+    TargetCondition.parse(spec.positive)  # a spec from the wire is checked as from TOML
     if not spec.features:
         raise JobSpecError("job has no features", "add at least one [features.<column>] table")
     seen = {spec.target}
@@ -302,7 +305,8 @@ def parse_feature(column: str, raw: Any) -> FeatureSpec:
 
 
 def parse_features(doc: dict[str, Any], source: str) -> tuple[FeatureSpec, ...]:
-    """Every `[features.<column>]` table of a spec document, in order.
+    """Every `[features.<column>]` table of a spec document, in order; a table whose name
+    is a group pattern (`vocab.column_groups`) stands for each of its columns.
 
     Raises:
         JobSpecError: naming the table, the key and the fix.
@@ -310,7 +314,21 @@ def parse_features(doc: dict[str, Any], source: str) -> tuple[FeatureSpec, ...]:
     raw = doc.get("features", {})
     if not isinstance(raw, dict):
         raise JobSpecError(f"{source}: `features` must be tables [features.<column>]")
-    return tuple(parse_feature(column, table) for column, table in raw.items())
+    features = [
+        parse_feature(column, table)
+        for pattern, table in raw.items()
+        for column in expand_columns(pattern)
+    ]
+    seen: set[str] = set()
+    for feature in features:
+        if feature.column in seen:
+            raise JobSpecError(
+                f"{source}: column `{feature.column}` is declared twice (by two [features] "
+                "tables, or twice in one group)",
+                "declare each column once",
+            )
+        seen.add(feature.column)
+    return tuple(features)
 
 
 def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobSpec:
@@ -321,8 +339,13 @@ def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobS
     """
     job = job_table(
         doc, source=source, kind=RiskJobSpec.KIND, tables=("job", "features"), keys=_JOB_KEYS,
-        required=("name", "target", "positive"),
+        required=("name", "target"),
     )  # fmt: skip
+    if "positive" not in job:
+        raise JobSpecError(
+            f"{source}: [job] needs `positive`: which target values count as the positive class",
+            'e.g. positive = "bad", positive = ["1", "2"] or positive = "> 0"',
+        )
     kwargs: dict[str, Any] = {k: v for k, v in job.items() if k not in {"kind"}}
     if "model" in kwargs:
         kwargs["model"] = _enum_value(ModelKind, "model", kwargs["model"])
@@ -340,6 +363,7 @@ def parse_job_spec(doc: dict[str, Any], *, source: str = "job spec") -> RiskJobS
                 "e.g. evaluation_thresholds = [0.05, 0.1, 0.2, 0.5]",
             )
         kwargs["evaluation_thresholds"] = tuple(float(t) for t in raw)
+    kwargs["positive"] = canonical_positive(kwargs["positive"])
     kwargs["features"] = parse_features(doc, source)
     try:
         return RiskJobSpec(**kwargs)

@@ -13,6 +13,7 @@ import numpy as np
 from server.kinds.risk.rounds import JobOutcome
 from vocab.bundle import CARD_FILE, RESULT_FILE, TORCH_FILE, WEIGHTS_FILE
 from vocab.jobspec import RiskJobSpec
+from vocab.target import TargetCondition
 
 __all__ = ["render_bundle"]
 
@@ -128,8 +129,9 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
         f"- **Purpose**: {spec.purpose or '(not stated)'}",
         f"- **Analyst / project**: {spec.analyst or '(not stated)'} / "
         f"{spec.project or '(not stated)'}",
-        f"- **Model**: {spec.model.value} binary classifier of `{spec.target}` == "
-        f"`{spec.positive}` on {len(spec.features)} features "
+        f"- **Model**: {spec.model.value} binary classifier of "
+        f"`{TargetCondition.parse(spec.positive).describe(spec.target)}` on "
+        f"{len(spec.features)} features "
         f"({', '.join(f.column for f in spec.features)})",
         f"- **Training**: {spec.rounds} federated rounds x {spec.local_epochs} local epoch(s), "
         f"aggregator {spec.aggregator.value}, DP-SGD (Opacus) with Poisson sampling, "
