@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from clients.node_config import NodeConfig, load_node_config
 from clients.node_identity import node_identity
@@ -41,6 +42,46 @@ def _print_app_approvals(cfg: NodeConfig) -> None:
         return
     versions = ", ".join(f"{a.approval.app_hash[:16]} {a.approval.label}".strip() for a in approved)
     console.print(f"app versions approved here: {versions}", highlight=False, soft_wrap=True)
+
+
+@app.command("init")
+@handle_errors
+def init(
+    data: Annotated[
+        str,
+        typer.Option(help="The department's table: a .csv or .parquet file, or a database URL."),
+    ],
+    department: Annotated[str, typer.Option(help="This department's name (lowercase).")],
+    dataset: Annotated[str, typer.Option(help="The dataset's name: its budget's ledger key.")],
+    table: Annotated[
+        str | None, typer.Option(help="The table, when --data is a database URL.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the draft (never overwritten).")] = Path(
+        "node.toml"
+    ),
+) -> None:
+    """Draft a node config from the department's own table: every column with its type,
+    all `restricted` until the officer opens them; the budget left for the officer."""
+    from silobridge.node_init import draft_node_config, summary
+
+    draft = draft_node_config(
+        data=data, table=table, department=department, dataset=dataset, out=out
+    )
+    console.print(f"wrote [bold]{draft.path}[/]: {summary(draft)}", highlight=False)
+    candidates = [p.name for p in draft.columns if p.person_id_candidate]
+    if candidates:
+        console.print(
+            escape(f"person-id candidates (commented in [data]): {', '.join(candidates)}"),
+            highlight=False,
+        )
+    console.print(
+        escape(
+            "next: the privacy officer reviews the types, opens the columns jobs may use, "
+            "sets [budget] and [data] public_rows, and adds [officer]; then `silobridge node "
+            "start`"
+        ),
+        highlight=False,
+    )
 
 
 @app.command("start")
