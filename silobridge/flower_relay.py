@@ -27,6 +27,7 @@ import grpc
 from flwr.serverapp import Grid
 
 from protos.silobridge.v1 import grid_relay_pb2_grpc
+from server.interruptions import JobInterrupted
 from server.relay.relay_grid import RelayGrid
 from server.relay.relay_link import RelayLink, RelaySession
 from server.relay.relay_serve import MAX_MESSAGE_BYTES
@@ -93,9 +94,13 @@ class FlowerRelay:
         """A job's Grid over the attached run (started first if none is), and its run id.
 
         Raises:
-            SilobridgeError: If no run could be started or none attached in time.
+            JobInterrupted: If no run could be started or none attached in time: the job
+                has not begun, and goes back to the queue like one whose link broke.
         """
-        session = self.session()
+        try:
+            session = self.session()
+        except SilobridgeError as err:
+            raise JobInterrupted(f"no link to the federation: {err}") from err
         return RelayGrid(session, should_stop), session.run_id
 
     def session(self) -> RelaySession:
