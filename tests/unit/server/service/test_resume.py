@@ -14,6 +14,8 @@ import pytest
 from clients.ledger.node_audit import audit_path_for
 from clients.ledger.sqlite_ledger import SqliteLedger
 from protos.silobridge.v1 import coordinator_pb2 as pb
+from server.interruptions import JobInterrupted
+from server.service.scheduler import MAX_ATTEMPTS
 from testkit.inprocess_runner import InProcessRunner
 from testkit.synthetic import synthetic_spec
 from tests.unit.server.service.conftest import ANALYST, Deployment
@@ -81,3 +83,54 @@ def test_a_job_killed_mid_run_resumes_and_charges_each_round_once(
         audit = read_entries(audit_path_for(cfg.ledger_path))
         resends = [e for e in audit if e.kind == "resend" and e.data.get("job_id") == info.job_id]
         assert [e.data.get("round") for e in resends] == [1], (name, resends)
+
+
+def test_a_job_whose_link_breaks_is_requeued_and_charges_each_round_once(
+    deployment: Deployment,
+) -> None:
+    """The SuperLink (or the relay run) goes away after round 1: the job goes back to the
+    queue under its id, runs again, and the nodes answer round 1 from their ledgers."""
+    broke: list[str] = []
+
+    def link_breaks_after_round_1(event: ProgressEvent) -> None:
+        if isinstance(event, RoundEnd) and event.round == 1 and not broke:
+            broke.append("once")
+            raise JobInterrupted("the link to the coordinator's Flower run was lost")
+
+    deployment.runner.before_event = link_breaks_after_round_1
+    analyst = deployment.stub("analyst", ANALYST)
+    spec = synthetic_spec("relinked", rounds=2, evaluation="off")
+    info = analyst.SubmitJob(pb.SubmitJobRequest(spec=_job_pb(spec)), timeout=10)
+    _wait_for(
+        lambda: (
+            analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10).state
+            in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED)
+        )
+    )
+    job = analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10)
+    assert job.state == pb.JOB_STATE_SUCCEEDED, job.failure
+    assert job.attempts == 2 and deployment.runner.runs == 2
+    for name, cfg in deployment.federation.nodes.items():
+        ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
+        rounds = Counter(e.round for e in ledger.history() if e.job_id == info.job_id)
+        assert rounds == {1: 1, 2: 1}, (name, rounds)
+
+
+def test_a_job_whose_link_keeps_breaking_fails_with_the_reason(deployment: Deployment) -> None:
+    def always_breaks(event: ProgressEvent) -> None:
+        if isinstance(event, RoundEnd):
+            raise JobInterrupted("the SuperLink is gone")
+
+    deployment.runner.before_event = always_breaks
+    analyst = deployment.stub("analyst", ANALYST)
+    spec = synthetic_spec("unlinked", rounds=1, evaluation="off")
+    info = analyst.SubmitJob(pb.SubmitJobRequest(spec=_job_pb(spec)), timeout=10)
+    _wait_for(
+        lambda: (
+            analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10).state == pb.JOB_STATE_FAILED
+        )
+    )
+    job = analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10)
+    assert job.attempts == MAX_ATTEMPTS
+    assert "lost its link to the federation 3 times" in job.failure
+    assert "the SuperLink is gone" in job.failure
