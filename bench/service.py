@@ -7,15 +7,14 @@ Run: ``python -m bench.service [--quick] [--out results]``
    PostgreSQL 15 server (fsync off: optimistic), then median latencies of `list` (newest
    100, and one analyst's newest 100), `get` of random ids and `events` of a job.
 2. `api_overhead`: the same statistics job over two in-process departments (the real
-   ServerApp and ClientApp functions, `testkit.inprocess_runner`), run directly and
+   job driver and ClientApp functions, `testkit.inprocess_runner`), run directly and
    through the service (mutual TLS on loopback: submit, the scheduler, watch to the end);
    medians over several runs, side by side, and their difference per job.
 3. `watch_streams`: 100 clients watching one job on one service; a runner appends 50
    events 20 ms apart; the latency from an event's append to its arrival at each client
    (median, 95th percentile) and the process's resident memory before and during.
 
-Not measured here: quote latency on a real deployment (a quote still starts one Flower
-run; see the README) and time to first round there.
+Quote latency and time to first round on a real deployment: `python -m bench.latency`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,16 @@ def test_a_job_killed_mid_run_resumes_and_charges_each_round_once(
         assert [e.data.get("round") for e in resends] == [1], (name, resends)
 
 
+def _run_to_its_end(deployment: Deployment, name: str, rounds: int) -> tuple[Any, str]:
+    """Submit a risk job as the analyst and wait until it ends; the job and its id."""
+    analyst = deployment.stub("analyst", ANALYST)
+    spec = synthetic_spec(name, rounds=rounds, evaluation="off")
+    job_id = analyst.SubmitJob(pb.SubmitJobRequest(spec=_job_pb(spec)), timeout=10).job_id
+    ended = (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED)
+    _wait_for(lambda: analyst.GetJob(pb.JobRef(job_id=job_id), timeout=10).state in ended)
+    return analyst.GetJob(pb.JobRef(job_id=job_id), timeout=10), job_id
+
+
 def test_a_job_whose_link_breaks_is_requeued_and_charges_each_round_once(
     deployment: Deployment,
 ) -> None:
@@ -98,21 +109,12 @@ def test_a_job_whose_link_breaks_is_requeued_and_charges_each_round_once(
             raise JobInterrupted("the link to the coordinator's Flower run was lost")
 
     deployment.runner.before_event = link_breaks_after_round_1
-    analyst = deployment.stub("analyst", ANALYST)
-    spec = synthetic_spec("relinked", rounds=2, evaluation="off")
-    info = analyst.SubmitJob(pb.SubmitJobRequest(spec=_job_pb(spec)), timeout=10)
-    _wait_for(
-        lambda: (
-            analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10).state
-            in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED)
-        )
-    )
-    job = analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10)
+    job, job_id = _run_to_its_end(deployment, "relinked", rounds=2)
     assert job.state == pb.JOB_STATE_SUCCEEDED, job.failure
     assert job.attempts == 2 and deployment.runner.runs == 2
     for name, cfg in deployment.federation.nodes.items():
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
-        rounds = Counter(e.round for e in ledger.history() if e.job_id == info.job_id)
+        rounds = Counter(e.round for e in ledger.history() if e.job_id == job_id)
         assert rounds == {1: 1, 2: 1}, (name, rounds)
 
 
@@ -122,15 +124,7 @@ def test_a_job_whose_link_keeps_breaking_fails_with_the_reason(deployment: Deplo
             raise JobInterrupted("the SuperLink is gone")
 
     deployment.runner.before_event = always_breaks
-    analyst = deployment.stub("analyst", ANALYST)
-    spec = synthetic_spec("unlinked", rounds=1, evaluation="off")
-    info = analyst.SubmitJob(pb.SubmitJobRequest(spec=_job_pb(spec)), timeout=10)
-    _wait_for(
-        lambda: (
-            analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10).state == pb.JOB_STATE_FAILED
-        )
-    )
-    job = analyst.GetJob(pb.JobRef(job_id=info.job_id), timeout=10)
-    assert job.attempts == MAX_ATTEMPTS
+    job, _ = _run_to_its_end(deployment, "unlinked", rounds=1)
+    assert job.state == pb.JOB_STATE_FAILED and job.attempts == MAX_ATTEMPTS
     assert "lost its link to the federation 3 times" in job.failure
     assert "the SuperLink is gone" in job.failure
