@@ -20,8 +20,9 @@ from clients.release import (
 )
 from clients.reply_sealing import sealed_reply
 from clients.runtime.node_context import CONFIG_KEY, DEPARTMENT_KEY
+from clients.schema_answer import handle_schema
 from vocab.audit_chain import SignedHead
-from vocab.errors import JobSpecError, RefusalCode, SilobridgeError
+from vocab.errors import ConfigError, JobSpecError, RefusalCode, SilobridgeError
 from vocab.job_claim import CLAIM_SIG
 from vocab.serde import job_from_bytes
 from vocab.spec import JobEnvelope
@@ -36,6 +37,7 @@ from vocab.wire import (
     TRAIN,
     NodeQuote,
     NodeReport,
+    NodeSchema,
     ReplyStatus,
     coordinator_head_from,
     histogram_to_record,
@@ -176,6 +178,31 @@ def quote(msg: Message, context: Context) -> Message:
                 Path(str(config_path)), department, spec, job_id, anchor,
                 spec_bytes=spec_bytes, claim=claim,
             )  # fmt: skip
+    content = RecordDict({REPORT: ConfigRecord(answer.to_record())})
+    return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)
+
+
+@app.query("schema")
+def schema(msg: Message, context: Context) -> Message:
+    """The officer-declared open and conditional columns (`job schema`); nothing is read."""
+    department = str(context.node_config.get(DEPARTMENT_KEY, "unknown"))
+    config_path = context.node_config.get(CONFIG_KEY)
+    job = msg.content.config_records.get(JOB)
+    try:
+        if not config_path:
+            raise ConfigError("node has no silobridge config")
+        if job is None:
+            raise JobSpecError("schema request without a job record")
+        job_id, dataset = str(job["job_id"]), str(job.get("dataset", ""))
+        anchor = _coordinator_head(msg)
+    except (SilobridgeError, KeyError) as err:
+        code = err.code if isinstance(err, SilobridgeError) else RefusalCode.SPEC_INVALID
+        answer = NodeSchema(department, ReplyStatus.REFUSED, code.value, str(err)[:300])
+    else:
+        _, claim = _claim(msg)
+        answer = handle_schema(
+            Path(str(config_path)), department, job_id, dataset, anchor, claim=claim
+        )
     content = RecordDict({REPORT: ConfigRecord(answer.to_record())})
     return sealed_reply(msg, content, Path(str(config_path)) if config_path else None)
 

@@ -61,9 +61,12 @@ __all__ = [
     "JobRequest",
     "NodeBusy",
     "OtherDataset",
+    "check_claim",
     "handle_quote",
     "handle_request",
     "log_malformed",
+    "open_node",
+    "public_reason",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,7 @@ class Unclaimed(SilobridgeError):
         super().__init__(public, public=public)
 
 
-def _check_claim(cfg: NodeConfig, job_id: str, spec_bytes: bytes, claim: str) -> None:
+def check_claim(cfg: NodeConfig, job_id: str, spec_bytes: bytes, claim: str) -> None:
     """Refuse a job the trusted coordinator did not sign (when the officer set one).
 
     Raises:
@@ -184,7 +187,7 @@ def _where(job_id: str, round: int) -> dict[str, Any]:
     return {"job_id": job_id, "round": round}
 
 
-def _public_reason(err: SilobridgeError) -> str:
+def public_reason(err: SilobridgeError) -> str:
     """What a refusal may tell the coordinator and analyst about `err`.
 
     A problem with the node's own data or configuration is named, not described: its text
@@ -411,7 +414,7 @@ def _record_outcome(audit: AuditLog, req: JobRequest, outcome: JobOutcome) -> Jo
     return dataclasses.replace(outcome, report=_stamp_head(report, audit.head()))
 
 
-def _open(config_path: Path) -> tuple[NodeConfig, AuditLog]:
+def open_node(config_path: Path) -> tuple[NodeConfig, AuditLog]:
     cfg = load_node_config(config_path)
     return cfg, node_audit_log(cfg.ledger_path)
 
@@ -471,17 +474,17 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
     ledger: Ledger | None = None
     audit: AuditLog | None = None
     try:
-        cfg, audit = _open(config_path)
+        cfg, audit = open_node(config_path)
         department = cfg.department
         _log_received(audit, req.spec, req.job_id, req.round, req.message, req.coordinator_head)
-        _check_claim(cfg, req.job_id, req.spec_bytes, req.claim)
+        check_claim(cfg, req.job_id, req.spec_bytes, req.claim)
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
         outcome = _in_slot(cfg, lambda: _answer(cfg, ledger, audit, req))
     except SilobridgeError as err:
         log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
         requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
-        reason = _public_reason(err)
+        reason = public_reason(err)
         outcome = _refused(department, err.code, reason, ledger, req.job_id, requested)
     except Exception as err:  # a daemon answers, it does not crash
         log.exception("job %s round %d failed", req.job_id, req.round)
@@ -542,15 +545,15 @@ def handle_quote(
     audit: AuditLog | None = None
     department = department_hint
     try:
-        cfg, audit = _open(config_path)
+        cfg, audit = open_node(config_path)
         department = cfg.department
         _log_received(audit, spec, job_id, 0, "quote", coordinator_head)
-        _check_claim(cfg, job_id, spec_bytes, claim)
+        check_claim(cfg, job_id, spec_bytes, claim)
         # A quote reads the data too: it takes a run slot like any job message.
         quote = _in_slot(cfg, lambda: _quote(cfg, audit, spec, job_id))
     except SilobridgeError as err:
         log.warning("quote for job %s refused: %s", job_id, err)
-        quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, _public_reason(err))
+        quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, public_reason(err))
     except Exception as err:  # a daemon answers, it does not crash
         log.exception("quote for job %s failed", job_id)
         quote = NodeQuote(
@@ -584,7 +587,7 @@ def log_malformed(
     """Logs the refusal of a message that is not a job at all (no job record, a spec that
     does not decode); returns the log's head, or None when the node's log is out of reach."""
     try:
-        _, audit = _open(config_path)
+        _, audit = open_node(config_path)
         audit.append(
             "refusal", {"job_id": job_id, "round": 0, "code": code.value, "reason": reason}
         )

@@ -47,6 +47,7 @@ __all__ = [
     "CapKind",
     "CapStandingView",
     "ClientConfig",
+    "DepartmentColumns",
     "Identity",
     "JobPage",
     "JobState",
@@ -283,6 +284,19 @@ class JobPage:
 
     jobs: tuple[JobView, ...]
     next_before_id: str
+
+
+@dataclass(frozen=True)
+class DepartmentColumns:
+    """One department's answer to `job schema`: (name, type, class) of each open and
+    conditional column, or the status and reason it gave none."""
+
+    department: str
+    dataset: str
+    status: str
+    code: str
+    reason: str
+    columns: tuple[tuple[str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -719,6 +733,21 @@ class ServiceClient:
             download.done = True
 
     # --- nodes, caps, audit ---------------------------------------------------------------
+
+    def describe_columns(self, dataset: str = "") -> list[DepartmentColumns]:
+        """Every connected department's declared open and conditional columns."""
+        reply = self._unary("DescribeColumns", pb.DescribeColumnsRequest(dataset=dataset))
+        return [
+            DepartmentColumns(
+                d.department,
+                d.dataset,
+                d.status,
+                d.code,
+                d.reason,
+                tuple((c.name, c.type, c.column_class) for c in d.columns),
+            )
+            for d in reply.departments
+        ]
 
     def nodes(self) -> list[NodeView]:
         reply = self._unary("ListNodes", pb.ListNodesRequest())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flwr.app import Context, Message, RecordDict
 
-from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, _answer, quote
+from clients.client_app import CONFIG_KEY, DEPARTMENT_KEY, _answer, quote, schema
 from clients.ledger.sqlite_ledger import SqliteLedger
 from clients.node_config import NodeConfig
 from clients.node_identity import node_identity
@@ -24,7 +24,7 @@ from testkit.synthetic import make_rows, write_node
 from vocab.progress import ProgressEvent
 from vocab.serde import job_to_bytes
 from vocab.spec import JobEnvelope
-from vocab.wire import QUOTE
+from vocab.wire import QUOTE, SCHEMA
 
 __all__ = ["DEPARTMENTS", "Federation"]
 
@@ -39,6 +39,8 @@ def _node_app(cfg: NodeConfig) -> Callable[[Message], Message]:
         kind = msg.metadata.message_type
         if kind == QUOTE:
             return quote(msg, context)
+        if kind == SCHEMA:
+            return schema(msg, context)
         return _answer(msg, context, kind)
 
     return answer

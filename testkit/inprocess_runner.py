@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flwr.serverapp import Grid
 
+from server.schema_round import SchemaAnswer
 from server.service.grid_runner import GridRunner
 from server.service.runner import RunRequest
 from testkit.inprocess_federation import Federation
@@ -33,6 +34,9 @@ class InProcessRunner:
         del should_stop  # the in-process grid answers at once; a cancel is seen at the end
         self.runs += 1
         return self.federation.grid, self.runs
+
+    def describe_columns(self, caller: str, dataset: str) -> list[SchemaAnswer]:
+        return GridRunner(self.federation.home.root, self._grid).describe_columns(caller, dataset)
 
     def run(self, request: RunRequest, emit: Emit, should_stop: Callable[[], bool]) -> FinalEvent:
         def relay(event: ProgressEvent) -> None:

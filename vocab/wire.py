@@ -22,9 +22,12 @@ __all__ = [
     "REGRESSION",
     "REPORT",
     "RESULT",
+    "SCHEMA",
     "STATISTICS",
+    "DeclaredColumn",
     "NodeQuote",
     "NodeReport",
+    "NodeSchema",
     "ReleaseRecord",
     "ReplyStatus",
     "ScopeQuote",
@@ -32,6 +35,7 @@ __all__ = [
     "coordinator_head_from",
     "histogram_from_record",
     "histogram_to_record",
+    "schema_request_bytes",
 ]
 
 # Record names inside a message's RecordDict.
@@ -45,6 +49,7 @@ RESULT = "result"  # ConfigRecord: a one-shot kind's noisy result, as JSON text 
 TRAIN = "train"
 EVALUATE = "evaluate"
 QUOTE = "query"  # a dry run and the admission: every check of the whole job, no charge
+SCHEMA = "query.schema"  # the names, types and classes of a node's open and conditional columns
 STATISTICS = "query.statistics"  # a statistics job's one release per node
 REGRESSION = "query.regression"  # a linear regression's noisy sufficient statistics
 KIND_QUERIES = (STATISTICS, REGRESSION)
@@ -215,6 +220,54 @@ class NodeQuote:
             ScopeQuote(**_typed(ScopeQuote, dict(s))) for s in json.loads(data.get("scopes", "[]"))
         )
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class DeclaredColumn:
+    """A column as its department's officer declared it: public by that declaration."""
+
+    name: str
+    type: str
+    column_class: str
+
+
+@dataclass(frozen=True)
+class NodeSchema:
+    """A node's answer to `job schema`: its open and conditional columns, never a
+    restricted one, never a value or a count; or why it does not answer."""
+
+    department: str
+    status: ReplyStatus
+    code: str = ""
+    reason: str = ""
+    dataset: str = ""
+    columns: tuple[DeclaredColumn, ...] = ()
+    audit_seq: int = 0
+    audit_head: str = ""
+    audit_sig: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["columns"] = json.dumps([asdict(c) for c in self.columns])
+        return data
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> NodeSchema:
+        """Raises ValueError (or TypeError) if the record is not a schema answer."""
+        known = {f.name for f in fields(cls)}
+        data = _typed(cls, {k: v for k, v in record.items() if k in known})
+        data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
+        data["columns"] = tuple(
+            DeclaredColumn(**_typed(DeclaredColumn, dict(c)))
+            for c in json.loads(data.get("columns", "[]"))
+        )
+        return cls(**data)
+
+
+def schema_request_bytes(dataset: str) -> bytes:
+    """What the coordinator's claim on a schema request signs (with its id)."""
+    return b"silobridge.schema/v1\0" + dataset.encode()
 
 
 # The coordinator's signed audit chain head in a JOB record: every job message anchors the

@@ -38,6 +38,7 @@ class CoordinatorEvent(enum.Enum):
     JOB_END = "job_end"
     CAP_CHANGE = "cap_change"
     API_DENIED = "api_denied"
+    SCHEMA = "schema"
 
 
 def central_view(check: CentralCheck) -> CentralView:
@@ -142,6 +143,13 @@ class CoordinatorAudit:
                 "audit_head": reply.audit_head,
                 "audit_sig": reply.audit_sig,
             },
+        )
+
+    def schema(self, job_id: str, caller: str, dataset: str, answers: dict[str, str]) -> AuditEntry:
+        """A `job schema` request: who asked, and each department's answer status."""
+        return self._append(
+            CoordinatorEvent.SCHEMA,
+            {"job_id": job_id, "caller": caller, "dataset": dataset, "answers": answers},
         )
 
     def quote(self, job_id: str, summary: dict[str, Any]) -> AuditEntry:

@@ -31,6 +31,7 @@ ALLOWED: dict[str, frozenset[Role]] = {
     f"/{SERVICE}/SetCap": frozenset({Role.OFFICER}),
     f"/{SERVICE}/ReadAudit": frozenset({Role.OFFICER}),
     f"/{SERVICE}/VerifyAudit": frozenset({Role.OFFICER}),
+    f"/{SERVICE}/DescribeColumns": _READERS,
 }
 """Full method name -> the roles that may call it."""
 

@@ -183,6 +183,27 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                     if last:
                         break
 
+    def DescribeColumns(
+        self, request: pb.DescribeColumnsRequest, context: grpc.ServicerContext
+    ) -> Any:
+        answers = self._jobs.describe_columns(_caller(context), request.dataset[:64])
+        return pb.DescribeColumnsResponse(
+            departments=[
+                pb.DepartmentColumns(
+                    department=a.department,
+                    dataset=a.schema.dataset if a.schema else "",
+                    status=a.status,
+                    code=a.code,
+                    reason=a.reason,
+                    columns=[
+                        pb.DeclaredColumn(name=c.name, type=c.type, column_class=c.column_class)
+                        for c in (a.schema.columns if a.schema else ())
+                    ],
+                )
+                for a in answers
+            ]
+        )
+
     def ListNodes(self, request: pb.ListNodesRequest, context: grpc.ServicerContext) -> Any:
         return pb.ListNodesResponse(
             nodes=[

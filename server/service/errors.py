@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vocab.errors import SilobridgeError
 
-__all__ = ["Conflict", "NotFound", "RateLimited"]
+__all__ = ["Conflict", "NotFound", "RateLimited", "Unavailable"]
 
 
 class NotFound(SilobridgeError):
@@ -17,3 +17,7 @@ class Conflict(SilobridgeError):
 
 class RateLimited(SilobridgeError):
     """The caller submitted more jobs than the service allows per hour."""
+
+
+class Unavailable(SilobridgeError):
+    """The federation cannot be reached right now (no relay run); try again shortly."""

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from flwr.serverapp import Grid
 
+from server.home.coordinator_home import CoordinatorHome
 from server.job_driver import run_submission
 from server.run_config import encode_run_config
+from server.schema_round import SchemaAnswer, ask_schema
 from server.service.runner import RunRequest
 from vocab.bundle import files_from_event, write_files
 from vocab.progress import Emit, Failed, FinalEvent, JobEnd, ProgressEvent, QuoteResult
@@ -18,6 +20,11 @@ from vocab.progress import Emit, Failed, FinalEvent, JobEnd, ProgressEvent, Quot
 __all__ = ["QUOTE_FILE", "GridRunner", "GridSource"]
 
 QUOTE_FILE = "quote.json"
+
+
+def _never() -> bool:
+    return False
+
 
 GridSource = Callable[[Callable[[], bool]], tuple[Grid, int]]
 """Gives a job its Grid (stopping once the callable turns True) and the Flower run id."""
@@ -39,6 +46,10 @@ class GridRunner:
         self._home = home
         self._grids = grids
         self._app_hash = app_hash
+
+    def describe_columns(self, caller: str, dataset: str) -> list[SchemaAnswer]:
+        grid, _ = self._grids(_never)
+        return ask_schema(grid, CoordinatorHome(self._home.resolve()), caller, dataset)
 
     def run(self, request: RunRequest, emit: Emit, should_stop: Callable[[], bool]) -> FinalEvent:
         grid, run_id = self._grids(should_stop)

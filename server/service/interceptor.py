@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from server.service.authorization import authorize
-from server.service.errors import Conflict, NotFound, RateLimited
+from server.service.errors import Conflict, NotFound, RateLimited, Unavailable
 from server.service.identity import (
     Caller,
     PermissionDenied,
@@ -40,6 +40,7 @@ _STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (BudgetExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
     (SilobridgeError, grpc.StatusCode.FAILED_PRECONDITION),

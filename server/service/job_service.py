@@ -11,6 +11,7 @@ says nothing.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from server.central_budget.central_budget import CapKind, CapStanding
 from server.home.coordinator_home import CoordinatorHome
-from server.service.errors import Conflict, NotFound, RateLimited
+from server.interruptions import JobInterrupted
+from server.schema_round import SchemaAnswer
+from server.service.errors import Conflict, NotFound, RateLimited, Unavailable
 from server.service.identity import Caller, PermissionDenied, Role
 from server.service.job_store import (
     JobMode,
@@ -75,11 +78,13 @@ class JobService:
         results: The jobs' bundle folders (`<results>/<job id>/`).
         wake: Called after a job is queued or cancelled (the scheduler looks at once).
         clock: Unix time, injectable for tests.
+        describe: Asks the connected nodes for their declared columns (`job schema`).
     """
 
     def __init__(
         self, store: JobStore, config: ServiceConfig, home: CoordinatorHome, results: Path,
         wake: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time,
+        describe: Callable[[str, str], list[SchemaAnswer]] | None = None,
     ) -> None:  # fmt: skip
         self._store = store
         self._config = config
@@ -87,6 +92,9 @@ class JobService:
         self._results = results
         self._wake = wake
         self._clock = clock
+        self._describe = describe
+        self._asked: dict[str, list[float]] = {}
+        self._asked_lock = threading.Lock()
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -202,6 +210,33 @@ class JobService:
         return sorted(files, key=lambda p: (p.name != RESULT_FILE, p.name))
 
     # --- nodes, caps, audit -----------------------------------------------------------------
+
+    def describe_columns(self, caller: Caller, dataset: str) -> list[SchemaAnswer]:
+        """Every connected department's declared open and conditional columns.
+
+        Each call sends one message to every node, so it counts against the caller's
+        hourly limit like a submission.
+
+        Raises:
+            RateLimited: The caller asked `submits_per_hour` times in the last hour.
+            Unavailable: The federation cannot be reached now.
+        """
+        now = self._clock()
+        with self._asked_lock:
+            recent = [t for t in self._asked.get(caller.name, []) if t > now - _HOUR_S]
+            if len(recent) >= self._config.submits_per_hour:
+                raise RateLimited(
+                    f"{caller.label()} asked for the schema {len(recent)} times in the last "
+                    "hour, the service's limit",
+                    "wait, or ask the operator to raise submits_per_hour",
+                )
+            self._asked[caller.name] = [*recent, now]
+        if self._describe is None:
+            raise Unavailable("this service has no federation to ask")
+        try:
+            return self._describe(caller.label(), dataset)
+        except JobInterrupted as err:
+            raise Unavailable(f"the federation cannot be reached: {err}", "try again") from None
 
     def nodes(self) -> list[NodeView]:
         """Registered departments with their key fingerprints, when a reply of theirs was

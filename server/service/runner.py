@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from server.run_config import RunMode
+from server.schema_round import SchemaAnswer
 from vocab.progress import Emit, FinalEvent
 from vocab.spec import JobEnvelope
 
@@ -39,3 +40,11 @@ class JobRunner(Protocol):
     def run(
         self, request: RunRequest, emit: Emit, should_stop: Callable[[], bool]
     ) -> FinalEvent: ...
+
+    def describe_columns(self, caller: str, dataset: str) -> list[SchemaAnswer]:
+        """Every connected node's declared open and conditional columns (`job schema`).
+
+        Raises:
+            JobInterrupted: The federation cannot be reached.
+        """
+        ...

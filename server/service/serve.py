@@ -127,7 +127,9 @@ def start_service(
     def on_denied(caller: str, method: str, status: str, reason: str) -> None:
         audit.api_denied(caller, method, status, reason)
 
-    jobs = JobService(store, config, home, results, wake=scheduler.wake)
+    jobs = JobService(
+        store, config, home, results, wake=scheduler.wake, describe=runner.describe_columns
+    )
     server = grpc.server(
         # A watch stream holds a worker thread while open: size the pool for many.
         futures.ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="api"),

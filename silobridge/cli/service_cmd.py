@@ -477,6 +477,7 @@ def register_job_commands(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("cancel")(cancel)
     app.command("result")(result)
+    app.command("schema")(schema)
 
 
 # --- budget central ------------------------------------------------------------------------
@@ -652,6 +653,56 @@ def audit_verify(
         )
     if not check.ok:
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+
+@handle_errors
+def schema(
+    dataset: Annotated[
+        str, typer.Option(help="Only departments holding this dataset (default: all).")
+    ] = "",
+    as_json: JsonOption = False,
+    client_config: ClientConfigOption = None,
+    service: ServiceOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    ca: CaOption = None,
+) -> None:
+    """The columns the connected departments offer: names, types and classes of their open
+    and conditional columns, as their officers declared them (no restricted column, no
+    value). Conditional columns need the officer's approval for the job."""
+    with _connect(client_config, service, cert, key, ca) as client:
+        answers = client.describe_columns(dataset)
+    if as_json:
+        _echo_json({"departments": [dataclasses.asdict(a) for a in answers]})
+        return
+    answered = [a for a in answers if a.status == "ok"]
+    offered: dict[tuple[str, str], dict[str, str]] = {}
+    for a in answered:
+        for name, kind, klass in a.columns:
+            offered.setdefault((name, kind), {})[a.department] = klass
+    table = Table(title="columns the departments offer")
+    for col in ("column", "type", "offered by (class)"):
+        table.add_column(col)
+    for (name, kind), by in sorted(offered.items()):
+        where = ", ".join(f"{d} ({c})" if c != "open" else d for d, c in sorted(by.items()))
+        table.add_row(escape(name), kind, escape(where))
+    console.print(table)
+    everywhere = [n for (n, _), by in sorted(offered.items()) if len(by) == len(answered)]
+    console.print(
+        f"offered by all {len(answered)} answering department(s): "
+        f"{escape(', '.join(everywhere)) or 'none'}",
+        highlight=False,
+    )
+    for a in answers:
+        if a.status != "ok":
+            console.print(
+                f"  {escape(a.department)}: {a.status} ({escape(a.code)}) {escape(a.reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 # --- nodes ---------------------------------------------------------------------------------------

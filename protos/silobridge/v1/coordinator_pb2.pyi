@@ -259,3 +259,41 @@ class VerifyAuditResponse(_message.Message):
     head: str
     problem: str
     def __init__(self, ok: _Optional[bool] = ..., entries: _Optional[int] = ..., head: _Optional[str] = ..., problem: _Optional[str] = ...) -> None: ...
+
+class DescribeColumnsRequest(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    def __init__(self, dataset: _Optional[str] = ...) -> None: ...
+
+class DeclaredColumn(_message.Message):
+    __slots__ = ("name", "type", "column_class")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_CLASS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    column_class: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., column_class: _Optional[str] = ...) -> None: ...
+
+class DepartmentColumns(_message.Message):
+    __slots__ = ("department", "dataset", "status", "code", "reason", "columns")
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    department: str
+    dataset: str
+    status: str
+    code: str
+    reason: str
+    columns: _containers.RepeatedCompositeFieldContainer[DeclaredColumn]
+    def __init__(self, department: _Optional[str] = ..., dataset: _Optional[str] = ..., status: _Optional[str] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[DeclaredColumn, _Mapping]]] = ...) -> None: ...
+
+class DescribeColumnsResponse(_message.Message):
+    __slots__ = ("departments",)
+    DEPARTMENTS_FIELD_NUMBER: _ClassVar[int]
+    departments: _containers.RepeatedCompositeFieldContainer[DepartmentColumns]
+    def __init__(self, departments: _Optional[_Iterable[_Union[DepartmentColumns, _Mapping]]] = ...) -> None: ...

@@ -99,6 +99,11 @@ class CoordinatorStub:
                 request_serializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.VerifyAuditRequest.SerializeToString,
                 response_deserializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.VerifyAuditResponse.FromString,
                 _registered_method=True)
+        self.DescribeColumns = channel.unary_unary(
+                '/silobridge.v1.Coordinator/DescribeColumns',
+                request_serializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.DescribeColumnsRequest.SerializeToString,
+                response_deserializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.DescribeColumnsResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -189,6 +194,14 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeColumns(self, request, context):
+        """Every connected department's open and conditional columns: names, types and classes
+        as its officer declared them (never a restricted column, never a value).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -256,6 +269,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.VerifyAudit,
                     request_deserializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.VerifyAuditRequest.FromString,
                     response_serializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.VerifyAuditResponse.SerializeToString,
+            ),
+            'DescribeColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeColumns,
+                    request_deserializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.DescribeColumnsRequest.FromString,
+                    response_serializer=protos_dot_silobridge_dot_v1_dot_coordinator__pb2.DescribeColumnsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +627,33 @@ class Coordinator:
             '/silobridge.v1.Coordinator/VerifyAudit',
             protos_dot_silobridge_dot_v1_dot_coordinator__pb2.VerifyAuditRequest.SerializeToString,
             protos_dot_silobridge_dot_v1_dot_coordinator__pb2.VerifyAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/silobridge.v1.Coordinator/DescribeColumns',
+            protos_dot_silobridge_dot_v1_dot_coordinator__pb2.DescribeColumnsRequest.SerializeToString,
+            protos_dot_silobridge_dot_v1_dot_coordinator__pb2.DescribeColumnsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -406,3 +406,18 @@ def test_a_result_file_name_with_a_path_is_refused(tmp_path: Path, name: str) ->
         client.fetch_result("j1", out)
     assert list(out.iterdir()) == []  # nothing written, no temporary file left
     assert not (tmp_path / "evil.json").exists()
+
+
+def test_an_analyst_reads_the_columns_the_departments_offer(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.exchange.JOIN_GRACE_S", 0.0)
+    mine = _client_config(deployment, "analyst", ANALYST, tmp_path / "me")
+    code, stdout, both = _invoke("job", "schema", "--json", "--client-config", str(mine))
+    assert code == 0, both
+    departments = json.loads(stdout)["departments"]
+    assert {d["department"] for d in departments} == set(deployment.federation.nodes)
+    assert all([c[0] for c in d["columns"]] == ["x1", "x2", "grp", "y"] for d in departments)
+    code, stdout, both = _invoke("job", "schema", "--client-config", str(mine))
+    assert code == 0 and "offered by all 2 answering department(s): grp, x1, x2, y" in stdout
+    assert "secret" not in stdout and "pid" not in stdout

@@ -42,6 +42,7 @@ _REQUESTS: dict[str, Any] = {
     "SetCap": pb.SetCapRequest(kind=pb.CAP_KIND_ANALYST, key="someone", epsilon=5.0),
     "ReadAudit": pb.ReadAuditRequest(limit=1),
     "VerifyAudit": pb.VerifyAuditRequest(),
+    "DescribeColumns": pb.DescribeColumnsRequest(),
 }
 _STREAMS = {"WatchJob", "FetchResult", "ReadAudit"}
 _NAMES = {"analyst": ANALYST, "officer": OFFICER, "operator": OPERATOR}
