@@ -207,6 +207,12 @@ def test_a_job_runs_through_the_service(deployment: ServiceDeployment) -> None:
     assert result["status"] == "succeeded"
     for cfg in deployment.nodes.values():
         assert _charges(cfg, info.job_id) == {1: 1, 2: 1}
+    # The columns each department offers, asked of the real nodes through the relay run.
+    schema = analyst.DescribeColumns(pb.DescribeColumnsRequest(), timeout=120)
+    assert sorted(d.department for d in schema.departments) == sorted(deployment.nodes)
+    for d in schema.departments:
+        assert d.status == "ok", (d.department, d.code, d.reason)
+        assert {c.name for c in d.columns} == {"x1", "x2", "grp", "y"}  # no pid, no secret
 
 
 def test_a_killed_service_resumes_the_job_and_charges_each_round_once(
