@@ -478,6 +478,7 @@ def register_job_commands(app: typer.Typer) -> None:
     app.command("cancel")(cancel)
     app.command("result")(result)
     app.command("schema")(schema)
+    app.command("init")(init_spec)
 
 
 # --- budget central ------------------------------------------------------------------------
@@ -703,6 +704,41 @@ def schema(
                 highlight=False,
                 soft_wrap=True,
             )
+
+
+@handle_errors
+def init_spec(
+    target: Annotated[str, typer.Option(help="The target column (offered by every department).")],
+    out: Annotated[Path, typer.Option(help="Where to write the draft (never overwritten).")] = Path(
+        "spec.toml"
+    ),
+    name: Annotated[str, typer.Option(help="The job's name.")] = "draft",
+    dataset: Annotated[
+        str, typer.Option(help="Only departments holding this dataset (default: all).")
+    ] = "",
+    client_config: ClientConfigOption = None,
+    service: ServiceOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    ca: CaOption = None,
+) -> None:
+    """Draft a risk-model spec from the columns every department offers (`job schema`):
+    each a commented feature whose bounds or levels you declare."""
+    from silobridge.spec_draft import draft_spec
+
+    with _connect(client_config, service, cert, key, ca) as client:
+        answers = client.describe_columns(dataset)
+    path, names = draft_spec(answers, target=target, name=name, out=out)
+    console.print(
+        f"wrote [bold]{escape(str(path))}[/]: target {escape(target)}, "
+        f"{len(names) - 1} candidate feature(s), commented out",
+        highlight=False,
+    )
+    console.print(
+        "next: uncomment the features to use, declare their bounds or levels, set positive "
+        "and purpose; then `silobridge job submit SPEC --quote`",
+        highlight=False,
+    )
 
 
 # --- nodes ---------------------------------------------------------------------------------------

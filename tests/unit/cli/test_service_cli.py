@@ -42,6 +42,7 @@ from tests.unit.server.service.conftest import (
     deployment,
     make_deployment,
 )
+from vocab.errors import SilobridgeError
 from vocab.jobs.loader import load_spec
 from vocab.progress import JobEnd, NodesConnected, ProgressEvent
 
@@ -421,3 +422,32 @@ def test_an_analyst_reads_the_columns_the_departments_offer(
     code, stdout, both = _invoke("job", "schema", "--client-config", str(mine))
     assert code == 0 and "offered by all 2 answering department(s): grp, x1, x2, y" in stdout
     assert "secret" not in stdout and "pid" not in stdout
+
+
+def test_job_init_drafts_a_spec_from_the_columns_all_departments_offer(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.exchange.JOIN_GRACE_S", 0.0)
+    mine = _client_config(deployment, "analyst", ANALYST, tmp_path / "me")
+    out = tmp_path / "spec.toml"
+    code, stdout, both = _invoke("job", "init", "--target", "y", "--out", str(out),
+                                 "--client-config", str(mine))  # fmt: skip
+    assert code == 0 and "3 candidate feature(s)" in stdout, both
+    text = out.read_text()
+    assert "# [features.x1]" in text and '# categories = ["..."]' in text
+    assert "secret" not in text and "pid" not in text
+    # Commented out, the draft asks for a feature; filled in, it is a spec the service takes.
+    with pytest.raises(SilobridgeError, match="no features"):
+        load_spec(out)
+    out.write_text(text.replace("# [features.x1]", "[features.x1]").replace(
+        "# lower = ...            # the column's public range\n# upper = ...",
+        "lower = -4.0\nupper = 4.0", 1,
+    ))  # fmt: skip
+    spec = load_spec(out)
+    assert [f.column for f in spec.features] == ["x1"] and spec.min_nodes == 2
+    code, _, both = _invoke("job", "init", "--target", "secret", "--out",
+                            str(tmp_path / "other.toml"), "--client-config", str(mine))  # fmt: skip
+    assert code == 2 and "not a column all 2 answering departments offer" in both
+    code, _, both = _invoke("job", "init", "--target", "y", "--out", str(out),
+                            "--client-config", str(mine))  # fmt: skip
+    assert code == 2 and "never overwrites" in both
