@@ -54,7 +54,7 @@ from vocab.job_claim import claim_holds
 from vocab.privacy import PrivacyEvent
 from vocab.serde import spec_fingerprint
 from vocab.spec import JobEnvelope
-from vocab.wire import NodeQuote, NodeReport, ReplyStatus
+from vocab.wire import NodeQuote, NodeReport, NodeSchema, ReplyStatus
 
 __all__ = [
     "JobOutcome",
@@ -65,6 +65,7 @@ __all__ = [
     "handle_quote",
     "handle_request",
     "log_malformed",
+    "logged_answer",
     "open_node",
     "public_reason",
 ]
@@ -562,23 +563,32 @@ def handle_quote(
         )  # fmt: skip
     if audit is None:
         return quote
+    entry = {
+        "job_id": job_id, "would_run": quote.status is ReplyStatus.OK,
+        "requested": quote.requested, "code": quote.code, "reason": quote.reason,
+        "scopes": [s.scope for s in quote.scopes],
+    }  # fmt: skip
+    return logged_answer(audit, "quote", entry, quote)
+
+
+_Answer = TypeVar("_Answer", NodeQuote, NodeSchema)
+
+
+def logged_answer(audit: AuditLog, kind: str, entry: dict[str, Any], answer: _Answer) -> _Answer:
+    """`answer` once `entry` is in the node's audit log, stamped with the log's signed head;
+    a refusal instead when the log cannot be written (nothing unlogged leaves the node)."""
     try:
-        audit.append(
-            "quote",
-            {"job_id": job_id, "would_run": quote.status is ReplyStatus.OK,
-             "requested": quote.requested, "code": quote.code, "reason": quote.reason,
-             "scopes": [s.scope for s in quote.scopes]},
-        )  # fmt: skip
+        audit.append(kind, entry)
         head = audit.head()
     except Exception:
         log.exception("audit log %s cannot be written", audit.path)
-        return NodeQuote(
-            department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
+        return type(answer)(
+            answer.department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
             "the node's audit log cannot be written; details are in the node's log",
         )  # fmt: skip
     if head is None:
-        return quote
-    return dataclasses.replace(quote, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
+        return answer
+    return dataclasses.replace(answer, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
 
 
 def log_malformed(

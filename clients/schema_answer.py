@@ -10,11 +10,10 @@ answer is logged in the node's audit log with the coordinator's anchor, and seal
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
-from clients.release import check_claim, open_node, public_reason
+from clients.release import check_claim, logged_answer, open_node, public_reason
 from vocab.audit_chain import SignedHead
 from vocab.audit_log import AuditLog
 from vocab.columns import ColumnClass
@@ -68,20 +67,9 @@ def handle_schema(
     if audit is None:
         return answer
     anchor = None if coordinator_head is None else coordinator_head.to_record()
-    try:
-        audit.append(
-            "schema",
-            {"job_id": job_id, "dataset": dataset, "status": answer.status.value,
-             "code": answer.code, "columns": [c.name for c in answer.columns],
-             "coordinator_head": anchor},
-        )  # fmt: skip
-        head = audit.head()
-    except Exception:
-        log.exception("audit log %s cannot be written", audit.path)
-        return NodeSchema(
-            department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
-            "the node's audit log cannot be written; details are in the node's log",
-        )  # fmt: skip
-    if head is None:
-        return answer
-    return dataclasses.replace(answer, audit_seq=head.seq, audit_head=head.hash, audit_sig=head.sig)
+    entry = {
+        "job_id": job_id, "dataset": dataset, "status": answer.status.value,
+        "code": answer.code, "columns": [c.name for c in answer.columns],
+        "coordinator_head": anchor,
+    }  # fmt: skip
+    return logged_answer(audit, "schema", entry, answer)

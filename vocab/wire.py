@@ -91,6 +91,32 @@ def _typed(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _answer_record(answer: Any, listed: str) -> dict[str, Any]:
+    """A node answer as a ConfigRecord's fields: its status as text, `listed` (a tuple of
+    records) as JSON text."""
+    data = asdict(answer)
+    data["status"] = answer.status.value
+    data[listed] = json.dumps(data[listed])
+    return data
+
+
+def _answer_fields(
+    cls: type[Any], record: dict[str, Any], listed: str, item: type[Any]
+) -> dict[str, Any]:
+    """`cls`'s fields read back from `_answer_record`'s form, each checked for its type.
+
+    Raises:
+        ValueError: A field has another type, or `listed` is not JSON of `item` records.
+    """
+    known = {f.name for f in fields(cls)}
+    data = _typed(cls, {k: v for k, v in record.items() if k in known})
+    data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
+    data[listed] = tuple(
+        item(**_typed(item, dict(entry))) for entry in json.loads(data.get(listed, "[]"))
+    )
+    return data
+
+
 @dataclass(frozen=True)
 class ReleaseRecord:
     """One charged release a node made for a job: its mechanism, parameters and cost.
@@ -205,21 +231,12 @@ class NodeQuote:
     audit_sig: str = ""
 
     def to_record(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["scopes"] = json.dumps([asdict(s) for s in self.scopes])
-        return data
+        return _answer_record(self, "scopes")
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> NodeQuote:
         """Raises ValueError (or TypeError) if the record is not a quote of this version."""
-        known = {f.name for f in fields(cls)}
-        data = _typed(cls, {k: v for k, v in record.items() if k in known})
-        data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
-        data["scopes"] = tuple(
-            ScopeQuote(**_typed(ScopeQuote, dict(s))) for s in json.loads(data.get("scopes", "[]"))
-        )
-        return cls(**data)
+        return cls(**_answer_fields(cls, record, "scopes", ScopeQuote))
 
 
 @dataclass(frozen=True)
@@ -247,22 +264,12 @@ class NodeSchema:
     audit_sig: str = ""
 
     def to_record(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["columns"] = json.dumps([asdict(c) for c in self.columns])
-        return data
+        return _answer_record(self, "columns")
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> NodeSchema:
         """Raises ValueError (or TypeError) if the record is not a schema answer."""
-        known = {f.name for f in fields(cls)}
-        data = _typed(cls, {k: v for k, v in record.items() if k in known})
-        data["status"] = ReplyStatus(data.get("status", ReplyStatus.REFUSED.value))
-        data["columns"] = tuple(
-            DeclaredColumn(**_typed(DeclaredColumn, dict(c)))
-            for c in json.loads(data.get("columns", "[]"))
-        )
-        return cls(**data)
+        return cls(**_answer_fields(cls, record, "columns", DeclaredColumn))
 
 
 def schema_request_bytes(dataset: str) -> bytes:
