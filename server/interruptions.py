@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["JobCancelled", "JobInterrupted"]
+__all__ = ["JobCancelled", "JobInterrupted", "never_stop"]
 
 
 class JobCancelled(Exception):
@@ -16,3 +16,8 @@ class JobInterrupted(Exception):
     Nothing is settled: the job goes back to the queue under the same id, and when it runs
     again the nodes answer the rounds they already charged from their ledgers.
     """
+
+
+def never_stop() -> bool:
+    """The `should_stop` of a job nobody can cancel (tools, tests, schema requests)."""
+    return False

@@ -11,7 +11,7 @@ from pathlib import Path
 from silobridge.processes import child_env, flower_executable
 from vocab.errors import ConfigError, SilobridgeError
 
-__all__ = ["CONNECTION", "Federation", "app_root", "register_supernode"]
+__all__ = ["CONNECTION", "Federation", "app_root", "register_supernode", "run_flwr"]
 
 CONNECTION = "silobridge"
 """The SuperLink connection's name in the CLI's config (`Federation.config_toml`)."""
@@ -53,6 +53,30 @@ def app_root() -> Path:
     return root
 
 
+def run_flwr(
+    federation: Federation, flwr_home: Path, *args: str, timeout_s: float = 120, what: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run `flwr ARGS` with `flwr_home` naming `federation` as its connection; its output.
+
+    Raises:
+        SilobridgeError: If it got no answer in `timeout_s` (`what` names the attempt).
+    """
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    (flwr_home / "config.toml").write_text(federation.config_toml())
+    env = {"FLWR_HOME": str(flwr_home), "NO_COLOR": "1"}
+    try:
+        return subprocess.run(
+            [flower_executable("flwr"), *args], env=child_env(env), capture_output=True,
+            text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise SilobridgeError(
+            f"{what or f'`flwr {args[0]}`'} got no answer from the coordinator in "
+            f"{timeout_s:.0f} s",
+            f"is the SuperLink's Control API reachable at {federation.control_address}?",
+        ) from None
+
+
 def register_supernode(federation: Federation, public_key: Path, flwr_home: Path) -> str | None:
     """Register a SuperNode's authentication key with the SuperLink (its Control API).
 
@@ -61,32 +85,10 @@ def register_supernode(federation: Federation, public_key: Path, flwr_home: Path
     Raises:
         SilobridgeError: If the SuperLink cannot be reached or refuses the key.
     """
-    flwr_home.mkdir(parents=True, exist_ok=True)
-    (flwr_home / "config.toml").write_text(federation.config_toml())
-    argv = [
-        flower_executable("flwr"),
-        "supernode",
-        "register",
-        str(public_key.resolve()),
-        CONNECTION,
-        "--format",
-        "json",
-    ]
-    env = {"FLWR_HOME": str(flwr_home), "NO_COLOR": "1"}
-    try:
-        done = subprocess.run(
-            argv,
-            env=child_env(env),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise SilobridgeError(
-            "registering the SuperNode key got no answer in 120 s",
-            f"is the coordinator's Control API reachable at {federation.control_address}?",
-        ) from None
+    done = run_flwr(
+        federation, flwr_home, "supernode", "register", str(public_key.resolve()), CONNECTION,
+        "--format", "json", what="registering the SuperNode key",
+    )  # fmt: skip
     try:
         reply = json.loads(done.stdout)
     except json.JSONDecodeError:

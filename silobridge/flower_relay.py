@@ -33,8 +33,7 @@ from server.relay.relay_link import RelayLink, RelaySession
 from server.relay.relay_serve import MAX_MESSAGE_BYTES
 from silobridge.app_approvals import release_hash
 from silobridge.daemons import toml_str
-from silobridge.flower_federation import CONNECTION, Federation, app_root
-from silobridge.processes import child_env, flower_executable
+from silobridge.flower_federation import CONNECTION, Federation, app_root, run_flwr
 from vocab.errors import SilobridgeError
 
 __all__ = ["ATTACH_TIMEOUT_S", "FlowerRelay"]
@@ -143,23 +142,8 @@ class FlowerRelay:
     ) -> None:  # fmt: skip
         self.close()
 
-    def _env(self) -> dict[str, str]:
-        return {"FLWR_HOME": str(self._flwr_home), "NO_COLOR": "1"}
-
     def _flwr(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-        self._flwr_home.mkdir(parents=True, exist_ok=True)
-        (self._flwr_home / "config.toml").write_text(self._federation.config_toml())
-        argv = [flower_executable("flwr"), *args]
-        try:
-            return subprocess.run(
-                argv, env=child_env(self._env()), capture_output=True, text=True,
-                timeout=timeout_s, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise SilobridgeError(
-                f"`flwr {args[0]}` got no answer from the coordinator in {timeout_s:.0f} s",
-                f"is the SuperLink's Control API reachable at {self._federation.control_address}?",
-            ) from None
+        return run_flwr(self._federation, self._flwr_home, *args, timeout_s=timeout_s)
 
     def _start_run(self) -> int:
         config = self._flwr_home / "relay-run.toml"

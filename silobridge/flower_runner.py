@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from server.interruptions import JobInterrupted
+from server.interruptions import JobInterrupted, never_stop
 from server.run_config import RunMode
 from server.service.grid_runner import GridRunner
 from server.service.runner import RunRequest
@@ -18,10 +18,6 @@ from vocab.progress import FinalEvent, ProgressEvent
 from vocab.spec import JobEnvelope
 
 __all__ = ["submit_job"]
-
-
-def _never() -> bool:
-    return False
 
 
 def submit_job(
@@ -55,7 +51,7 @@ def submit_job(
         runner = GridRunner(home, relay.grid, relay.app_hash)
         request = RunRequest(job_id, spec, mode, out_dir)
         try:
-            return runner.run(request, on_event, should_stop or _never)
+            return runner.run(request, on_event, should_stop or never_stop)
         except JobInterrupted as err:
             raise SilobridgeError(
                 f"the job lost its link to the federation: {err}",

@@ -8,7 +8,6 @@ candidates are named in a comment. Names that TOML cannot take bare are quoted.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -20,12 +19,12 @@ from pathlib import Path
 from clients.data.data_source import open_source
 from clients.data.table_profile import ColumnProfile, profile_columns
 from clients.node_config import DataSourceSpec, SourceKind
+from silobridge.toml_text import toml_key, toml_string
 from vocab.errors import ConfigError
 
 __all__ = ["NodeDraft", "draft_node_config", "summary"]
 
 _NAME_RE = re.compile(r"[a-z0-9_-]{1,40}")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SUFFIXES = {".csv": SourceKind.CSV, ".parquet": SourceKind.PARQUET, ".pq": SourceKind.PARQUET}
 
 
@@ -38,22 +37,17 @@ class NodeDraft:
     rows: int
 
 
-def _toml(text: str) -> str:
-    """A TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _key(name: str) -> str:
-    return name if _BARE_KEY.fullmatch(name) else _toml(name)
-
-
 def _source(data: str, table: str | None, out: Path) -> tuple[DataSourceSpec, list[str]]:
     """The data source and its [data] lines (paths relative to the config's folder)."""
     if "://" in data:
         if not table:
             raise ConfigError(f"--data {data!r} is a database URL", "name its table with --table")
         spec = DataSourceSpec(SourceKind.SQL, None, data, table)
-        return spec, ['source = "sql"', f"url = {_toml(data)}", f"table = {_toml(table)}"]
+        return spec, [
+            'source = "sql"',
+            f"url = {toml_string(data)}",
+            f"table = {toml_string(table)}",
+        ]
     if table:
         raise ConfigError("--table is for a database URL", "drop --table for a file")
     path = Path(data).expanduser().resolve()
@@ -68,7 +62,7 @@ def _source(data: str, table: str | None, out: Path) -> tuple[DataSourceSpec, li
         raise ConfigError(f"--data: no file at {path}", "check the path")
     shown = Path(os.path.relpath(path, out.parent.resolve()))
     spec = DataSourceSpec(kind, path, None, None)
-    return spec, [f"source = {_toml(kind.value)}", f"path = {_toml(shown.as_posix())}"]
+    return spec, [f"source = {toml_string(kind.value)}", f"path = {toml_string(shown.as_posix())}"]
 
 
 def _render(
@@ -85,8 +79,8 @@ def _render(
         "# without it) and [data] public_rows (no job runs without it). docs/node-config.md",
         "",
         "[node]",
-        f"department = {_toml(department)}",
-        f"dataset = {_toml(dataset)}",
+        f"department = {toml_string(department)}",
+        f"dataset = {toml_string(dataset)}",
         'ledger = "ledger.sqlite"',
         "",
         "[data]",
@@ -96,7 +90,7 @@ def _render(
     ]
     if candidates:
         lines.append(
-            f"# person_id = {_toml(candidates[0])}    # person-id candidates: "
+            f"# person_id = {toml_string(candidates[0])}    # person-id candidates: "
             + ", ".join(candidates)
         )
     lines += [
@@ -113,7 +107,7 @@ def _render(
     for p in profiles:
         optional = ", required = false" if p.has_missing else ""
         lines.append(
-            f'{_key(p.name)} = {{ type = "{p.type.value}", class = "restricted"{optional} }}'
+            f'{toml_key(p.name)} = {{ type = "{p.type.value}", class = "restricted"{optional} }}'
         )
     return "\n".join(lines) + "\n"
 

@@ -10,26 +10,19 @@ features the model should use and fills them in; until one is, the spec does not
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 from silobridge.service_client import DepartmentColumns
+from silobridge.toml_text import toml_key, toml_string
 from vocab.errors import ConfigError
 
 __all__ = ["draft_spec"]
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _key(name: str) -> str:
-    return name if _BARE_KEY.fullmatch(name) else json.dumps(name, ensure_ascii=False)
-
 
 def _feature(name: str, kind: str, conditional_at: list[str]) -> list[str]:
     note = f"  # conditional at {', '.join(conditional_at)}: needs their officers' approval"
-    head = f"# [features.{_key(name)}]      # {kind}" + (note if conditional_at else "")
+    head = f"# [features.{toml_key(name)}]      # {kind}" + (note if conditional_at else "")
     if kind in ("int", "float"):
         body = ["# lower = ...            # the column's public range", "# upper = ..."]
     else:
@@ -80,9 +73,9 @@ def draft_spec(
         "# Reference: docs/job-spec.md",
         "",
         "[job]",
-        f"name = {json.dumps(name)}",
+        f"name = {toml_string(name)}",
         'purpose = ""                 # why this model is needed (approvals and logs show it)',
-        f"target = {json.dumps(target)}",
+        f"target = {toml_string(target)}",
         'positive = "1"               # which target values count as 1: "1", ["a", "b"], "> 0"',
         "epsilon = 1.0                # each department's guarantee for the whole job",
         "delta = 1e-6",

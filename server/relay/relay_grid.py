@@ -16,14 +16,10 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 from protos.silobridge.v1 import grid_relay_pb2
-from server.interruptions import JobCancelled, JobInterrupted
+from server.interruptions import JobCancelled, JobInterrupted, never_stop
 from server.relay.relay_link import RelaySession
 
 __all__ = ["RelayGrid"]
-
-
-def _never() -> bool:
-    return False
 
 
 class RelayGrid(Grid):
@@ -34,7 +30,7 @@ class RelayGrid(Grid):
         should_stop: Polled before each call; True stops the job (`JobCancelled`).
     """
 
-    def __init__(self, session: RelaySession, should_stop: Callable[[], bool] = _never) -> None:
+    def __init__(self, session: RelaySession, should_stop: Callable[[], bool] = never_stop) -> None:
         self._session = session
         self._should_stop = should_stop
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from flwr.serverapp import Grid
 
 from server.home.coordinator_home import CoordinatorHome
+from server.interruptions import never_stop
 from server.job_driver import run_submission
 from server.run_config import encode_run_config
 from server.schema_round import SchemaAnswer, ask_schema
@@ -20,10 +21,6 @@ from vocab.progress import Emit, Failed, FinalEvent, JobEnd, ProgressEvent, Quot
 __all__ = ["QUOTE_FILE", "GridRunner", "GridSource"]
 
 QUOTE_FILE = "quote.json"
-
-
-def _never() -> bool:
-    return False
 
 
 GridSource = Callable[[Callable[[], bool]], tuple[Grid, int]]
@@ -48,7 +45,7 @@ class GridRunner:
         self._app_hash = app_hash
 
     def describe_columns(self, caller: str, dataset: str) -> list[SchemaAnswer]:
-        grid, _ = self._grids(_never)
+        grid, _ = self._grids(never_stop)
         return ask_schema(grid, CoordinatorHome(self._home.resolve()), caller, dataset)
 
     def run(self, request: RunRequest, emit: Emit, should_stop: Callable[[], bool]) -> FinalEvent:
