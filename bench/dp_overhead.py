@@ -51,6 +51,7 @@ from bench.departments import DemoDepartments, NodeData
 from bench.report import command_line, environment, make_console, write_result
 from clients.kinds.risk.plan import DpPlan
 from clients.kinds.risk.trainer import train_round
+from clients.training.defaults import TrainingChoice
 from vocab.jobspec import ModelKind, RiskJobSpec, load_job_spec
 from vocab.models import build_model, get_weights, set_weights
 
@@ -101,6 +102,13 @@ def _loader(x: Float32Array, y: Float32Array, batch_size: int) -> DataLoader[Any
     return DataLoader(dataset, batch_size=batch_size, shuffle=True)
 
 
+def _sgd(spec: RiskJobSpec) -> TrainingChoice:
+    """The spec's own DP-SGD values: the benchmark times a tuned spec, defaults aside."""
+    if spec.batch_size is None or spec.learning_rate is None or spec.max_grad_norm is None:
+        raise ValueError(f"{DEMO_SPEC} must set batch_size, learning_rate and max_grad_norm")
+    return TrainingChoice(spec.batch_size, 1, spec.max_grad_norm, spec.learning_rate)
+
+
 def _epoch_steps(batch_size: int, n: int) -> int:
     """Steps in one epoch exactly as `plan_dp` counts them for Poisson sampling."""
     return max(1, round(n / batch_size)) if batch_size < n else 1
@@ -109,8 +117,8 @@ def _epoch_steps(batch_size: int, n: int) -> int:
 def _time_plain(
     model: nn.Module, x: Float32Array, y: Float32Array, spec: RiskJobSpec, epochs: int
 ) -> float:
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
-    loader = _loader(x, y, spec.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=_sgd(spec).learning_rate)
+    loader = _loader(x, y, _sgd(spec).batch_size)
     loss_fn = nn.BCEWithLogitsLoss()
     model.train()
     start = time.perf_counter()
@@ -126,15 +134,15 @@ def _time_plain_tensor(
     model: nn.Module, x: Float32Array, y: Float32Array, spec: RiskJobSpec, epochs: int
 ) -> float:
     """Plain SGD slicing shuffled tensors: no per-row `DataLoader` fetch and collate."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=_sgd(spec).learning_rate)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = nn.BCEWithLogitsLoss()
     model.train()
     start = time.perf_counter()
     for _ in range(epochs):
         order = torch.randperm(len(yt))
-        for i in range(0, len(yt), spec.batch_size):
-            idx = order[i : i + spec.batch_size]
+        for i in range(0, len(yt), _sgd(spec).batch_size):
+            idx = order[i : i + _sgd(spec).batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(xt[idx]).squeeze(-1), yt[idx]).backward()
             optimizer.step()
@@ -154,20 +162,20 @@ def _time_dp_tensor(
 
     model.train()
     n = len(y)
-    rate = min(1.0, spec.batch_size / n)
-    steps = _epoch_steps(spec.batch_size, n) * epochs
+    rate = min(1.0, _sgd(spec).batch_size / n)
+    steps = _epoch_steps(_sgd(spec).batch_size, n) * epochs
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = nn.BCEWithLogitsLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=_sgd(spec).learning_rate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         engine = PrivacyEngine(accountant="rdp")
         dp_model, dp_optimizer, _ = engine.make_private(
             module=model,
             optimizer=optimizer,
-            data_loader=_loader(x, y, spec.batch_size),
+            data_loader=_loader(x, y, _sgd(spec).batch_size),
             noise_multiplier=sigma,
-            max_grad_norm=spec.max_grad_norm,
+            max_grad_norm=_sgd(spec).max_grad_norm,
             poisson_sampling=True,
         )
         start = time.perf_counter()
@@ -211,10 +219,10 @@ def _dp_epochs(
     from opacus import PrivacyEngine
 
     model.train()
-    steps = _epoch_steps(spec.batch_size, len(y)) * epochs
+    steps = _epoch_steps(_sgd(spec).batch_size, len(y)) * epochs
     loss_fn = nn.BCEWithLogitsLoss()
     start = time.perf_counter()
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=_sgd(spec).learning_rate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         engine = PrivacyEngine(accountant="rdp")
@@ -222,9 +230,9 @@ def _dp_epochs(
             module=model,
             optimizer=optimizer,
             criterion=loss_fn,
-            data_loader=_loader(x, y, spec.batch_size),
+            data_loader=_loader(x, y, _sgd(spec).batch_size),
             noise_multiplier=sigma,
-            max_grad_norm=spec.max_grad_norm,
+            max_grad_norm=_sgd(spec).max_grad_norm,
             poisson_sampling=True,
             grad_sample_mode=mode.value,
         )
@@ -257,15 +265,16 @@ def _time_train_round(
 ) -> float:
     """The nodes' own `train_round` for one epoch (setup included)."""
     one_epoch = DpPlan(
-        sample_rate=min(1.0, spec.batch_size / len(y)),
-        steps_per_round=_epoch_steps(spec.batch_size, len(y)),
+        training=_sgd(spec),
+        sample_rate=min(1.0, _sgd(spec).batch_size / len(y)),
+        steps_per_round=_epoch_steps(_sgd(spec).batch_size, len(y)),
         noise_multiplier=sigma,
         rounds=1,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
-        train_round(model, x, y, spec, one_epoch)
+        train_round(model, x, y, one_epoch)
         return time.perf_counter() - start
 
 
@@ -309,7 +318,7 @@ def _measure(
     x, y = node.x_train, node.y_train
     variants: dict[str, Callable[[], dict[str, float]]] = {
         "plain": lambda: {"epoch_s": _time_plain(fresh(), x, y, spec, epochs)},
-        "loader": lambda: {"epoch_s": _time_loader(x, y, spec.batch_size, epochs)},
+        "loader": lambda: {"epoch_s": _time_loader(x, y, _sgd(spec).batch_size, epochs)},
         "train_round": lambda: {"epoch_s": _time_train_round(fresh(), x, y, spec, sigma)},
         "plain/tensor": lambda: {"epoch_s": _time_plain_tensor(fresh(), x, y, spec, epochs)},
         "dp/hooks/tensor": lambda: {"epoch_s": _time_dp_tensor(fresh(), x, y, spec, sigma, epochs)},
@@ -424,8 +433,8 @@ def run(settings: OverheadSettings, out_dir: Path, command: str, console: Consol
             },
             "models": [m.value for m in settings.models],
             "modes": [m.value for m in settings.modes],
-            "learning_rate": spec.learning_rate,
-            "max_grad_norm": spec.max_grad_norm,
+            "learning_rate": _sgd(spec).learning_rate,
+            "max_grad_norm": _sgd(spec).max_grad_norm,
             "hidden": spec.hidden,
         },
         "cases": cases,

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from bench.departments import NodeData
 from clients.kinds.risk.plan import DpPlan, plan_dp
 from clients.kinds.risk.trainer import train_round
+from clients.training.defaults import LOCAL_EPOCHS
 from server.kinds.risk.aggregation import ServerOptimizer, mean_delta
 from vocab.accounting import calibrate_noise_multiplier, epsilon_spent
 from vocab.jobspec import RiskJobSpec
@@ -113,8 +114,10 @@ def train_central_no_privacy(
 
 
 def _job_long(spec: RiskJobSpec) -> RiskJobSpec:
-    """The job as one training run: every round's local epochs back to back."""
-    return dataclasses.replace(spec, rounds=1, local_epochs=spec.rounds * spec.local_epochs)
+    """The job as one training run: every round's local epochs back to back, on one
+    "department" (so defaults that depend on `min_nodes` see one)."""
+    local = spec.local_epochs if spec.local_epochs is not None else LOCAL_EPOCHS
+    return dataclasses.replace(spec, rounds=1, local_epochs=spec.rounds * local, min_nodes=1)
 
 
 def train_central_dp(
@@ -127,7 +130,7 @@ def train_central_dp(
     """
     whole = _job_long(spec)
     plan = plan_dp(whole, len(y))
-    result = train_round(build_model(spec, seed=seed), x, y, whole, plan)
+    result = train_round(build_model(spec, seed=seed), x, y, plan)
     return result.model, plan
 
 
@@ -140,7 +143,7 @@ def train_local_dp(spec: RiskJobSpec, node: NodeData, seed: int) -> tuple[nn.Mod
     plan = plan_dp(spec, node.n_train)
     model = build_model(spec, seed=seed)
     for _ in range(spec.rounds):
-        model = train_round(model, node.x_train, node.y_train, spec, plan).model
+        model = train_round(model, node.x_train, node.y_train, plan).model
     return model, plan
 
 
@@ -173,7 +176,7 @@ def train_silobridge(spec: RiskJobSpec, nodes: list[NodeData], seed: int) -> Sil
     for _ in range(job.rounds):
         updates = [
             get_weights(
-                train_round(model_from(job, weights), node.x_train, node.y_train, job, plan).model
+                train_round(model_from(job, weights), node.x_train, node.y_train, plan).model
             )
             for node, plan in zip(nodes, plans, strict=True)
         ]
@@ -202,7 +205,18 @@ class NaiveConfig:
 
     @classmethod
     def of(cls, spec: RiskJobSpec) -> NaiveConfig:
-        """The pattern with a job spec's own training values (plain SGD, no momentum)."""
+        """The pattern with a job spec's own training values (plain SGD, no momentum).
+
+        Raises:
+            ValueError: The spec leaves a training value to the nodes' defaults.
+        """
+        if (
+            spec.local_epochs is None
+            or spec.batch_size is None
+            or spec.learning_rate is None
+            or spec.max_grad_norm is None
+        ):
+            raise ValueError(f"spec {spec.name!r} must set every DP-SGD value")
         return cls(
             rounds=spec.rounds,
             local_epochs=spec.local_epochs,

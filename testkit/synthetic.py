@@ -55,13 +55,15 @@ def make_rows(n: int, seed: int) -> pd.DataFrame:
 
 
 def synthetic_spec(name: str, **overrides: Any) -> RiskJobSpec:
-    """A small risk job over the synthetic columns; keyword overrides go to [job]."""
+    """A small risk job over the synthetic columns; keyword overrides go to [job], and an
+    override of None removes the key (a DP-SGD value left to the nodes' defaults)."""
     job: dict[str, Any] = {
         "name": name, "target": "y", "positive": "1", "rounds": 2, "local_epochs": 2,
         "batch_size": 64, "learning_rate": 0.5, "epsilon": 1.0, "delta": 1e-5,
         "min_nodes": 2, "node_wait_s": 60.0, "round_timeout_s": 240.0,
     }  # fmt: skip
     job.update(overrides)
+    job = {key: value for key, value in job.items() if value is not None}
     features = {
         "x1": {"lower": -4.0, "upper": 4.0},
         "x2": {"lower": -4.0, "upper": 4.0},

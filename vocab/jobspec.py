@@ -97,7 +97,11 @@ class FeatureSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class RiskJobSpec(JobEnvelope):
-    """A federated DP risk-model job; `epsilon`/`delta` is each node's guarantee for the job."""
+    """A federated DP risk-model job; `epsilon`/`delta` is each node's guarantee for the job.
+
+    `local_epochs`, `batch_size`, `learning_rate` and `max_grad_norm` left as None are
+    chosen by each node from public figures (`clients.training.defaults`).
+    """
 
     KIND: ClassVar[str] = "risk"
 
@@ -107,10 +111,10 @@ class RiskJobSpec(JobEnvelope):
     model: ModelKind = ModelKind.LOGISTIC
     hidden: int = 16
     rounds: int = 3
-    local_epochs: int = 2
-    batch_size: int = 128
-    learning_rate: float = 0.5
-    max_grad_norm: float = 1.0
+    local_epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    max_grad_norm: float | None = None
     aggregator: Aggregator = Aggregator.FEDAVG
     server_learning_rate: float = 1.0
     evaluation: EvaluationMode = EvaluationMode.FINAL
@@ -198,11 +202,13 @@ def _validate(spec: RiskJobSpec) -> None:
         ("batch_size", 1_000_000),
         ("hidden", 4096),
     ):
-        check_positive_int(getattr(spec, name), name, upper)
+        if getattr(spec, name) is not None:  # None: the node's default
+            check_positive_int(getattr(spec, name), name, upper)
     for name in ("learning_rate", "max_grad_norm", "server_learning_rate"):
-        check_positive_float(getattr(spec, name), name)
+        if getattr(spec, name) is not None:
+            check_positive_float(getattr(spec, name), name)
     for name in ("learning_rate", "server_learning_rate"):
-        if getattr(spec, name) > MAX_LEARNING_RATE:
+        if getattr(spec, name) is not None and getattr(spec, name) > MAX_LEARNING_RATE:
             raise JobSpecError(
                 f"job `{name}` is {getattr(spec, name)!r}, above {MAX_LEARNING_RATE:g}",
                 f"set `{name}` to at most {MAX_LEARNING_RATE:g}: larger steps only diverge",

@@ -67,13 +67,12 @@ _RISK = (
     "positive",
     "hidden",
     "rounds",
-    "local_epochs",
-    "batch_size",
-    "learning_rate",
-    "max_grad_norm",
     "server_learning_rate",
     "evaluation_share",
 )
+# Hyperparameters a risk spec may leave to the node's defaults: 0 on the wire (never a
+# valid value for any of them) stands for unset.
+_RISK_DEFAULTED = ("local_epochs", "batch_size", "learning_rate", "max_grad_norm")
 _FEATURE_SCALARS = ("column", "lower", "upper", "log")
 
 
@@ -95,10 +94,19 @@ def _features_from_pb(features: Any) -> tuple[FeatureSpec, ...]:
     )
 
 
+def _risk_fields(source: Any, unset: int | None = 0) -> dict[str, Any]:
+    """The scalar risk fields of a spec or a payload; unset hyperparameters as `unset`."""
+    fields: dict[str, Any] = {name: getattr(source, name) for name in _RISK}
+    for name in _RISK_DEFAULTED:
+        value = getattr(source, name)
+        fields[name] = unset if value in (None, 0) else value
+    return fields
+
+
 def _risk_to_pb(spec: RiskJobSpec, msg: job_pb2.JobSpec) -> None:
     msg.risk.CopyFrom(
         job_pb2.RiskPayload(
-            **{name: getattr(spec, name) for name in _RISK},
+            **_risk_fields(spec),
             model=_MODEL_TO_PB[spec.model],
             aggregator=_AGG_TO_PB[spec.aggregator],
             evaluation=_EVAL_TO_PB[spec.evaluation],
@@ -117,7 +125,7 @@ def _risk_from_pb(envelope: dict[str, Any], payload: Any) -> RiskJobSpec:
         raise _unknown_enum("model, aggregator or evaluation mode")
     return RiskJobSpec(
         **envelope,
-        **{name: getattr(payload, name) for name in _RISK},
+        **_risk_fields(payload, unset=None),
         model=_MODEL_FROM_PB[payload.model],
         aggregator=_AGG_FROM_PB[payload.aggregator],
         evaluation=_EVAL_FROM_PB[payload.evaluation],

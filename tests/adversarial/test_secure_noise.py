@@ -51,7 +51,7 @@ def test_dp_sgd_noise_does_not_come_from_torchs_generator() -> None:
     runs = []
     for _ in range(2):
         torch.manual_seed(0)  # a coordinator that knew torch's state learns nothing
-        runs.append(get_weights(train_round(build_model(spec), x, y, spec, plan).model))
+        runs.append(get_weights(train_round(build_model(spec), x, y, plan).model))
     assert not np.allclose(runs[0][0], runs[1][0])
 
 

@@ -39,7 +39,7 @@ def _batch_sizes(rows: int) -> list[int]:
     layer = next(m for m in model.modules() if isinstance(m, nn.Linear))
     layer.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
     plan = plan_dp(SPEC, int(SLOTS * 0.75))
-    train_round(model, x, y, SPEC, plan, slots=SLOTS)
+    train_round(model, x, y, plan, slots=SLOTS)
     return seen
 
 

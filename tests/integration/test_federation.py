@@ -42,9 +42,14 @@ def _ledger(fed: LiveFederation, name: str) -> SqliteLedger:
     return SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
 
 
+# The first job is untuned: it leaves every DP-SGD value to the nodes' defaults, chosen
+# from public figures only (clients/training/defaults.py).
+UNTUNED: dict[str, Any] = {"local_epochs": None, "batch_size": None, "learning_rate": None}
+
+
 @pytest.fixture(scope="module")
 def first_job(federation: LiveFederation) -> dict[str, Any]:
-    return _result(federation.run(job_spec("first"), "first"))
+    return _result(federation.run(job_spec("first", **UNTUNED), "first"))
 
 
 def test_job_trains_jointly_and_learns_the_signal(
@@ -56,7 +61,10 @@ def test_job_trains_jointly_and_learns_the_signal(
     metrics = first_job["metrics"]
     assert metrics["auc_se"] > 0 and metrics["n_holdout_se"] > 0
     # The model itself, scored exactly on fresh rows from the same signal, has learnt it.
-    spec = job_spec("first")
+    spec = job_spec("first", **UNTUNED)
+    assert first_job["job"]["learning_rate"] is None and first_job["job"]["batch_size"] is None
+    card = (federation.root / "first" / "MODEL_CARD.md").read_text()
+    assert "batch auto, learning rate auto" in card and "chose it from public figures" in card
     model = build_model(spec)
     arrays = np.load(federation.root / "first" / "model.npz")
     set_weights(model, [arrays[k] for k in arrays.files])

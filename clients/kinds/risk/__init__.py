@@ -142,7 +142,6 @@ class RiskKind(NodeKind[RiskJobSpec, DpPlan, Frames]):
             prepared,
             encode_features(train_df, spec),
             encode_target(train_df, spec),
-            spec,
             plan,
             # Work sized by the public figure, not the rows: a round's time tells nothing.
             slots=cfg.public_rows,

@@ -3,8 +3,10 @@
 Everything here is computed from the job spec and the node config - never from the rows -
 so a plan, its price and a refusal over a limit reveal nothing about the data:
 
-* the Poisson sampling rate is the spec's batch size over the officer's public size figure
+* the Poisson sampling rate is the batch size over the officer's public size figure
   (`[data] public_rows`), not over the true row count;
+* hyperparameters the spec leaves unset are chosen from public figures only
+  (`clients.training.defaults`);
 * each evaluation is one discrete-Gaussian histogram of sensitivity 1, calibrated so that
   all of the job's evaluations cost `evaluation_share` of its epsilon on their own;
 * DP-SGD's noise multiplier is calibrated so that all training rounds composed with all
@@ -16,6 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clients.node_config import NodeConfig, NodeLimits
+from clients.training.defaults import (
+    CLIP,
+    LOCAL_EPOCHS,
+    TrainingChoice,
+    batch_for,
+    learning_rate_for,
+)
 from clients.training.sizing import check_training_limits, planned_rows
 from vocab.accounting import calibrate_noise_multiplier, gaussian_noise_multiplier
 from vocab.jobspec import ModelKind, RiskJobSpec
@@ -28,10 +37,12 @@ __all__ = ["DpPlan", "check_limits", "model_parameters", "plan_dp", "plan_for_no
 class DpPlan:
     """How this node runs a job: the same DP-SGD round each time, the same evaluation.
 
+    `training` holds the hyperparameters the rounds use (the spec's, or the defaults');
     `evaluation_noise` is the discrete Gaussian scale of each evaluation histogram (its
     sensitivity is 1); 0 when the job evaluates nothing.
     """
 
+    training: TrainingChoice
     sample_rate: float
     steps_per_round: int
     noise_multiplier: float
@@ -57,14 +68,17 @@ class DpPlan:
 
 
 def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
-    """Calibrate the job's noise for `spec.rounds` x local steps on `public_rows` rows.
+    """Calibrate the job's noise for `spec.rounds` x local steps on `public_rows` rows, and
+    choose what the spec leaves unset (`clients.training.defaults`).
 
     Raises:
         ConfigError: The job's epsilon cannot pay for its rounds and evaluations.
     """
-    sample_rate = min(1.0, spec.batch_size / public_rows)
+    batch_size = batch_for(spec, public_rows)
+    local_epochs = spec.local_epochs if spec.local_epochs is not None else LOCAL_EPOCHS
+    sample_rate = min(1.0, batch_size / public_rows)
     # With Poisson sampling one epoch is 1/q expected batches.
-    steps_per_round = max(1, round(spec.local_epochs / sample_rate))
+    steps_per_round = max(1, round(local_epochs / sample_rate))
     evaluations = spec.evaluations
     evaluation_noise = 0.0
     if evaluations:
@@ -79,7 +93,14 @@ def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
         steps=steps_per_round * spec.rounds,
         alongside=alongside,
     )
-    return DpPlan(sample_rate, steps_per_round, sigma, spec.rounds, evaluations, evaluation_noise)
+    learning_rate = learning_rate_for(
+        spec, batch_size=batch_size, noise_multiplier=sigma, steps=steps_per_round * spec.rounds
+    )
+    clip = spec.max_grad_norm if spec.max_grad_norm is not None else CLIP
+    training = TrainingChoice(batch_size, local_epochs, clip, learning_rate)
+    return DpPlan(
+        training, sample_rate, steps_per_round, sigma, spec.rounds, evaluations, evaluation_noise
+    )
 
 
 def plan_for_node(cfg: NodeConfig, spec: RiskJobSpec) -> DpPlan:

