@@ -23,15 +23,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.live_federation import live_federation
 from bench.report import environment, write_result
-from clients.node_identity import node_identity
-from server.home.coordinator_home import CoordinatorHome
-from silobridge.coordinator_runner import start_coordinator
-from silobridge.daemons import CoordinatorAddresses
 from silobridge.flower_federation import Federation
 from silobridge.flower_runner import submit_job
-from silobridge.node_runner import start_node
-from silobridge.processes import ProcessGroup, descendants, free_port, wait_for_port
+from silobridge.processes import descendants
 from testkit.synthetic import make_rows, synthetic_spec, write_node
 from vocab.progress import JobEnd
 
@@ -80,39 +76,14 @@ class _MemorySampler:
 
 
 def _one_run(root: Path, warm: bool, rounds: int, rows: int) -> dict[str, Any]:
-    addresses = CoordinatorAddresses(
-        fleet=f"127.0.0.1:{free_port()}",
-        control=f"127.0.0.1:{free_port()}",
-        runtime_port=free_port(),
-    )
-    group = ProcessGroup(root / "logs")
-    with group.running():
-        # The ServerApp needs a coordinator home (central caps, audit log) since issue 3.
-        link = start_coordinator(
-            group, addresses, database=root / "superlink.db",
-            flwr_home=root / "superlink-flwr", home=root / "coordinator",
-        )[0]  # fmt: skip
-        host, port = addresses.control.rsplit(":", 1)
-        wait_for_port(host, int(port), 60, link)
-        roots: dict[str, list[int]] = {}
-        for i in range(_NODES):
-            cfg = write_node(root / f"n{i}", f"n{i}", 1000.0, make_rows(rows, i))
-            # Enrolment: the coordinator believes only replies sealed by a registered key.
-            CoordinatorHome(root / "coordinator").nodes.register(
-                cfg.department, node_identity(cfg.ledger_path).public.pem(), replace=True
-            )
-            daemons = start_node(
-                group, config_path=cfg.config_path, department=cfg.department,
-                coordinator=addresses.fleet, port=free_port(),
-                flwr_home=root / f"n{i}" / ".flwr", warm=warm,
-            )  # fmt: skip
-            roots[cfg.department] = [d.proc.pid for d in daemons]
+    nodes = [write_node(root / f"n{i}", f"n{i}", 1000.0, make_rows(rows, i)) for i in range(_NODES)]
+    with live_federation(root, nodes, warm=warm) as live:
         spec = synthetic_spec("bench", rounds=rounds, local_epochs=1, min_nodes=_NODES, epsilon=8.0)
         started = time.monotonic()
-        with _MemorySampler(roots) as memory:
-            final = submit_job(spec, root / "out", Federation(addresses.control),
+        with _MemorySampler(live.pids) as memory:
+            final = submit_job(spec, root / "out", Federation(live.control),
                                root / "analyst", lambda _event: None,
-                               home=root / "coordinator")  # fmt: skip
+                               home=live.home)  # fmt: skip
         wall = time.monotonic() - started
     if not isinstance(final, JobEnd):
         raise RuntimeError(f"the benchmark job did not finish: {final}")

@@ -30,6 +30,7 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.live_federation import LiveDeployment, live_federation
 from bench.report import command_line, environment, make_console, write_result
 
 __all__ = ["LatencySettings", "main", "run"]
@@ -52,48 +53,13 @@ class LatencySettings:
         return cls(quotes=2, runs=1, direct=1, rows=300)
 
 
-@dataclass
-class _Deployment:
-    root: Path
-    control: str
-    home: Path
-
-
 @contextmanager
-def _federation(root: Path, rows: int) -> Iterator[_Deployment]:
-    from clients.node_identity import node_identity
-    from server.home.coordinator_home import CoordinatorHome
-    from silobridge.coordinator_runner import start_coordinator
-    from silobridge.daemons import CoordinatorAddresses
-    from silobridge.node_runner import start_node
-    from silobridge.processes import ProcessGroup, free_port, wait_for_port
+def _federation(root: Path, rows: int) -> Iterator[LiveDeployment]:
     from testkit.synthetic import make_rows, write_node
 
-    addresses = CoordinatorAddresses(
-        fleet=f"127.0.0.1:{free_port()}",
-        control=f"127.0.0.1:{free_port()}",
-        runtime_port=free_port(),
-    )
-    home = root / "coordinator"
-    group = ProcessGroup(root / "logs")
-    with group.running():
-        link = start_coordinator(
-            group, addresses, database=root / "superlink.db", flwr_home=root / "superlink-flwr",
-            home=home,
-        )[0]  # fmt: skip
-        host, port = addresses.control.rsplit(":", 1)
-        wait_for_port(host, int(port), 120, link)
-        for i in range(_NODES):
-            cfg = write_node(root / f"n{i}", f"n{i}", 1000.0, make_rows(rows, i))
-            CoordinatorHome(home).nodes.register(
-                cfg.department, node_identity(cfg.ledger_path).public.pem(), replace=True
-            )
-            start_node(
-                group, config_path=cfg.config_path, department=cfg.department,
-                coordinator=addresses.fleet, port=free_port(), flwr_home=root / f"n{i}" / ".flwr",
-                warm=True,
-            )  # fmt: skip
-        yield _Deployment(root, addresses.control, home)
+    nodes = [write_node(root / f"n{i}", f"n{i}", 1000.0, make_rows(rows, i)) for i in range(_NODES)]
+    with live_federation(root, nodes) as live:
+        yield live
 
 
 def _spec(name: str, mode: str) -> Any:
@@ -103,7 +69,7 @@ def _spec(name: str, mode: str) -> Any:
     return synthetic_spec(f"{name}-{mode}", rounds=1, local_epochs=1, min_nodes=_NODES)
 
 
-def _service_latencies(dep: _Deployment, settings: LatencySettings) -> dict[str, Any]:
+def _service_latencies(dep: LiveDeployment, settings: LatencySettings) -> dict[str, Any]:
     import grpc
 
     from protos.silobridge.v1 import coordinator_pb2 as pb
@@ -163,7 +129,7 @@ def _service_latencies(dep: _Deployment, settings: LatencySettings) -> dict[str,
     return {"relay_attach_s": attach_s, "quote_s": quotes, "first_round_s": firsts}
 
 
-def _direct_latencies(dep: _Deployment, settings: LatencySettings) -> dict[str, Any]:
+def _direct_latencies(dep: LiveDeployment, settings: LatencySettings) -> dict[str, Any]:
     from server.run_config import RunMode
     from silobridge.flower_federation import Federation
     from silobridge.flower_runner import submit_job

@@ -16,11 +16,14 @@ on a node):
   department would copy them;
 * **central DP-SGD**: the pooled train rows in one run of the same defaults (one
   "department": `min_nodes` 1), noise for the whole run at the same epsilon;
+* **central DP-SGD, tuned** (at epsilon 1 only): the best of a small grid on the pooled
+  rows (`CENTRAL_GRID`: Poisson rate, epochs, step), picked by its mean AUC on the very
+  holdout it is scored on - an optimistic reference, so the goal below is a hard one;
 * **no privacy, pooled**: Adam on pooled rows, the same model (the ceiling).
 
 Scored by exact ROC AUC on the union of the departments' held-out rows. Goals (issue 11),
 at epsilon 1: the logistic model within 0.01 AUC of its non-private pooled fit; the MLP
-within 0.01 of central DP-SGD's MLP.
+within 0.01 of central DP-SGD's MLP (the tuned one, the higher of the two).
 """
 
 from __future__ import annotations
@@ -49,13 +52,18 @@ from bench.training import (
 )
 from vocab.jobspec import ModelKind, RiskJobSpec, load_job_spec
 
-__all__ = ["Settings", "main"]
+__all__ = ["EXAMPLE", "Settings", "example_values", "main"]
 
 NAME = "untuned"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "lending_risk.toml"
 _TUNED_KEYS = ("rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm")
 GOAL_EPSILON = 1.0
 GOAL_GAP = 0.01
+CENTRAL_GRID = tuple(
+    (rate, epochs, step) for rate in (0.03, 0.1) for epochs in (3, 8) for step in (2.0, 8.0)
+)
+"""Central DP-SGD configs tried: Poisson rate, local epochs (x 3 rounds), lr x clip."""
+CENTRAL_CLIP = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ def _nodes(table: str, spec: RiskJobSpec, settings: Settings) -> list[NodeData]:
     return [dataclasses.replace(n, x_train=n.x_train[:cut], y_train=n.y_train[:cut]) for n in nodes]
 
 
-def _example_values(spec: RiskJobSpec, example: RiskJobSpec) -> RiskJobSpec:
+def example_values(spec: RiskJobSpec, example: RiskJobSpec) -> RiskJobSpec:
     return dataclasses.replace(spec, **{key: getattr(example, key) for key in _TUNED_KEYS})
 
 
@@ -106,7 +114,7 @@ def _cell(
     pooled = pool(nodes)
     out: dict[str, list[float]] = {"untuned": [], "example_values": [], "central_dp": []}
     for seed in seeds:
-        for row, job in (("untuned", spec), ("example_values", _example_values(spec, example))):
+        for row, job in (("untuned", spec), ("example_values", example_values(spec, example))):
             outcome = train_silobridge(job, nodes, seed)
             model = model_from(job, outcome.weights)
             out[row].append(score(model, pooled.x_holdout, pooled.y_holdout).auc)
@@ -114,6 +122,28 @@ def _cell(
                                       pooled.y_train, seed)  # fmt: skip
         out["central_dp"].append(score(central, pooled.x_holdout, pooled.y_holdout).auc)
     return out
+
+
+def _tuned_central(
+    spec: RiskJobSpec, nodes: list[NodeData], seeds: Sequence[int]
+) -> tuple[list[float], dict[str, float]]:
+    """The best `CENTRAL_GRID` config's AUCs (by mean over seeds on the holdout)."""
+    pooled = pool(nodes)
+    best: tuple[float, list[float], dict[str, float]] = (-1.0, [], {})
+    for rate, epochs, step in CENTRAL_GRID:
+        job = dataclasses.replace(
+            spec, local_epochs=epochs, batch_size=max(1, round(rate * len(pooled.y_train))),
+            max_grad_norm=CENTRAL_CLIP, learning_rate=step / CENTRAL_CLIP,
+        )  # fmt: skip
+        aucs = []
+        for seed in seeds:
+            model, _ = train_central_dp(dataclasses.replace(job, seed=seed), pooled.x_train,
+                                        pooled.y_train, seed)  # fmt: skip
+            aucs.append(score(model, pooled.x_holdout, pooled.y_holdout).auc)
+        if statistics.mean(aucs) > best[0]:
+            config = {"sample_rate": rate, "epochs": 3 * epochs, "step": step}
+            best = (statistics.mean(aucs), aucs, config)
+    return best[1], best[2]
 
 
 def _ceiling(spec: RiskJobSpec, nodes: list[NodeData], seeds: Sequence[int]) -> list[float]:
@@ -137,7 +167,9 @@ def _goal(records: list[dict[str, Any]], table: str, model: ModelKind) -> dict[s
     if model is ModelKind.LOGISTIC:
         against, what = statistics.mean(cell["no_privacy"]), "non-private pooled logistic"
     else:
-        against, what = statistics.mean(cell["central_dp"]), "central DP-SGD MLP"
+        against = max(statistics.mean(cell["central_dp"]),
+                      statistics.mean(cell["central_dp_tuned"]))  # fmt: skip
+        what = "central DP-SGD MLP (tuned)"
     gap = against - ours
     return {"table": table, "model": model.value, "against": what, "untuned_auc": ours,
             "reference_auc": against, "gap": gap, "met": gap <= GOAL_GAP}  # fmt: skip
@@ -156,7 +188,11 @@ def run(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
             for epsilon in settings.epsilons:
                 started = time.monotonic()
                 spec = dataclasses.replace(base, epsilon=epsilon)
-                cell = _cell(spec, example, nodes, settings.seeds)
+                cell: dict[str, Any] = dict(_cell(spec, example, nodes, settings.seeds))
+                if epsilon == GOAL_EPSILON:
+                    cell["central_dp_tuned"], cell["central_dp_tuned_config"] = _tuned_central(
+                        spec, nodes, settings.seeds
+                    )
                 records.append({
                     "table": table, "model": model.value, "epsilon": epsilon,
                     "departments": len(nodes), "train_rows": sum(n.n_train for n in nodes),
@@ -181,13 +217,14 @@ def _print(records: list[dict[str, Any]], goals: list[dict[str, Any]]) -> None:
     console = make_console()
     table = Table(title="Untuned specs: AUC on the pooled holdout (mean ± std over seeds)")
     for col in ("table", "model", "ε", "silobridge untuned", "example values copied",
-                "central DP-SGD", "no privacy, pooled"):  # fmt: skip
+                "central DP-SGD", "central DP-SGD tuned", "no privacy, pooled"):  # fmt: skip
         table.add_column(col)
     for r in records:
         table.add_row(
             f"{r['table']} ({r['departments']} depts, {r['train_rows']:,} rows)", r["model"],
             f"{r['epsilon']:g}", pm(r["untuned"]), pm(r["example_values"]),
-            pm(r["central_dp"]), pm(r["no_privacy"]),
+            pm(r["central_dp"]), pm(r["central_dp_tuned"]) if "central_dp_tuned" in r else "",
+            pm(r["no_privacy"]),
         )  # fmt: skip
     console.print(table)
     verdicts = Table(title=f"Goals at ε = {GOAL_EPSILON:g}: gap at most {GOAL_GAP}")

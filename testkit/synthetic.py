@@ -72,8 +72,18 @@ def synthetic_spec(name: str, **overrides: Any) -> RiskJobSpec:
     return parse_job_spec({"job": job, "features": features})
 
 
-def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None) -> NodeConfig:
-    """Write a department folder (data.csv unless `rows` is None, node.toml); return its config."""
+def write_node(
+    folder: Path,
+    name: str,
+    budget: float,
+    rows: pd.DataFrame | None,
+    *,
+    columns: tuple[ColumnSpec, ...] = COLUMNS,
+    person_id: str | None = "pid",
+    dataset: str = "people",
+) -> NodeConfig:
+    """Write a department folder (data.csv unless `rows` is None, node.toml); return its
+    config. By default the rows are `make_rows`' synthetic columns."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data.csv"
     if rows is not None:
@@ -87,10 +97,10 @@ def write_node(folder: Path, name: str, budget: float, rows: pd.DataFrame | None
     )
     cfg = NodeConfig(
         department=name,
-        dataset="people",
+        dataset=dataset,
         source=DataSourceSpec(SourceKind.CSV, data, None, None),
-        columns=COLUMNS,
-        person_id="pid",
+        columns=columns,
+        person_id=person_id,
         budget=Budget(budget, 1e-5),
         ledger_path=folder / "ledger.sqlite",
         holdout_fraction=0.25,

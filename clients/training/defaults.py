@@ -19,7 +19,7 @@ tables (`python -m bench.untuned`):
   grows as its square root, and averaging `K` departments' independent noise divides it
   by sqrt(K). The rate is set so the walk is `NOISE_WALK` (in units of the [-1, 1]
   feature scale): `lr = NOISE_WALK * sqrt(K) * B / (sigma * C * sqrt(T))`, capped so one
-  step moves at most `MAX_STEP[model]`. With little noise (large tables, large epsilon)
+  step moves at most `MAX_STEP`. With little noise (large tables, large epsilon)
   the cap rules; with much noise (small tables, small epsilon) the walk does, where a
   fixed rate would let noise carry the weights away (the MLP's rising loss).
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from vocab.jobspec import ModelKind, RiskJobSpec
+from vocab.jobspec import RiskJobSpec
 
 __all__ = [
     "CLIP",
@@ -61,8 +61,9 @@ NOISE_WALK = 0.35
 """Std of the noise's random walk over the whole job, per weight, that the default
 learning rate allows (averaged over `min_nodes` departments)."""
 
-MAX_STEP = {ModelKind.LOGISTIC: 8.0, ModelKind.MLP: 4.0}
-"""Largest learning rate x clipping norm by default: a step's largest move."""
+MAX_STEP = 8.0
+"""Largest learning rate x clipping norm by default: a step's largest move (with little
+noise, where the walk bound allows more)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def learning_rate_for(
     if spec.learning_rate is not None:
         return spec.learning_rate
     clip = spec.max_grad_norm if spec.max_grad_norm is not None else CLIP
-    cap = MAX_STEP[spec.model] / clip
+    cap = MAX_STEP / clip
     if noise_multiplier <= 0:
         return cap
     walk = NOISE_WALK * math.sqrt(spec.min_nodes) * batch_size

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import torch
 
 from clients.kinds.risk.plan import plan_dp
 from clients.kinds.risk.trainer import evaluate, train_round
@@ -11,7 +14,7 @@ from clients.training.dp_sgd import RoundTimeout
 from vocab.accounting import epsilon_spent
 from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.metrics import auc_from_histograms
-from vocab.models import build_model, get_weights
+from vocab.models import build_model, get_weights, set_weights
 from vocab.privacy import GaussianEvent
 
 
@@ -115,3 +118,49 @@ def test_rows_with_non_finite_gradients_add_nothing_instead_of_poisoning_the_rou
     model = build_model(spec)
     result = train_round(model, x, y, plan_dp(spec, len(x)))
     assert all(np.all(np.isfinite(w)) for w in get_weights(result.model))
+
+
+def _reference_clipped_step(
+    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, clip: float, lr: float, batch: int
+) -> list[np.ndarray]:
+    """One noiseless DP-SGD step by the definition: each finite row's own gradient,
+    clipped to `clip`, summed, divided by the expected batch (rows one at a time)."""
+    params = list(model.parameters())
+    total = [torch.zeros_like(p) for p in params]
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    for i in range(len(y)):
+        model.zero_grad()
+        loss = loss_fn(
+            model(torch.from_numpy(x[i : i + 1])).squeeze(-1), torch.from_numpy(y[i : i + 1])
+        )
+        loss.backward()
+        grads = [p.grad.detach().clone() for p in params]  # type: ignore[union-attr]
+        norm = torch.sqrt(torch.stack([(g * g).sum() for g in grads]).sum())
+        if not torch.isfinite(norm):
+            continue  # such a row contributes nothing
+        factor = min(1.0, clip / (float(norm) + 1e-6))
+        total = [t + factor * g for t, g in zip(total, grads, strict=True)]
+    return [(p - lr * t / batch).detach().numpy() for p, t in zip(params, total, strict=True)]
+
+
+@pytest.mark.parametrize("model_kind", ["logistic", "mlp"])
+def test_a_noiseless_step_equals_per_row_clipping_by_the_definition(model_kind: str) -> None:
+    # Sampling rate 1 (every row in the batch) and sigma 0: the step is deterministic, so
+    # Opacus' ghost clipping must give exactly the clipped sum computed row by row,
+    # including a row whose gradient is not finite (dropped) and phantom rows (nothing).
+    spec = _spec(model=model_kind, hidden=5, rounds=1, local_epochs=1, batch_size=40,
+                 learning_rate=0.7, max_grad_norm=0.05)  # fmt: skip
+    x, y = _data(40, seed=3)
+    x[7] = np.inf
+    model = build_model(spec, seed=1)
+    start = get_weights(model)
+    plan = dataclasses.replace(plan_dp(spec, 40), sample_rate=1.0, steps_per_round=1,
+                               noise_multiplier=0.0)  # fmt: skip
+    trained = get_weights(train_round(model, x, y, plan, slots=55).model)
+    reference_model = build_model(spec, seed=1)
+    set_weights(reference_model, start)
+    expected = _reference_clipped_step(reference_model, x, y, 0.05, 0.7, 40)
+    for got, want in zip(trained, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # The clipping bound mattered: some rows' gradients were larger than 0.05.
+    assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(start, trained, strict=True))

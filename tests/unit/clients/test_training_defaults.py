@@ -12,7 +12,7 @@ from clients.kinds.risk.plan import plan_dp
 from clients.kinds.risk.trainer import train_round
 from clients.training.defaults import CLIP, LOCAL_EPOCHS, MAX_BATCH, MAX_STEP, NOISE_WALK
 from vocab.accounting import epsilon_spent
-from vocab.jobspec import ModelKind, RiskJobSpec, parse_job_spec
+from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.metrics import roc_auc
 from vocab.models import build_model
 from vocab.serde import job_from_bytes, job_to_bytes
@@ -47,7 +47,7 @@ def test_defaults_follow_the_rules_from_public_figures() -> None:
     # departments), or the largest step, whichever is smaller.
     steps = plan.steps_per_round * spec.rounds
     walk = NOISE_WALK * 2 * 500 / (plan.noise_multiplier * CLIP * math.sqrt(steps))
-    assert chosen.learning_rate == pytest.approx(min(walk, MAX_STEP[ModelKind.LOGISTIC] / CLIP))
+    assert chosen.learning_rate == pytest.approx(min(walk, MAX_STEP / CLIP))
     # The job still costs at most its epsilon, whatever was chosen.
     assert epsilon_spent(plan.job_events(), spec.delta) <= spec.epsilon
 
@@ -56,18 +56,18 @@ def test_more_noise_means_smaller_steps_and_the_cap_holds_with_little() -> None:
     small, large = plan_dp(_untuned(epsilon=0.2), 2000), plan_dp(_untuned(epsilon=0.2), 200_000)
     assert small.noise_multiplier > 0
     assert small.training.learning_rate < large.training.learning_rate
-    assert large.training.learning_rate == pytest.approx(MAX_STEP[ModelKind.LOGISTIC] / CLIP)
+    assert large.training.learning_rate == pytest.approx(MAX_STEP / CLIP)
     # A huge table still gets a batch whose per-sample gradients fit in memory.
     assert plan_dp(_untuned(), 10_000_000).training.batch_size == MAX_BATCH
-    # The MLP's steps are capped lower (its loss rose with the logistic model's cap).
-    mlp = plan_dp(_untuned(model="mlp", epsilon=5.0), 200_000)
-    assert mlp.training.learning_rate == pytest.approx(MAX_STEP[ModelKind.MLP] / CLIP)
+    # The rules are the same for the MLP: its steps are bounded by the same noise walk.
+    mlp = plan_dp(_untuned(model="mlp", epsilon=0.2), 2000)
+    assert mlp.training.learning_rate == pytest.approx(small.training.learning_rate)
 
 
 def test_more_departments_averaged_allow_larger_steps() -> None:
     two = plan_dp(_untuned(min_nodes=2), 3000).training.learning_rate
     eight = plan_dp(_untuned(min_nodes=8), 3000).training.learning_rate
-    assert eight == pytest.approx(2 * two) or eight == MAX_STEP[ModelKind.LOGISTIC] / CLIP
+    assert eight == pytest.approx(2 * two) or eight == MAX_STEP / CLIP
 
 
 def test_values_the_spec_sets_win_over_the_defaults() -> None:
@@ -78,7 +78,7 @@ def test_values_the_spec_sets_win_over_the_defaults() -> None:
     )  # fmt: skip
     # Setting the clipping norm alone rescales the default rate to the same largest step.
     clip_only = plan_dp(_untuned(max_grad_norm=1.0, epsilon=50.0), 100_000).training
-    assert clip_only.learning_rate * 1.0 == pytest.approx(MAX_STEP[ModelKind.LOGISTIC])
+    assert clip_only.learning_rate * 1.0 == pytest.approx(MAX_STEP)
 
 
 def test_an_untuned_round_learns_a_plain_signal() -> None:
