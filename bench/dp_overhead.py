@@ -17,8 +17,9 @@ Variants:
   (`PrivacyEngine` + `make_private`) is timed separately, since a node pays it once per round
   and not per epoch.
 * ``train_round``: the nodes' function itself, one epoch per call, setup included: Opacus'
-  per-sample gradients and clipping, noise and Poisson masks from the secure generator
-  (ChaCha20), batches sliced from tensors; compared with ``plain/tensor``.
+  ghost clipping (per-row norms, then one reweighted backward pass), noise and Poisson
+  masks from the secure generator (ChaCha20), batches sliced from tensors; compared with
+  ``plain/tensor``.
 * ``loader``: iterating the `DataLoader` alone: the share of an epoch that is data fetch.
 * ``plain/tensor`` and ``dp/hooks/tensor``: the same two trainings with batches sliced
   from tensors (Poisson batches as one boolean mask) instead of a per-row `DataLoader`;

@@ -1,4 +1,5 @@
-"""Runs every benchmark in turn: ``python -m bench.run_all [--quick] [--out results]``.
+"""Runs the benchmarks in turn: ``python -m bench.run_all [--quick] [--out results]``
+(bench.service, bench.latency, bench.round_time and bench.cli_startup run on their own).
 
 The benchmarks run one after another, never side by side: each one's timings and ratios
 assume nothing else of ours competes for the two cores.
@@ -12,14 +13,24 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import accounting, deployment, dp_overhead, governance, population, utility
+from bench import (
+    accounting,
+    deployment,
+    dp_overhead,
+    governance,
+    population,
+    round_cost,
+    untuned,
+    utility,
+)
 from bench.report import make_console
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run utility, DP overhead, accounting, governance, population, then the real deployment.
+    """Run utility, untuned specs, DP overhead, a default round's cost, accounting,
+    governance, population, then the real deployment.
 
     Every benchmark gets the same `--quick` and `--out`; the first non-zero exit code stops
     the run and is returned.
@@ -34,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     via = "python -m bench.run_all " + " ".join(sys.argv[1:] if argv is None else argv)
     entries: tuple[tuple[str, Callable[..., int]], ...] = (
         ("utility", utility.main),
+        ("untuned", untuned.main),
         ("dp_overhead", dp_overhead.main),
+        ("round_cost", round_cost.main),
         ("accounting", accounting.main),
         ("governance", governance.main),
         ("population", population.main),
