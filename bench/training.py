@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from bench.departments import NodeData
 from clients.kinds.risk.plan import DpPlan, plan_dp
 from clients.kinds.risk.trainer import train_round
-from clients.training.defaults import LOCAL_EPOCHS
+from clients.training.defaults import local_epochs_for
 from server.kinds.risk.aggregation import ServerOptimizer, mean_delta
 from vocab.accounting import calibrate_noise_multiplier, epsilon_spent
 from vocab.jobspec import RiskJobSpec
@@ -116,7 +116,7 @@ def train_central_no_privacy(
 def _job_long(spec: RiskJobSpec) -> RiskJobSpec:
     """The job as one training run: every round's local epochs back to back, on one
     "department" (so defaults that depend on `min_nodes` see one)."""
-    local = spec.local_epochs if spec.local_epochs is not None else LOCAL_EPOCHS
+    local = local_epochs_for(spec)
     return dataclasses.replace(spec, rounds=1, local_epochs=spec.rounds * local, min_nodes=1)
 
 

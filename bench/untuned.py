@@ -56,7 +56,7 @@ __all__ = ["EXAMPLE", "Settings", "example_values", "main"]
 
 NAME = "untuned"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "lending_risk.toml"
-_TUNED_KEYS = ("rounds", "local_epochs", "batch_size", "learning_rate", "max_grad_norm")
+_TUNED_KEYS = ("rounds", *RiskJobSpec.NODE_DEFAULTED)
 GOAL_EPSILON = 1.0
 GOAL_GAP = 0.01
 CENTRAL_GRID = tuple(
@@ -83,7 +83,7 @@ QUICK = Settings(tables=("lending", "hi"), epsilons=(1.0,), seeds=(0,), max_trai
 def _untuned(table: str, model: ModelKind, epsilon: float, example: RiskJobSpec) -> RiskJobSpec:
     if table != "lending":
         return untuned_spec(RECIPES[table], model.value, epsilon)
-    unset: dict[str, Any] = {key: None for key in _TUNED_KEYS if key != "rounds"}
+    unset: dict[str, Any] = dict.fromkeys(RiskJobSpec.NODE_DEFAULTED)
     return dataclasses.replace(
         example, model=model, epsilon=epsilon, rounds=3, **unset,
         evaluation_share=RiskJobSpec.evaluation_share,

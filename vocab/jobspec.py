@@ -104,6 +104,10 @@ class RiskJobSpec(JobEnvelope):
     """
 
     KIND: ClassVar[str] = "risk"
+    NODE_DEFAULTED: ClassVar[tuple[str, ...]] = (
+        "local_epochs", "batch_size", "learning_rate", "max_grad_norm",
+    )  # fmt: skip
+    """The DP-SGD values a spec may leave to each node's defaults (None when unset)."""
 
     target: str
     positive: str
@@ -123,6 +127,11 @@ class RiskJobSpec(JobEnvelope):
 
     def validate_payload(self) -> None:
         _validate(self)
+
+    @property
+    def left_to_nodes(self) -> tuple[str, ...]:
+        """The DP-SGD values this spec leaves to the nodes' defaults."""
+        return tuple(name for name in self.NODE_DEFAULTED if getattr(self, name) is None)
 
     @property
     def columns(self) -> tuple[str, ...]:

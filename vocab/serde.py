@@ -70,9 +70,7 @@ _RISK = (
     "server_learning_rate",
     "evaluation_share",
 )
-# Hyperparameters a risk spec may leave to the node's defaults: 0 on the wire (never a
-# valid value for any of them) stands for unset.
-_RISK_DEFAULTED = ("local_epochs", "batch_size", "learning_rate", "max_grad_norm")
+
 _FEATURE_SCALARS = ("column", "lower", "upper", "log")
 
 
@@ -97,7 +95,8 @@ def _features_from_pb(features: Any) -> tuple[FeatureSpec, ...]:
 def _risk_fields(source: Any, unset: int | None = 0) -> dict[str, Any]:
     """The scalar risk fields of a spec or a payload; unset hyperparameters as `unset`."""
     fields: dict[str, Any] = {name: getattr(source, name) for name in _RISK}
-    for name in _RISK_DEFAULTED:
+    # Values left to the nodes' defaults: 0 on the wire (never valid for any of them).
+    for name in RiskJobSpec.NODE_DEFAULTED:
         value = getattr(source, name)
         fields[name] = unset if value in (None, 0) else value
     return fields

@@ -42,7 +42,9 @@ __all__ = [
     "SAMPLE_RATE",
     "TrainingChoice",
     "batch_for",
+    "clip_for",
     "learning_rate_for",
+    "local_epochs_for",
 ]
 
 SAMPLE_RATE = 0.1
@@ -83,19 +85,29 @@ def batch_for(spec: RiskJobSpec, planned_rows: int) -> int:
     return max(1, min(MAX_BATCH, round(SAMPLE_RATE * planned_rows)))
 
 
+def local_epochs_for(spec: RiskJobSpec) -> int:
+    """The spec's local epochs per round, or `LOCAL_EPOCHS`."""
+    return spec.local_epochs if spec.local_epochs is not None else LOCAL_EPOCHS
+
+
+def clip_for(spec: RiskJobSpec) -> float:
+    """The spec's clipping norm, or `CLIP`."""
+    return spec.max_grad_norm if spec.max_grad_norm is not None else CLIP
+
+
 def learning_rate_for(
-    spec: RiskJobSpec, *, batch_size: int, noise_multiplier: float, steps: int
+    spec: RiskJobSpec, *, batch_size: int, clip: float, noise_multiplier: float, steps: int
 ) -> float:
     """The spec's learning rate, or the noise-bounded default (module docstring).
 
     Args:
         batch_size: The expected batch the noisy sum is divided by.
+        clip: The clipping norm the job trains with (`clip_for`).
         noise_multiplier: Sigma of every step, as calibrated for the whole job.
         steps: DP-SGD steps over all the job's rounds.
     """
     if spec.learning_rate is not None:
         return spec.learning_rate
-    clip = spec.max_grad_norm if spec.max_grad_norm is not None else CLIP
     cap = MAX_STEP / clip
     if noise_multiplier <= 0:
         return cap

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 from clients.node_config import NodeConfig, NodeLimits
 from clients.training.defaults import (
-    CLIP,
-    LOCAL_EPOCHS,
     TrainingChoice,
     batch_for,
+    clip_for,
     learning_rate_for,
+    local_epochs_for,
 )
 from clients.training.sizing import check_training_limits, planned_rows
 from vocab.accounting import calibrate_noise_multiplier, gaussian_noise_multiplier
@@ -75,7 +75,7 @@ def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
         ConfigError: The job's epsilon cannot pay for its rounds and evaluations.
     """
     batch_size = batch_for(spec, public_rows)
-    local_epochs = spec.local_epochs if spec.local_epochs is not None else LOCAL_EPOCHS
+    local_epochs = local_epochs_for(spec)
     sample_rate = min(1.0, batch_size / public_rows)
     # With Poisson sampling one epoch is 1/q expected batches.
     steps_per_round = max(1, round(local_epochs / sample_rate))
@@ -93,10 +93,11 @@ def plan_dp(spec: RiskJobSpec, public_rows: int) -> DpPlan:
         steps=steps_per_round * spec.rounds,
         alongside=alongside,
     )
+    clip = clip_for(spec)
     learning_rate = learning_rate_for(
-        spec, batch_size=batch_size, noise_multiplier=sigma, steps=steps_per_round * spec.rounds
-    )
-    clip = spec.max_grad_norm if spec.max_grad_norm is not None else CLIP
+        spec, batch_size=batch_size, clip=clip, noise_multiplier=sigma,
+        steps=steps_per_round * spec.rounds,
+    )  # fmt: skip
     training = TrainingChoice(batch_size, local_epochs, clip, learning_rate)
     return DpPlan(
         training, sample_rate, steps_per_round, sigma, spec.rounds, evaluations, evaluation_noise

@@ -32,11 +32,6 @@ def _set(value: float | None) -> str:
     return "auto" if value is None else f"{value:g}"
 
 
-def _tuned(spec: RiskJobSpec) -> bool:
-    """Whether the spec sets every DP-SGD hyperparameter itself."""
-    return None not in (spec.local_epochs, spec.batch_size, spec.learning_rate, spec.max_grad_norm)
-
-
 def _spec_dict(spec: RiskJobSpec) -> dict[str, Any]:
     data = asdict(spec)
     data.pop("_budget", None)
@@ -152,7 +147,7 @@ def _card(outcome: JobOutcome, result: dict[str, Any]) -> str:
         f"epoch(s), aggregator {spec.aggregator.value}, DP-SGD (Opacus) with Poisson "
         f"sampling, per-sample clipping at {_set(spec.max_grad_norm)}, batch "
         f"{_set(spec.batch_size)}, learning rate {_set(spec.learning_rate)}"
-        + ("" if _tuned(spec) else f" ({_DEFAULTED})"),
+        + (f" ({_DEFAULTED})" if spec.left_to_nodes else ""),
         f"- **Evaluation**: {share}",
         "",
         "## Privacy guarantee",
