@@ -68,6 +68,7 @@ __all__ = [
     "logged_answer",
     "open_node",
     "public_reason",
+    "refusal",
 ]
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,22 @@ def public_reason(err: SilobridgeError) -> str:
             "details in the node's log)"
         )
     return str(err)
+
+
+def refusal(err: Exception, what: str, logger: logging.Logger) -> tuple[RefusalCode, str]:
+    """The code and public reason of a reply refusing `what` over `err`, logged in full.
+
+    A policy or data refusal says what `public_reason` allows; an unexpected error says
+    only its type: its text may quote data values or node-local paths, so it stays in the
+    node's log (with its trace).
+    """
+    if isinstance(err, SilobridgeError):
+        logger.warning("%s refused: %s", what, err)
+        return err.code, public_reason(err)
+    logger.exception("%s failed", what)
+    return RefusalCode.INTERNAL, (
+        f"bug: {type(err).__name__} at the node; details are in the node's log"
+    )
 
 
 def _check_policy(
@@ -482,17 +499,10 @@ def handle_request(config_path: Path, department_hint: str, req: JobRequest) -> 
         ledger = SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
         log_budget_change(audit, ledger.config_change)
         outcome = _in_slot(cfg, lambda: _answer(cfg, ledger, audit, req))
-    except SilobridgeError as err:
-        log.warning("job %s round %d refused: %s", req.job_id, req.round, err)
-        requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
-        reason = public_reason(err)
-        outcome = _refused(department, err.code, reason, ledger, req.job_id, requested)
     except Exception as err:  # a daemon answers, it does not crash
-        log.exception("job %s round %d failed", req.job_id, req.round)
-        # The text of an unexpected error may quote data values or node-local paths: it
-        # stays in the node's log.
-        reason = f"bug: {type(err).__name__} at the node; details are in the node's log"
-        outcome = _refused(department, RefusalCode.INTERNAL, reason, ledger, req.job_id)
+        code, reason = refusal(err, f"job {req.job_id} round {req.round}", log)
+        requested = err.requested if isinstance(err, BudgetExceeded) else 0.0
+        outcome = _refused(department, code, reason, ledger, req.job_id, requested)
     if audit is None:
         return outcome
     try:
@@ -552,15 +562,9 @@ def handle_quote(
         check_claim(cfg, job_id, spec_bytes, claim)
         # A quote reads the data too: it takes a run slot like any job message.
         quote = _in_slot(cfg, lambda: _quote(cfg, audit, spec, job_id))
-    except SilobridgeError as err:
-        log.warning("quote for job %s refused: %s", job_id, err)
-        quote = NodeQuote(department, ReplyStatus.REFUSED, err.code.value, public_reason(err))
     except Exception as err:  # a daemon answers, it does not crash
-        log.exception("quote for job %s failed", job_id)
-        quote = NodeQuote(
-            department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
-            f"bug: {type(err).__name__} at the node; details are in the node's log",
-        )  # fmt: skip
+        code, reason = refusal(err, f"quote for job {job_id}", log)
+        quote = NodeQuote(department, ReplyStatus.REFUSED, code.value, reason)
     if audit is None:
         return quote
     entry = {

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from clients.release import check_claim, logged_answer, open_node, public_reason
+from clients.release import check_claim, logged_answer, open_node, refusal
 from vocab.audit_chain import SignedHead
 from vocab.audit_log import AuditLog
 from vocab.columns import ColumnClass
-from vocab.errors import RefusalCode, SilobridgeError
+from vocab.errors import RefusalCode
 from vocab.wire import DeclaredColumn, NodeSchema, ReplyStatus, schema_request_bytes
 
 __all__ = ["handle_schema"]
@@ -55,15 +55,9 @@ def handle_schema(
                 if c.column_class in _SHOWN
             )
             answer = NodeSchema(department, ReplyStatus.OK, dataset=cfg.dataset, columns=columns)
-    except SilobridgeError as err:
-        log.warning("schema request %s refused: %s", job_id, err)
-        answer = NodeSchema(department, ReplyStatus.REFUSED, err.code.value, public_reason(err))
     except Exception as err:  # a daemon answers, it does not crash
-        log.exception("schema request %s failed", job_id)
-        answer = NodeSchema(
-            department, ReplyStatus.REFUSED, RefusalCode.INTERNAL.value,
-            f"bug: {type(err).__name__} at the node; details are in the node's log",
-        )  # fmt: skip
+        code, reason = refusal(err, f"schema request {job_id}", log)
+        answer = NodeSchema(department, ReplyStatus.REFUSED, code.value, reason)
     if audit is None:
         return answer
     anchor = None if coordinator_head is None else coordinator_head.to_record()
