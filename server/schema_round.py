@@ -18,7 +18,7 @@ from server.exchange import AnswerStatus, NodeReply, job_config, push_and_pull, 
 from server.home.coordinator_home import CoordinatorHome
 from server.reply_check import ReplyCheck, claimed_department, registered_nodes
 from vocab.job_claim import sign_claim
-from vocab.progress import ProgressEvent
+from vocab.progress import no_progress
 from vocab.reply_seal import content_digest
 from vocab.wire import JOB, REPORT, SCHEMA, NodeSchema, ReplyStatus, schema_request_bytes
 
@@ -41,10 +41,6 @@ class SchemaAnswer:
     schema: NodeSchema | None = None
 
 
-def _ignore(event: ProgressEvent) -> None:
-    del event
-
-
 def ask_schema(grid: Grid, home: CoordinatorHome, caller: str, dataset: str) -> list[SchemaAnswer]:
     """Ask every connected node; log the request and every answer in the coordinator's log."""
     audit = home.audit()
@@ -53,7 +49,7 @@ def ask_schema(grid: Grid, home: CoordinatorHome, caller: str, dataset: str) -> 
     request = schema_request_bytes(dataset)
     claim = sign_claim(identity, job_id, request)
     expected = len(home.nodes.departments())
-    node_ids = wait_for_nodes(grid, 1, WAIT_S, _ignore, expected)
+    node_ids = wait_for_nodes(grid, 1, WAIT_S, no_progress, expected)
     head = audit.head()
 
     def content() -> RecordDict:

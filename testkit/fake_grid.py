@@ -30,12 +30,32 @@ from vocab.identity_key import IdentityKey
 from vocab.reply_seal import SEAL, content_digest, seal_reply
 from vocab.wire import REPORT
 
-__all__ = ["Behaviour", "InProcessGrid"]
+__all__ = ["Behaviour", "InProcessGrid", "PushPullGrid"]
 
 Behaviour = Callable[[Message], Message | None]
 
 
-class InProcessGrid(Grid):
+class PushPullGrid(Grid):
+    """A Grid for silobridge's job drivers, which use only node ids, push and pull: the
+    Grid calls they never make raise."""
+
+    def create_message(self, *args: Any, **kwargs: Any) -> Message:  # pragma: no cover
+        raise NotImplementedError
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:  # pragma: no cover - the job uses push/pull
+        raise NotImplementedError
+
+    def set_run(self, run: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def run(self) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class InProcessGrid(PushPullGrid):
     """Answers each pushed message at once through a per-node behaviour."""
 
     def __init__(self, nodes: dict[int, Behaviour], registry: NodeRegistry | None = None) -> None:
@@ -66,9 +86,6 @@ class InProcessGrid(Grid):
         key = self._keys[department]
         seal_reply(reply.content, key, job_id=job_id, round=rnd, kind=kind, request=request)
 
-    def create_message(self, *args: Any, **kwargs: Any) -> Message:  # pragma: no cover
-        raise NotImplementedError
-
     def get_node_ids(self) -> Iterable[int]:
         return list(self.nodes)
 
@@ -88,15 +105,3 @@ class InProcessGrid(Grid):
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self.outbox.pop(m) for m in list(message_ids) if m in self.outbox]
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:  # pragma: no cover - the job uses push/pull
-        raise NotImplementedError
-
-    def set_run(self, run: Any) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    @property
-    def run(self) -> Any:  # pragma: no cover
-        raise NotImplementedError

@@ -65,6 +65,7 @@ __all__ = [
     "ScopeView",
     "decode_event",
     "encode_event",
+    "no_progress",
 ]
 
 EVENT_PREFIX = "@@silobridge "
@@ -522,6 +523,12 @@ FinalEvent: TypeAlias = JobEnd | Failed | QuoteResult
 
 Emit: TypeAlias = Callable[[ProgressEvent], None]
 """Where the ServerApp's code sends progress (stdout in a deployment, a list in tests)."""
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """An `Emit` for callers that want no progress."""
+    del event
+
 
 _TYPES: dict[str, type[ProgressEvent]] = {
     t.kind: t

@@ -22,7 +22,7 @@ from silobridge.flower_federation import Federation
 from vocab.bundle import RESULT_FILE, files_from_event
 from vocab.errors import SilobridgeError
 from vocab.jobs.loader import load_spec
-from vocab.progress import Failed, JobEnd, ProgressEvent, QuoteResult
+from vocab.progress import Failed, JobEnd, ProgressEvent, QuoteResult, no_progress
 from vocab.spec import JobEnvelope
 
 __all__ = ["app", "quote_and_report", "run_and_report"]
@@ -93,10 +93,6 @@ def run(
     raise typer.Exit(code)
 
 
-def _quiet(event: ProgressEvent) -> None:
-    del event
-
-
 @contextlib.contextmanager
 def _scratch(out: Path | None) -> Iterator[Path]:
     if out is not None:
@@ -118,7 +114,7 @@ def quote_and_report(
 
     # With --json, stdout carries the JSON alone.
     with _scratch(out) as folder, LiveProgress(console) as view:
-        on_event: Callable[[ProgressEvent], None] = _quiet if as_json else view
+        on_event: Callable[[ProgressEvent], None] = no_progress if as_json else view
         final = submit_job(
             spec, folder, federation, folder / ".flwr", on_event, home=home, mode=RunMode.QUOTE
         )

@@ -29,6 +29,7 @@ from server.relay.relay_serve import serve_relay
 from server.run_config import RunMode
 from server.service.grid_runner import GridRunner
 from server.service.runner import RunRequest
+from testkit.fake_grid import PushPullGrid
 from testkit.inprocess_federation import Federation
 from testkit.synthetic import synthetic_spec
 from vocab.progress import JobEnd, QuoteResult
@@ -37,7 +38,7 @@ from vocab.wire import REPORT
 TOKEN = "relay-run-token"
 
 
-class Hostile(Grid):
+class Hostile(PushPullGrid):
     """The real federation's grid, with `tamper` applied to every reply pulled."""
 
     def __init__(self, inner: Grid, tamper: Callable[[Message], Message]) -> None:
@@ -52,19 +53,6 @@ class Hostile(Grid):
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self.tamper(m) for m in self.inner.pull_messages(message_ids)]
-
-    def create_message(self, *args: Any, **kwargs: Any) -> Message:  # pragma: no cover
-        raise NotImplementedError
-
-    def send_and_receive(self, *args: Any, **kwargs: Any) -> Iterable[Message]:  # pragma: no cover
-        raise NotImplementedError
-
-    def set_run(self, run: Any) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    @property
-    def run(self) -> Any:  # pragma: no cover
-        raise NotImplementedError
 
 
 @pytest.fixture
