@@ -33,7 +33,7 @@ linear regression, `train_poisson_round` for the Poisson one; the coordinator's 
    coordinator's `combine`, in-process; and, unless `--quick` or `--no-deployment`, one
    real statistics query (the demo's, `examples/jobs/earnings_by_region.toml`) over a
    loopback Flower deployment of the demo's four labour offices, started as
-   `bench.deployment` starts its federation.
+   the other deployment benchmarks start theirs (`bench.live_federation`).
 5. `linear_regression`: earnings on age, education, gender and region
    (`examples/jobs/earnings_regression.toml` at each epsilon, delta = 1e-6): the SSP fit
    against non-private OLS on the same clamped, encoded rows, and against central DP-SGD
@@ -911,8 +911,8 @@ def _deployment_query(console: Console) -> dict[str, Any]:
     """The demo's statistics query over a loopback Flower deployment of its labour offices.
 
     The demo's four regional labour offices (`silobridge.demo_population`), a SuperLink and
-    one SuperNode each (warm ClientApps, no TLS), started as `bench.deployment` starts its
-    federation; the job is `examples/jobs/earnings_by_region.toml` (32 cells: count, mean,
+    one SuperNode each (warm ClientApps, no TLS), started by `bench.live_federation`; the
+    job is `examples/jobs/earnings_by_region.toml` (32 cells: count, mean,
     variance, histogram, quantiles), run once. Any failure is reported, not raised: the
     in-process figures stand on their own.
     """
@@ -924,17 +924,12 @@ def _deployment_query(console: Console) -> dict[str, Any]:
 
 
 def _run_deployment() -> dict[str, Any]:
+    from bench.live_federation import live_federation
     from clients.node_config import load_node_config
-    from clients.node_identity import node_identity
-    from server.home.coordinator_home import CoordinatorHome
     from silobridge.app_bundle import bundle_of
-    from silobridge.coordinator_runner import start_coordinator
-    from silobridge.daemons import CoordinatorAddresses
     from silobridge.demo_population import STATISTICS_SPEC, write_labour_offices
     from silobridge.flower_federation import Federation, app_root
     from silobridge.flower_runner import submit_job
-    from silobridge.node_runner import start_node
-    from silobridge.processes import ProcessGroup, free_port, wait_for_port
     from vocab.jobs.loader import load_spec
     from vocab.privacy import Budget
 
@@ -944,45 +939,16 @@ def _run_deployment() -> dict[str, Any]:
         offices = write_labour_offices(
             root, Budget(100.0, 1e-5), app_hash=bundle_of(app_root()).sha256
         )
-        addresses = CoordinatorAddresses(
-            fleet=f"127.0.0.1:{free_port()}",
-            control=f"127.0.0.1:{free_port()}",
-            runtime_port=free_port(),
-        )
-        group = ProcessGroup(root / "logs")
-        with group.running():
-            link = start_coordinator(
-                group,
-                addresses,
-                database=root / "superlink.db",
-                flwr_home=root / "superlink-flwr",
-                home=root / "coordinator",
-            )[0]
-            host, port = addresses.control.rsplit(":", 1)
-            wait_for_port(host, int(port), 60, link)
-            for office in offices:
-                # Enrolment: the coordinator believes only replies sealed by a registered key.
-                ledger = load_node_config(office.config_path).ledger_path
-                CoordinatorHome(root / "coordinator").nodes.register(
-                    office.name, node_identity(ledger).public.pem(), replace=True
-                )
-                start_node(
-                    group,
-                    config_path=office.config_path,
-                    department=office.name,
-                    coordinator=addresses.fleet,
-                    port=free_port(),
-                    flwr_home=office.folder / ".flwr",
-                    warm=True,
-                )
+        nodes = [load_node_config(office.config_path) for office in offices]
+        with live_federation(root, nodes) as live:
             started = time.monotonic()
             final = submit_job(
                 spec,
                 root / "out",
-                Federation(addresses.control),
+                Federation(live.control),
                 root / "analyst",
                 lambda _event: None,
-                home=root / "coordinator",
+                home=live.home,
             )
             wall = time.monotonic() - started
         # The analyst's copy of the result bundle, which submit_job writes on success.
