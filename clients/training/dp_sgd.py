@@ -1,14 +1,13 @@
-"""DP-SGD at the node with Opacus, its noise and sampling drawn from a secure generator.
+"""DP-SGD at the node with Opacus' optimizer, its noise and sampling drawn from a secure
+generator.
 
-Opacus is the engine, in its ghost clipping mode (Li et al. 2022, "Large Language Models
-Can Be Strong Differentially Private Learners"; Opacus'
-`GradSampleModuleFastGradientClipping`): a first backward pass gives each row's gradient
-norm from the layer's activations and backprops without materialising per-row gradients,
-and a second backward pass of the loss reweighted by each row's clipping factor gives the
-clipped sum directly. `DPOptimizerFastGradientClipping` then noises and averages it. For
-the models here (linear layers over up to thousands of inputs) that is about twice plain
-SGD's work per step, where materialised per-row gradients cost 4-7 times
-(`python -m bench.round_cost`). Three things differ from Opacus' own loop:
+Each step takes a Poisson batch (`clients.training.batches`), leaves the sum of its rows'
+clipped gradients in the parameters' `grad`, and hands it to Opacus'
+`DPOptimizerFastGradientClipping`, which adds Gaussian noise and divides by the public
+expected batch. The clipped sum comes from book-keeping clipping (one backward pass,
+`clients.training.bookkeeping`) for the node's models, chains of linear layers, and from
+Opacus' ghost clipping (`clients.training.ghost`) for any other module. Three things differ
+from Opacus' own loop:
 
 * the Gaussian noise and the Poisson batches come from `SecureRng` (ChaCha20 keyed from the
   OS), not from torch's generator, whose seed a coordinator could search;
@@ -28,19 +27,20 @@ SGD's work per step, where materialised per-row gradients cost 4-7 times
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from opacus.grad_sample import GradSampleModuleFastGradientClipping
 from opacus.optimizers import DPOptimizerFastGradientClipping
 from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from torch import nn
 
 from clients.secure_noise import SecureRng
+from clients.training import bookkeeping
+from clients.training.batches import Batch, PerSampleLoss, PoissonBatches
+from clients.training.ghost import OpacusGhost
 
 __all__ = [
     "RoundResult",
@@ -56,18 +56,28 @@ class RoundTimeout(Exception):
 
 
 class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
-    """Opacus' optimizer for ghost clipping, its Gaussian noise from `SecureRng`."""
+    """Opacus' optimizer for clipped gradient sums, its Gaussian noise from `SecureRng`."""
 
     def __init__(self, *args: object, rng: SecureRng, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._rng = rng
 
+    def accumulate(self) -> None:
+        # Opacus deep-copies each grad here; every step's grads are fresh tensors (zeroed
+        # to None before the clipped sum), so taking them is enough.
+        for p in self.params:
+            p.summed_grad = p.grad if p.summed_grad is None else p.summed_grad + p.grad
+
     def add_noise(self) -> None:
         std = self.noise_multiplier * self.max_grad_norm
+        # One draw for every parameter: the generator's cost is per call as much as per value.
+        noise = torch.from_numpy(self._rng.gaussian((sum(p.numel() for p in self.params),), std))
+        start = 0
         for p in self.params:
             _check_processed_flag(p.summed_grad)
-            noise = self._rng.gaussian(tuple(p.summed_grad.shape), std)
-            p.grad = (p.summed_grad + torch.from_numpy(noise).to(p.summed_grad.dtype)).view_as(p)
+            share = noise[start : start + p.numel()].view_as(p.summed_grad)
+            p.grad = (p.summed_grad + share.to(p.summed_grad.dtype)).view_as(p)
+            start += p.numel()
             _mark_as_processed(p.summed_grad)
 
 
@@ -92,8 +102,19 @@ class SgdSettings:
     steps: int
 
 
-PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""(outputs, targets) -> one loss per row (a `reduction="none"` torch loss)."""
+class _Clipper(Protocol):
+    def parameters(self) -> list[nn.Parameter]: ...
+
+    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None: ...
+
+    def release(self) -> nn.Module: ...
+
+
+def clipper_for(model: nn.Module, max_grad_norm: float) -> _Clipper:
+    """Book-keeping clipping for a chain of linear layers, Opacus' ghost clipping otherwise."""
+    if bookkeeping.supports(model):
+        return bookkeeping.BookKeeping(model)
+    return OpacusGhost(model, max_grad_norm)
 
 
 def dp_sgd_round(
@@ -117,117 +138,34 @@ def dp_sgd_round(
         deadline_s: Wall-time limit in seconds; past it the round stops (`RoundTimeout`).
 
     Returns:
-        The trained plain module (Opacus hooks removed).
+        The trained plain module (nothing of Opacus' left on it).
 
     Raises:
         RoundTimeout: The round ran past `deadline_s`.
+        ValueError: The rows' lengths disagree, or there are more rows than slots.
     """
     started = time.monotonic()
     rng = SecureRng()
     model.train()
-    features, targets = torch.from_numpy(x), torch.from_numpy(y)
-    rows = len(targets)
-    shifts = torch.from_numpy(offset) if offset is not None else targets.new_zeros(rows)
-    total = rows if slots is None else slots
-    if total < rows or len(features) != rows or len(shifts) != rows:
-        raise ValueError(f"{rows} targets, {len(features)} rows, {total} slots do not fit")
-    with warnings.catch_warnings():
-        # Opacus' hooks fire on inputs that need no gradient; expected, not a problem.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        # Per-row losses are weighted and summed (phantom rows weigh 0); the optimizer
-        # divides the noisy sum by the public expected batch.
-        dp_model = GradSampleModuleFastGradientClipping(
-            model, batch_first=True, loss_reduction="sum",
-            max_grad_norm=settings.max_grad_norm, use_ghost_clipping=True,
-        )  # fmt: skip
-        optimizer = SecureDPOptimizer(
-            torch.optim.SGD(dp_model.parameters(), lr=settings.learning_rate),
-            noise_multiplier=settings.noise_multiplier,
-            max_grad_norm=settings.max_grad_norm,
-            # The public expected batch: the true one would reveal the row count.
-            expected_batch_size=settings.batch_size,
-            loss_reduction="mean",
-            rng=rng,
-        )
-        for _ in range(settings.steps):
-            if deadline_s is not None and time.monotonic() - started > deadline_s:
-                raise RoundTimeout(f"the round ran past {deadline_s:g} s")
-            # Poisson sampling: every slot joins the batch independently with rate q.
-            mask = rng.poisson_mask(total, settings.sample_rate)
-            real = torch.from_numpy(mask[:rows])
-            phantoms = int(mask[rows:].sum())
-            batch = _Batch(
-                torch.cat((features[real], features.new_zeros((phantoms, features.shape[1])))),
-                torch.cat((targets[real], targets.new_zeros(phantoms))),
-                torch.cat((shifts[real], shifts.new_zeros(phantoms))),
-                torch.cat((targets.new_ones(int(real.sum())), targets.new_zeros(phantoms))),
-            )
-            optimizer.zero_grad(set_to_none=True)
-            _clipped_sum(dp_model, optimizer, batch, loss_fn, settings.max_grad_norm)
-            optimizer.step()
-    trained: nn.Module = dp_model._module
-    # Drop Opacus hooks and per-row buffers so the module is a plain model again.
-    dp_model.remove_hooks()
-    for p in trained.parameters():
-        for name in ("grad_sample", "_norm_sample"):  # attributes Opacus added
-            if hasattr(p, name):
-                delattr(p, name)
-    return RoundResult(trained, settings.steps)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """One Poisson batch: real rows, then phantom rows of zeros that weigh nothing."""
-
-    features: torch.Tensor
-    targets: torch.Tensor
-    offsets: torch.Tensor
-    weights: torch.Tensor
-
-    def only(self, keep: torch.Tensor) -> _Batch:
-        return _Batch(self.features[keep], self.targets[keep], self.offsets[keep],
-                      self.weights[keep])  # fmt: skip
-
-
-def _row_losses(model: nn.Module, batch: _Batch, loss_fn: PerSampleLoss) -> torch.Tensor:
-    outputs: torch.Tensor = model(batch.features).squeeze(-1) + batch.offsets
-    losses: torch.Tensor = batch.weights * loss_fn(outputs, batch.targets)
-    return losses
-
-
-def _clipped_sum(
-    dp_model: GradSampleModuleFastGradientClipping,
-    optimizer: SecureDPOptimizer,
-    batch: _Batch,
-    loss_fn: PerSampleLoss,
-    max_grad_norm: float,
-) -> None:
-    """Leave in each `p.grad` the sum over the batch's rows of their clipped gradients.
-
-    Ghost clipping: the first backward pass records each row's gradient norm (Opacus'
-    hooks); the second, hooks off, differentiates the losses weighted by each row's
-    clipping factor min(1, C / norm). Rows whose loss or norm is not finite are dropped
-    before the second pass (forward again without them: a NaN would survive a zero weight).
-    An empty batch leaves zero gradients: the step is pure noise, as the accounting assumes.
-    """
-    if len(batch.targets) == 0:
-        for p in dp_model.parameters():
-            p.grad = torch.zeros_like(p)
-        return
-    losses = _row_losses(dp_model, batch, loss_fn)
-    torch.autograd.backward(losses.sum(), retain_graph=True)
-    norms = dp_model.get_norm_sample()
-    optimizer.zero_grad(set_to_none=True)  # the unclipped sum is not wanted
-    factors = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-    dp_model.disable_hooks()
-    try:
-        finite = torch.isfinite(norms) & torch.isfinite(losses)
-        if not bool(finite.all()):
-            batch, factors = batch.only(finite), factors[finite]
-            losses = _row_losses(dp_model, batch, loss_fn)
-        (factors.detach() * losses).sum().backward()
-    finally:
-        dp_model.enable_hooks()
-    for p in dp_model.parameters():
-        if p.grad is None:  # every row dropped
-            p.grad = torch.zeros_like(p)
+    targets = torch.from_numpy(y)
+    shifts = torch.from_numpy(offset) if offset is not None else targets.new_zeros(len(y))
+    total = len(y) if slots is None else slots
+    batches = PoissonBatches(torch.from_numpy(x), targets, shifts, total, rng)
+    clipper = clipper_for(model, settings.max_grad_norm)
+    optimizer = SecureDPOptimizer(
+        torch.optim.SGD(clipper.parameters(), lr=settings.learning_rate),
+        noise_multiplier=settings.noise_multiplier,
+        max_grad_norm=settings.max_grad_norm,
+        # The public expected batch: the true one would reveal the row count.
+        expected_batch_size=settings.batch_size,
+        loss_reduction="mean",
+        rng=rng,
+    )
+    for _ in range(settings.steps):
+        if deadline_s is not None and time.monotonic() - started > deadline_s:
+            raise RoundTimeout(f"the round ran past {deadline_s:g} s")
+        batch = batches.draw(settings.sample_rate)
+        optimizer.zero_grad(set_to_none=True)
+        clipper.clipped_sum(batch, loss_fn, settings.max_grad_norm)
+        optimizer.step()
+    return RoundResult(clipper.release(), settings.steps)

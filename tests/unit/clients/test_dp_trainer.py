@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from clients.kinds.risk.plan import plan_dp
 from clients.kinds.risk.trainer import evaluate, train_round
-from clients.training.dp_sgd import RoundTimeout
+from clients.training.bookkeeping import BookKeeping
+from clients.training.dp_sgd import RoundTimeout, SgdSettings, clipper_for, dp_sgd_round
+from clients.training.ghost import OpacusGhost
 from vocab.accounting import epsilon_spent
 from vocab.jobspec import RiskJobSpec, parse_job_spec
 from vocab.metrics import auc_from_histograms
-from vocab.models import build_model, get_weights, set_weights
+from vocab.models import build_model, get_weights
 from vocab.privacy import GaussianEvent
 
 
@@ -143,24 +143,44 @@ def _reference_clipped_step(
     return [(p - lr * t / batch).detach().numpy() for p, t in zip(params, total, strict=True)]
 
 
-@pytest.mark.parametrize("model_kind", ["logistic", "mlp"])
-def test_a_noiseless_step_equals_per_row_clipping_by_the_definition(model_kind: str) -> None:
+def _model(kind: str) -> torch.nn.Module:
+    """logistic and mlp: the node's models (book-keeping clipping); layernorm: a module
+    only Opacus' ghost clipping handles."""
+    if kind != "layernorm":
+        return build_model(_spec(model=kind, hidden=5), seed=1)
+    torch.manual_seed(1)
+    return torch.nn.Sequential(
+        torch.nn.Linear(2, 5), torch.nn.LayerNorm(5), torch.nn.ReLU(), torch.nn.Linear(5, 1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_kind", "engine"),
+    [("logistic", BookKeeping), ("mlp", BookKeeping), ("layernorm", OpacusGhost)],
+)
+def test_a_noiseless_step_equals_per_row_clipping_by_the_definition(
+    model_kind: str, engine: type
+) -> None:
     # Sampling rate 1 (every row in the batch) and sigma 0: the step is deterministic, so
-    # Opacus' ghost clipping must give exactly the clipped sum computed row by row,
-    # including a row whose gradient is not finite (dropped) and phantom rows (nothing).
-    spec = _spec(model=model_kind, hidden=5, rounds=1, local_epochs=1, batch_size=40,
-                 learning_rate=0.7, max_grad_norm=0.05)  # fmt: skip
+    # the clipped sum must equal the one computed row by row, including a row whose
+    # gradient is not finite (dropped) and phantom rows (nothing), on either engine.
     x, y = _data(40, seed=3)
     x[7] = np.inf
-    model = build_model(spec, seed=1)
-    start = get_weights(model)
-    plan = dataclasses.replace(plan_dp(spec, 40), sample_rate=1.0, steps_per_round=1,
-                               noise_multiplier=0.0)  # fmt: skip
-    trained = get_weights(train_round(model, x, y, plan, slots=55).model)
-    reference_model = build_model(spec, seed=1)
-    set_weights(reference_model, start)
+    model = _model(model_kind)
+    assert isinstance(clipper_for(_model(model_kind), 0.05), engine)
+    start = [p.detach().numpy().copy() for p in model.parameters()]
+    settings = SgdSettings(learning_rate=0.7, max_grad_norm=0.05, batch_size=40,
+                           noise_multiplier=0.0, sample_rate=1.0, steps=1)  # fmt: skip
+    loss = torch.nn.BCEWithLogitsLoss(reduction="none")
+    trained = dp_sgd_round(model, x, y, settings, loss, slots=55).model
+    reference_model = _model(model_kind)
     expected = _reference_clipped_step(reference_model, x, y, 0.05, 0.7, 40)
-    for got, want in zip(trained, expected, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    got = [p.detach().numpy() for p in trained.parameters()]
+    for g, want in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
     # The clipping bound mattered: some rows' gradients were larger than 0.05.
-    assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(start, trained, strict=True))
+    assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(start, got, strict=True))
+    # Nothing of Opacus is left on the model.
+    assert not any(
+        hasattr(p, "grad_sample") or hasattr(p, "_norm_sample") for p in trained.parameters()
+    )

@@ -1,0 +1,102 @@
+"""Per-row clipping in one backward pass, for the node's models: chains of `nn.Linear`
+layers and elementwise activations (logistic, MLP, the Poisson GLM).
+
+For a linear layer z = a W^T + b, row i's gradient is g_i a_i^T for the weight and g_i for
+the bias, where a_i is the row's input to the layer and g_i = dL_i/dz_i the gradient at its
+output. From the layer's inputs A and output gradients G, then:
+
+* row i's squared gradient norm is ||g_i||^2 (||a_i||^2 + 1), no per-row gradient built
+  (Goodfellow 2015, "Efficient Per-Example Gradient Computations"; the "ghost norm" of Li
+  et al. 2022, which Opacus' `compute_linear_norm_sample` computes too);
+* the sum of the rows' gradients clipped by factors c_i is (c * G)^T A: one matrix product
+  per layer, the work of the plain weight gradient.
+
+One forward pass keeps each layer's A, and one backward pass asked for the layer outputs'
+gradients G only (no parameter gradient) gives the G: Bu et al. 2023, "Differentially
+Private Optimization on Large Model at Small Cost" (book-keeping). Opacus' ghost clipping
+gets the same sum with a second backward pass of the reweighted loss; for these models that
+pass was the larger part of a step's cost (`python -m bench.round_cost`). Both are checked
+equal to clipping row by row by the definition, and to each other
+(`tests/unit/clients/test_dp_trainer.py`). Any other module trains through Opacus
+(`clients.training.ghost`).
+
+A row whose loss or gradient norm is not finite (crafted weights can overflow its
+activations) gets factor 0 and its A and G rows are zeroed, so it adds exactly nothing and
+every other row stays within the clipping norm; the work is the same either way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from clients.training.batches import Batch, PerSampleLoss
+
+__all__ = ["BookKeeping", "supports"]
+
+# Row-wise elementwise maps: row i's output depends on row i's input only.
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity)
+
+
+def _layers(model: nn.Module) -> list[nn.Module]:
+    return list(model) if isinstance(model, nn.Sequential) else [model]
+
+
+def supports(model: nn.Module) -> bool:
+    """Whether `model` is a chain of `nn.Linear` layers and elementwise activations."""
+    layers = _layers(model)
+    return any(type(m) is nn.Linear for m in layers) and all(
+        type(m) is nn.Linear or type(m) in _ELEMENTWISE for m in layers
+    )
+
+
+class BookKeeping:
+    """Clipped gradient sums of a supported model (`supports`), left in each `p.grad`.
+
+    Raises:
+        ValueError: The model is not a supported chain.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        if not supports(model):
+            raise ValueError(f"book-keeping clipping does not handle {type(model).__name__}")
+        self.module = model
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.module.parameters())
+
+    def release(self) -> nn.Module:
+        """The plain trained module (nothing was attached to it)."""
+        return self.module
+
+    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None:
+        """Set each parameter's `grad` to the sum over the batch's rows of their gradients,
+        each clipped to norm `max_grad_norm` (rows not finite: nothing)."""
+        inputs: list[torch.Tensor] = []
+        outputs: list[torch.Tensor] = []
+        linears: list[nn.Linear] = []
+        h = batch.features
+        for layer in _layers(self.module):
+            if isinstance(layer, nn.Linear):
+                inputs.append(h.detach())
+                h = layer(h)
+                outputs.append(h)
+                linears.append(layer)
+            else:
+                h = layer(h)
+        losses = batch.losses_of(h, loss_fn)
+        grads = torch.autograd.grad(losses.sum(), outputs)
+        squared = losses.new_zeros(len(losses))
+        for layer, a, g in zip(linears, inputs, grads, strict=True):
+            bias = 0.0 if layer.bias is None else 1.0
+            squared = squared + (g * g).sum(1) * ((a * a).sum(1) + bias)
+        norms = squared.sqrt()
+        finite = torch.isfinite(norms) & torch.isfinite(losses)
+        # Opacus' factor: min(1, C / (norm + 1e-6)).
+        factors = torch.where(finite, (max_grad_norm / (norms + 1e-6)).clamp(max=1.0), 0.0)
+        for layer, a, g in zip(linears, inputs, grads, strict=True):
+            # A dropped row's factor is 0; zeroing its non-finite entries keeps 0 * inf out.
+            scaled = (g * factors[:, None]).nan_to_num_(0.0, 0.0, 0.0)
+            layer.weight.grad = scaled.T @ a.nan_to_num(0.0, 0.0, 0.0)
+            if layer.bias is not None:
+                layer.bias.grad = scaled.sum(0)

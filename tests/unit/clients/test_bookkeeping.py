@@ -1,0 +1,132 @@
+"""Book-keeping clipping gives Opacus' ghost clipping's sums, and Poisson batches over slots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from clients.secure_noise import SecureRng
+from clients.training.batches import Batch, PerSampleLoss, PoissonBatches
+from clients.training.bookkeeping import BookKeeping, supports
+from clients.training.ghost import OpacusGhost
+
+LOGISTIC = nn.BCEWithLogitsLoss(reduction="none")
+POISSON = nn.PoissonNLLLoss(log_input=True, full=False, reduction="none")
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
+def _batch(rows: int, phantoms: int, *, counts: bool = False) -> Batch:
+    gen = torch.Generator().manual_seed(rows)
+    features = torch.randn(rows, 6, generator=gen) * 2
+    targets = torch.poisson(torch.full((rows,), 2.0), generator=gen) if counts else (
+        torch.rand(rows, generator=gen) < 0.4).float()  # fmt: skip
+    offsets = torch.randn(rows, generator=gen) * 0.1 if counts else torch.zeros(rows)
+    pad = torch.zeros(phantoms)
+    return Batch(
+        torch.cat((features, torch.zeros(phantoms, 6))), torch.cat((targets, pad)),
+        torch.cat((offsets, pad)), torch.cat((torch.ones(rows), pad)),
+    )  # fmt: skip
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], PerSampleLoss, bool]] = {
+    "logistic": (lambda: nn.Sequential(nn.Linear(6, 1)), LOGISTIC, False),
+    "mlp": (_mlp, LOGISTIC, False),
+    "poisson": (lambda: nn.Linear(6, 1, bias=False), POISSON, True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize("clip", [0.05, 100.0])  # most rows clipped; none clipped
+def test_the_clipped_sum_is_opacus_ghost_clippings(kind: str, clip: float) -> None:
+    make, loss, counts = MODELS[kind]
+    torch.manual_seed(4)
+    ours = make()
+    theirs = make()
+    theirs.load_state_dict(ours.state_dict())
+    batch = _batch(50, 9, counts=counts)
+    batch.features[3] = torch.inf  # a row that overflows: dropped by both
+    BookKeeping(ours).clipped_sum(batch, loss, clip)
+    OpacusGhost(theirs, clip).clipped_sum(batch, loss, clip)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None
+        assert torch.isfinite(a.grad).all()
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_each_row_contributes_at_most_the_clipping_norm() -> None:
+    torch.manual_seed(0)
+    model = _mlp()
+    batch = _batch(1, 0)
+    batch.features.mul_(20.0)
+    with torch.no_grad():  # the wrong label for the model's guess: a large gradient
+        batch.targets.copy_((model(batch.features).squeeze(-1) < 0).float())
+
+    def norm(clip: float) -> float:
+        model.zero_grad(set_to_none=True)
+        BookKeeping(model).clipped_sum(batch, LOGISTIC, clip)
+        return float(torch.sqrt(sum((p.grad**2).sum() for p in model.parameters())))
+
+    assert norm(1e9) > 3.0
+    assert norm(0.3) == pytest.approx(0.3, rel=1e-4)
+
+
+def test_an_empty_batch_leaves_zero_gradients() -> None:
+    model = _mlp()
+    BookKeeping(model).clipped_sum(_batch(0, 0), LOGISTIC, 1.0)
+    for p in model.parameters():
+        assert p.grad is not None and p.grad.shape == p.shape and not p.grad.any()
+
+
+def test_phantom_rows_add_exactly_nothing() -> None:
+    torch.manual_seed(2)
+    with_phantoms, without = _mlp(), _mlp()
+    without.load_state_dict(with_phantoms.state_dict())
+    BookKeeping(with_phantoms).clipped_sum(_batch(30, 40), LOGISTIC, 0.1)
+    BookKeeping(without).clipped_sum(_batch(30, 0), LOGISTIC, 0.1)
+    for a, b in zip(with_phantoms.parameters(), without.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("model", "handled"),
+    [
+        (nn.Linear(3, 1, bias=False), True),
+        (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)), True),
+        (nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 1)), False),
+        (nn.Sequential(nn.ReLU()), False),  # no linear layer: nothing to clip
+        (nn.Sequential(nn.Sequential(nn.Linear(3, 1))), False),  # nested: not a plain chain
+    ],
+)
+def test_only_chains_of_linear_layers_and_elementwise_maps_are_handled(
+    model: nn.Module, handled: bool
+) -> None:
+    assert supports(model) is handled
+    if not handled:
+        with pytest.raises(ValueError, match="does not handle"):
+            BookKeeping(model)
+
+
+def test_poisson_batches_hold_real_rows_then_weightless_phantoms() -> None:
+    features = torch.arange(20, dtype=torch.float32).reshape(10, 2) + 1
+    targets, offsets = torch.ones(10), torch.full((10,), 0.5)
+    batch = PoissonBatches(features, targets, offsets, 25, SecureRng()).draw(1.0)
+    assert len(batch.targets) == 25  # rate 1: every slot
+    torch.testing.assert_close(batch.features[:10], features)
+    assert batch.weights[:10].eq(1).all() and batch.offsets[:10].eq(0.5).all()
+    for column in (batch.features[10:], batch.targets[10:], batch.weights[10:]):
+        assert not column.any()
+    sizes = [len(PoissonBatches(features, targets, offsets, 2000, SecureRng()).draw(0.1).targets)
+             for _ in range(20)]  # fmt: skip
+    assert abs(np.mean(sizes) - 200) < 5 * np.sqrt(2000 * 0.1 * 0.9 / 20)
+
+
+def test_more_rows_than_slots_is_refused() -> None:
+    with pytest.raises(ValueError, match="do not fit"):
+        PoissonBatches(torch.zeros(5, 2), torch.zeros(5), torch.zeros(5), 4, SecureRng())
