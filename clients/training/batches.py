@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from clients.secure_noise import SecureRng
+from clients.training.draws import DrawsAhead
 
 __all__ = ["Batch", "PerSampleLoss", "PoissonBatches"]
 
@@ -25,16 +26,39 @@ PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class Batch:
-    """One Poisson batch: real rows, then phantom rows of zeros that weigh nothing."""
+    """One Poisson batch: real rows, then phantom rows of zeros that weigh nothing.
+
+    `features` are finite (a row with a non-finite feature is zeroed and weighs nothing)
+    and `feature_norms` holds each row's squared norm of them, as `PoissonBatches` makes
+    them; `Batch.of` makes them so for rows from elsewhere.
+    """
 
     features: torch.Tensor
     targets: torch.Tensor
     offsets: torch.Tensor
     weights: torch.Tensor
+    feature_norms: torch.Tensor
+
+    @classmethod
+    def of(
+        cls,
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        offsets: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> Batch:
+        """A batch of these rows, a row with a non-finite feature zeroed and weightless."""
+        norms = torch.linalg.vecdot(features, features)
+        usable = torch.isfinite(norms)  # also drops rows too large to square (|x| > 1e19)
+        if not bool(usable.all()):
+            features = torch.where(usable[:, None], features, 0.0)
+            weights = torch.where(usable, weights, 0.0)
+            norms = torch.where(usable, norms, 0.0)
+        return cls(features, targets, offsets, weights, norms)
 
     def only(self, keep: torch.Tensor) -> Batch:
         return Batch(self.features[keep], self.targets[keep], self.offsets[keep],
-                     self.weights[keep])  # fmt: skip
+                     self.weights[keep], self.feature_norms[keep])  # fmt: skip
 
     def row_losses(self, model: torch.nn.Module, loss_fn: PerSampleLoss) -> torch.Tensor:
         """Each row's loss, weighted (phantom rows weigh 0)."""
@@ -48,12 +72,14 @@ class Batch:
 
 
 class PoissonBatches:
-    """Draws a step's batch: one secure Poisson mask over `slots`, one gather from a table
-    holding each row's features, target, offset and weight side by side.
+    """Draws each step's batch: a secure Poisson mask over `slots` (drawn many steps at a
+    time), one gather from a table holding each row's features, target, offset and weight.
 
     Args:
         features, targets, offsets: The node's rows.
         slots: Rows the work is sized for, at least the row count.
+        rate: The probability that a slot joins a batch.
+        steps: The batches the round will draw.
         rng: The round's secure generator.
 
     Raises:
@@ -66,23 +92,31 @@ class PoissonBatches:
         targets: torch.Tensor,
         offsets: torch.Tensor,
         slots: int,
+        *,
+        rate: float,
+        steps: int,
         rng: SecureRng,
     ) -> None:
         rows = len(targets)
         if slots < rows or len(features) != rows or len(offsets) != rows:
             raise ValueError(f"{rows} targets, {len(features)} rows, {slots} slots do not fit")
-        columns = (features, targets[:, None], offsets[:, None], targets.new_ones((rows, 1)))
-        self._table = torch.cat(columns, dim=1)
+        rows_of = Batch.of(features, targets, offsets, targets.new_ones(rows))
+        d = features.shape[1]
+        self._table = features.new_empty((rows, d + 4))
+        self._table[:, :d] = rows_of.features
+        for i, column in enumerate((targets, offsets, rows_of.weights, rows_of.feature_norms)):
+            self._table[:, d + i] = column
         self._inputs = features.shape[1]
-        self._rows, self._slots, self._rng = rows, slots, rng
+        self._rows = rows
+        self._masks = DrawsAhead(lambda n: rng.poisson_mask(n, rate), slots, steps)
 
-    def draw(self, rate: float) -> Batch:
-        """A batch holding each slot independently with probability `rate`."""
-        mask = self._rng.poisson_mask(self._slots, rate)
+    def draw(self) -> Batch:
+        """The next batch: each slot in it independently with probability `rate`."""
+        mask = self._masks.next()
         real = torch.from_numpy(np.flatnonzero(mask[: self._rows]))
         phantoms = int(np.count_nonzero(mask[self._rows :]))
         # The same operations whatever the counts, phantoms included (even none).
         table = torch.cat((self._table.index_select(0, real),
                            self._table.new_zeros((phantoms, self._table.shape[1]))))  # fmt: skip
         d = self._inputs
-        return Batch(table[:, :d], table[:, d], table[:, d + 1], table[:, d + 2])
+        return Batch(table[:, :d], table[:, d], table[:, d + 1], table[:, d + 2], table[:, d + 3])

@@ -21,8 +21,9 @@ equal to clipping row by row by the definition, and to each other
 (`clients.training.ghost`).
 
 A row whose loss or gradient norm is not finite (crafted weights can overflow its
-activations) gets factor 0 and its A and G rows are zeroed, so it adds exactly nothing and
-every other row stays within the clipping norm; the work is the same either way.
+activations) gets factor 0 and its G and hidden-layer A rows are zeroed, so it adds exactly
+nothing and every other row stays within the clipping norm; the work is the same either
+way. A row with a non-finite feature comes zeroed and weightless already (`Batch`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class BookKeeping:
         h = batch.features
         for layer in _layers(self.module):
             if isinstance(layer, nn.Linear):
-                inputs.append(h.detach())
+                inputs.append(h.detach() if h.requires_grad else h)
                 h = layer(h)
                 outputs.append(h)
                 linears.append(layer)
@@ -89,14 +90,17 @@ class BookKeeping:
         squared = losses.new_zeros(len(losses))
         for layer, a, g in zip(linears, inputs, grads, strict=True):
             bias = 0.0 if layer.bias is None else 1.0
-            squared = squared + (g * g).sum(1) * ((a * a).sum(1) + bias)
+            # The batch's features come with their squared norms (and are finite).
+            a_squared = batch.feature_norms if a is batch.features else (a * a).sum(1)
+            squared = squared + (g * g).sum(1) * (a_squared + bias)
         norms = squared.sqrt()
-        finite = torch.isfinite(norms) & torch.isfinite(losses)
-        # Opacus' factor: min(1, C / (norm + 1e-6)).
-        factors = torch.where(finite, (max_grad_norm / (norms + 1e-6)).clamp(max=1.0), 0.0)
+        # Opacus' factor min(1, C / (norm + 1e-6)); 0 for a row not finite in either.
+        factors = torch.where(torch.isfinite(norms + losses),
+                              (max_grad_norm / (norms + 1e-6)).clamp(max=1.0), 0.0)  # fmt: skip
         for layer, a, g in zip(linears, inputs, grads, strict=True):
             # A dropped row's factor is 0; zeroing its non-finite entries keeps 0 * inf out.
             scaled = (g * factors[:, None]).nan_to_num_(0.0, 0.0, 0.0)
-            layer.weight.grad = scaled.T @ a.nan_to_num(0.0, 0.0, 0.0)
+            finite_a = a if a is batch.features else a.nan_to_num(0.0, 0.0, 0.0)
+            layer.weight.grad = scaled.T @ finite_a
             if layer.bias is not None:
                 layer.bias.grad = scaled.sum(0)

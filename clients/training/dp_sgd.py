@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,7 @@ from torch import nn
 from clients.secure_noise import SecureRng
 from clients.training import bookkeeping
 from clients.training.batches import Batch, PerSampleLoss, PoissonBatches
+from clients.training.draws import DrawsAhead
 from clients.training.ghost import OpacusGhost
 
 __all__ = [
@@ -58,27 +59,39 @@ class RoundTimeout(Exception):
 class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
     """Opacus' optimizer for clipped gradient sums, its Gaussian noise from `SecureRng`."""
 
-    def __init__(self, *args: object, rng: SecureRng, **kwargs: object) -> None:
+    def __init__(self, *args: object, rng: SecureRng, steps: int, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self._rng = rng
+        # Opacus recomputes `self.params` from the groups on every use; they never change.
+        self._trained: list[Any] = list(self.params)  # Opacus adds `summed_grad`
+        if len({p.dtype for p in self._trained}) != 1:
+            raise ValueError("DP-SGD here needs every parameter in one dtype")
+        std = self.noise_multiplier * self.max_grad_norm
+        width = sum(p.numel() for p in self._trained)
+        # One draw for every parameter, many steps ahead: SecureRng costs per call.
+        self._noise = DrawsAhead(lambda n: rng.gaussian((n,), std), width, steps)
 
     def accumulate(self) -> None:
         # Opacus deep-copies each grad here; every step's grads are fresh tensors (zeroed
         # to None before the clipped sum), so taking them is enough.
-        for p in self.params:
+        for p in self._trained:
             p.summed_grad = p.grad if p.summed_grad is None else p.summed_grad + p.grad
 
     def add_noise(self) -> None:
-        std = self.noise_multiplier * self.max_grad_norm
-        # One draw for every parameter: the generator's cost is per call as much as per value.
-        noise = torch.from_numpy(self._rng.gaussian((sum(p.numel() for p in self.params),), std))
-        start = 0
-        for p in self.params:
-            _check_processed_flag(p.summed_grad)
-            share = noise[start : start + p.numel()].view_as(p.summed_grad)
-            p.grad = (p.summed_grad + share.to(p.summed_grad.dtype)).view_as(p)
-            start += p.numel()
-            _mark_as_processed(p.summed_grad)
+        noise = torch.from_numpy(self._noise.next()).to(self._trained[0].dtype)
+        sums = [p.summed_grad for p in self._trained]
+        for summed in sums:
+            _check_processed_flag(summed)
+        shares = noise.split([p.numel() for p in self._trained])  # type: ignore[no-untyped-call]
+        noisy = torch._foreach_add(sums, [z.view_as(p) for z, p in zip(shares, sums, strict=True)])
+        for p, grad, summed in zip(self._trained, noisy, sums, strict=True):
+            p.grad = grad
+            _mark_as_processed(summed)
+
+    def scale_grad(self) -> None:
+        # Opacus' division by the expected batch, one call for every parameter.
+        if self.loss_reduction == "mean":
+            grads = [p.grad for p in self._trained]
+            torch._foreach_div_(grads, self.expected_batch_size * self.accumulated_iterations)
 
 
 @dataclass(frozen=True)
@@ -150,21 +163,23 @@ def dp_sgd_round(
     targets = torch.from_numpy(y)
     shifts = torch.from_numpy(offset) if offset is not None else targets.new_zeros(len(y))
     total = len(y) if slots is None else slots
-    batches = PoissonBatches(torch.from_numpy(x), targets, shifts, total, rng)
+    batches = PoissonBatches(torch.from_numpy(x), targets, shifts, total,
+                             rate=settings.sample_rate, steps=settings.steps, rng=rng)  # fmt: skip
     clipper = clipper_for(model, settings.max_grad_norm)
     optimizer = SecureDPOptimizer(
-        torch.optim.SGD(clipper.parameters(), lr=settings.learning_rate),
+        torch.optim.SGD(clipper.parameters(), lr=settings.learning_rate, foreach=True),
         noise_multiplier=settings.noise_multiplier,
         max_grad_norm=settings.max_grad_norm,
         # The public expected batch: the true one would reveal the row count.
         expected_batch_size=settings.batch_size,
         loss_reduction="mean",
         rng=rng,
+        steps=settings.steps,
     )
     for _ in range(settings.steps):
         if deadline_s is not None and time.monotonic() - started > deadline_s:
             raise RoundTimeout(f"the round ran past {deadline_s:g} s")
-        batch = batches.draw(settings.sample_rate)
+        batch = batches.draw()
         optimizer.zero_grad(set_to_none=True)
         clipper.clipped_sum(batch, loss_fn, settings.max_grad_norm)
         optimizer.step()

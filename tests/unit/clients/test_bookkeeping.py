@@ -12,6 +12,7 @@ from torch import nn
 from clients.secure_noise import SecureRng
 from clients.training.batches import Batch, PerSampleLoss, PoissonBatches
 from clients.training.bookkeeping import BookKeeping, supports
+from clients.training.draws import DrawsAhead
 from clients.training.ghost import OpacusGhost
 
 LOGISTIC = nn.BCEWithLogitsLoss(reduction="none")
@@ -22,14 +23,16 @@ def _mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
 
 
-def _batch(rows: int, phantoms: int, *, counts: bool = False) -> Batch:
+def _batch(rows: int, phantoms: int, *, counts: bool = False, inf_row: int | None = None) -> Batch:
     gen = torch.Generator().manual_seed(rows)
     features = torch.randn(rows, 6, generator=gen) * 2
+    if inf_row is not None:
+        features[inf_row] = torch.inf
     targets = torch.poisson(torch.full((rows,), 2.0), generator=gen) if counts else (
         torch.rand(rows, generator=gen) < 0.4).float()  # fmt: skip
     offsets = torch.randn(rows, generator=gen) * 0.1 if counts else torch.zeros(rows)
     pad = torch.zeros(phantoms)
-    return Batch(
+    return Batch.of(
         torch.cat((features, torch.zeros(phantoms, 6))), torch.cat((targets, pad)),
         torch.cat((offsets, pad)), torch.cat((torch.ones(rows), pad)),
     )  # fmt: skip
@@ -50,8 +53,7 @@ def test_the_clipped_sum_is_opacus_ghost_clippings(kind: str, clip: float) -> No
     ours = make()
     theirs = make()
     theirs.load_state_dict(ours.state_dict())
-    batch = _batch(50, 9, counts=counts)
-    batch.features[3] = torch.inf  # a row that overflows: dropped by both
+    batch = _batch(50, 9, counts=counts, inf_row=3)  # zeroed, weightless: nothing from it
     BookKeeping(ours).clipped_sum(batch, loss, clip)
     OpacusGhost(theirs, clip).clipped_sum(batch, loss, clip)
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
@@ -60,13 +62,38 @@ def test_the_clipped_sum_is_opacus_ghost_clippings(kind: str, clip: float) -> No
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
 
 
+def test_rows_whose_hidden_activations_overflow_are_dropped_as_opacus_drops_them() -> None:
+    torch.manual_seed(6)
+    ours, theirs = _mlp(), _mlp()
+    with torch.no_grad():  # crafted weights: rows with a large first feature overflow
+        ours[0].weight[:, 0] = 3e38
+    theirs.load_state_dict(ours.state_dict())
+    batch = _batch(40, 5)
+    with torch.no_grad():
+        overflowing = ours[1](ours[0](batch.features)).isinf().any(dim=1)
+    assert 0 < int(overflowing.sum()) < 40
+    BookKeeping(ours).clipped_sum(batch, LOGISTIC, 0.5)
+    OpacusGhost(theirs, 0.5).clipped_sum(batch, LOGISTIC, 0.5)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None and torch.isfinite(a.grad).all()
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    assert any(p.grad is not None and p.grad.any() for p in ours.parameters())
+
+
+def test_a_row_with_a_non_finite_feature_is_zeroed_and_weightless() -> None:
+    batch = _batch(5, 0, inf_row=2)
+    assert torch.isfinite(batch.features).all() and not batch.features[2].any()
+    assert batch.weights.tolist() == [1.0, 1.0, 0.0, 1.0, 1.0]
+    torch.testing.assert_close(batch.feature_norms, (batch.features**2).sum(1))
+
+
 def test_each_row_contributes_at_most_the_clipping_norm() -> None:
     torch.manual_seed(0)
     model = _mlp()
-    batch = _batch(1, 0)
-    batch.features.mul_(20.0)
+    row = _batch(1, 0)
     with torch.no_grad():  # the wrong label for the model's guess: a large gradient
-        batch.targets.copy_((model(batch.features).squeeze(-1) < 0).float())
+        wrong = (model(row.features * 20).squeeze(-1) < 0).float()
+    batch = Batch.of(row.features * 20, wrong, row.offsets, row.weights)
 
     def norm(clip: float) -> float:
         model.zero_grad(set_to_none=True)
@@ -116,17 +143,53 @@ def test_only_chains_of_linear_layers_and_elementwise_maps_are_handled(
 def test_poisson_batches_hold_real_rows_then_weightless_phantoms() -> None:
     features = torch.arange(20, dtype=torch.float32).reshape(10, 2) + 1
     targets, offsets = torch.ones(10), torch.full((10,), 0.5)
-    batch = PoissonBatches(features, targets, offsets, 25, SecureRng()).draw(1.0)
+    batch = PoissonBatches(features, targets, offsets, 25, rate=1.0, steps=1,
+                           rng=SecureRng()).draw()  # fmt: skip
     assert len(batch.targets) == 25  # rate 1: every slot
     torch.testing.assert_close(batch.features[:10], features)
     assert batch.weights[:10].eq(1).all() and batch.offsets[:10].eq(0.5).all()
     for column in (batch.features[10:], batch.targets[10:], batch.weights[10:]):
         assert not column.any()
-    sizes = [len(PoissonBatches(features, targets, offsets, 2000, SecureRng()).draw(0.1).targets)
-             for _ in range(20)]  # fmt: skip
+    # Drawn ahead, and on past the planned steps: every batch a fresh Poisson sample.
+    batches = PoissonBatches(features, targets, offsets, 2000, rate=0.1, steps=3,
+                             rng=SecureRng())  # fmt: skip
+    draws = [batches.draw() for _ in range(20)]
+    sizes = [len(b.targets) for b in draws]
+    assert len(set(sizes)) > 1
     assert abs(np.mean(sizes) - 200) < 5 * np.sqrt(2000 * 0.1 * 0.9 / 20)
 
 
 def test_more_rows_than_slots_is_refused() -> None:
     with pytest.raises(ValueError, match="do not fit"):
-        PoissonBatches(torch.zeros(5, 2), torch.zeros(5), torch.zeros(5), 4, SecureRng())
+        PoissonBatches(torch.zeros(5, 2), torch.zeros(5), torch.zeros(5), 4, rate=0.5,
+                       steps=1, rng=SecureRng())  # fmt: skip
+
+
+def test_draws_ahead_are_fresh_for_every_step_and_bounded_in_size() -> None:
+    calls: list[int] = []
+
+    def draw(n: int) -> np.ndarray:
+        calls.append(n)
+        return SecureRng().uniform(n)
+
+    ahead = DrawsAhead(draw, 4, steps=3)
+    rows = [ahead.next() for _ in range(5)]
+    assert calls == [12, 12]  # three steps per call, and more when asked for
+    assert len({r.tobytes() for r in rows}) == 5
+    wide = DrawsAhead(draw, 3_000_000, steps=30)  # a million values at most per call
+    wide.next()
+    assert calls[-1] == 3_000_000
+
+
+@pytest.mark.parametrize("rate", [0.0, 1e-9, 0.1, 1 / 3, 1 - 2**-53, 1.0])
+def test_the_poisson_mask_is_a_uniform_below_the_rate(rate: float) -> None:
+    # The integer comparison is the float one exactly, on the same stream.
+    key = bytes(range(32))
+    mask = SecureRng(key).poisson_mask(50_000, rate)
+    assert np.array_equal(mask, SecureRng(key).uniform(50_000) < rate)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan")])
+def test_a_rate_outside_zero_one_is_refused(rate: float) -> None:
+    with pytest.raises(ValueError, match="sampling rate"):
+        SecureRng().poisson_mask(10, rate)
