@@ -73,7 +73,8 @@ class Batch:
 
 class PoissonBatches:
     """Draws each step's batch: a secure Poisson mask over `slots` (drawn many steps at a
-    time), one gather from a table holding each row's features, target, offset and weight.
+    time) and one gather of the sampled rows, every phantom slot gathering one row of zeros
+    that weighs nothing (kept past the last row).
 
     Args:
         features, targets, offsets: The node's rows.
@@ -100,23 +101,22 @@ class PoissonBatches:
         rows = len(targets)
         if slots < rows or len(features) != rows or len(offsets) != rows:
             raise ValueError(f"{rows} targets, {len(features)} rows, {slots} slots do not fit")
-        rows_of = Batch.of(features, targets, offsets, targets.new_ones(rows))
-        d = features.shape[1]
-        self._table = features.new_empty((rows, d + 4))
-        self._table[:, :d] = rows_of.features
-        for i, column in enumerate((targets, offsets, rows_of.weights, rows_of.feature_norms)):
-            self._table[:, d + i] = column
-        self._inputs = features.shape[1]
+        usable = Batch.of(features, targets, offsets, targets.new_ones(rows))
+        # Row `rows` is the phantom: all zeros, weight 0. Features apart from the rest, so
+        # that a gather of them is contiguous for the model's matrix products.
+        self._features = torch.cat((usable.features, features.new_zeros((1, features.shape[1]))))
+        columns = (targets, offsets, usable.weights, usable.feature_norms)
+        self._columns = torch.cat((torch.stack(columns, dim=1), targets.new_zeros((1, 4))))
         self._rows = rows
-        self._masks = DrawsAhead(lambda n: rng.poisson_mask(n, rate), slots, steps)
+        self._masks = DrawsAhead(
+            lambda k: list(rng.poisson_mask(k * slots, rate).reshape(k, slots)), slots, steps
+        )
 
     def draw(self) -> Batch:
         """The next batch: each slot in it independently with probability `rate`."""
-        mask = self._masks.next()
-        real = torch.from_numpy(np.flatnonzero(mask[: self._rows]))
-        phantoms = int(np.count_nonzero(mask[self._rows :]))
-        # The same operations whatever the counts, phantoms included (even none).
-        table = torch.cat((self._table.index_select(0, real),
-                           self._table.new_zeros((phantoms, self._table.shape[1]))))  # fmt: skip
-        d = self._inputs
-        return Batch(table[:, :d], table[:, d], table[:, d + 1], table[:, d + 2], table[:, d + 3])
+        taken = np.flatnonzero(self._masks.next())
+        # Every slot past the data gathers the phantom row: the same work whatever the rows.
+        index = torch.from_numpy(np.minimum(taken, self._rows, out=taken))
+        columns = self._columns.index_select(0, index)
+        return Batch(self._features.index_select(0, index), columns[:, 0], columns[:, 1],
+                     columns[:, 2], columns[:, 3])  # fmt: skip

@@ -65,10 +65,25 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
         self._trained: list[Any] = list(self.params)  # Opacus adds `summed_grad`
         if len({p.dtype for p in self._trained}) != 1:
             raise ValueError("DP-SGD here needs every parameter in one dtype")
+        if self.loss_reduction != "mean":  # `add_noise` divides by the expected batch
+            raise ValueError("SecureDPOptimizer averages: loss_reduction must be 'mean'")
+        self._rng = rng
+        width = sum(p.numel() for p in self._trained)
+        # Noise for many steps per draw: SecureRng costs per call as much as per value.
+        self._noise = DrawsAhead(self._draw_noise, width, steps)
+
+    def _draw_noise(self, steps: int) -> list[list[torch.Tensor]]:
+        """`steps` steps' Gaussian noise N(0, (sigma C)^2), a tensor per parameter each,
+        divided by the expected batch as the noisy sum will be."""
         std = self.noise_multiplier * self.max_grad_norm
         width = sum(p.numel() for p in self._trained)
-        # One draw for every parameter, many steps ahead: SecureRng costs per call.
-        self._noise = DrawsAhead(lambda n: rng.gaussian((n,), std), width, steps)
+        drawn = torch.from_numpy(self._rng.gaussian((steps, width), std))
+        drawn = drawn.to(self._trained[0].dtype).div_(self.expected_batch_size)
+        per_parameter, start = [], 0
+        for p in self._trained:
+            per_parameter.append(drawn[:, start : start + p.numel()].reshape(steps, *p.shape))
+            start += p.numel()
+        return [[noise[i] for noise in per_parameter] for i in range(steps)]
 
     def accumulate(self) -> None:
         # Opacus deep-copies each grad here; every step's grads are fresh tensors (zeroed
@@ -77,21 +92,17 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
             p.summed_grad = p.grad if p.summed_grad is None else p.summed_grad + p.grad
 
     def add_noise(self) -> None:
-        noise = torch.from_numpy(self._noise.next()).to(self._trained[0].dtype)
+        # Opacus' add_noise and scale_grad in one pass: (sum + noise) / expected batch.
         sums = [p.summed_grad for p in self._trained]
         for summed in sums:
             _check_processed_flag(summed)
-        shares = noise.split([p.numel() for p in self._trained])  # type: ignore[no-untyped-call]
-        noisy = torch._foreach_add(sums, [z.view_as(p) for z, p in zip(shares, sums, strict=True)])
+        noisy = torch._foreach_add(self._noise.next(), sums, alpha=1.0 / self.expected_batch_size)
         for p, grad, summed in zip(self._trained, noisy, sums, strict=True):
             p.grad = grad
             _mark_as_processed(summed)
 
     def scale_grad(self) -> None:
-        # Opacus' division by the expected batch, one call for every parameter.
-        if self.loss_reduction == "mean":
-            grads = [p.grad for p in self._trained]
-            torch._foreach_div_(grads, self.expected_batch_size * self.accumulated_iterations)
+        """Done in `add_noise`."""
 
 
 @dataclass(frozen=True)

@@ -8,38 +8,36 @@ early changes nothing about what they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 __all__ = ["DrawsAhead"]
 
 _VALUES_AHEAD = 1 << 20  # at most ~8 MB of float64 drawn ahead
+T = TypeVar("T")
 
 
-class DrawsAhead:
-    """Successive draws of `width` values from `draw(n)`, up to `steps` of them per call.
+class DrawsAhead(Generic[T]):
+    """Each step's draw, made for up to `steps` steps per call of `draw(k)`.
 
     Args:
-        draw: Returns `n` independent values.
-        width: Values per step.
-        steps: The steps planned; fewer are drawn at once when they would not fit in
-            about a million values, more are drawn if asked for.
+        draw: Returns `k` steps' draws.
+        width: Values per step; fewer steps are drawn at once when they would not fit in
+            about a million values.
+        steps: The steps planned; more are drawn if asked for.
     """
 
-    def __init__(self, draw: Callable[[int], npt.NDArray[Any]], width: int, steps: int) -> None:
-        self._draw, self._width = draw, width
+    def __init__(self, draw: Callable[[int], Sequence[T]], width: int, steps: int) -> None:
+        self._draw = draw
         self._ahead = max(1, min(steps, _VALUES_AHEAD // max(width, 1)))
-        self._rows: npt.NDArray[Any] = np.empty((0, width))
+        self._drawn: Sequence[T] = ()
         self._next = 0
 
-    def next(self) -> npt.NDArray[Any]:
-        """The next step's `width` values."""
-        if self._next == len(self._rows):
-            self._rows = self._draw(self._ahead * self._width).reshape(self._ahead, self._width)
+    def next(self) -> T:
+        """The next step's draw."""
+        if self._next == len(self._drawn):
+            self._drawn = self._draw(self._ahead)
             self._next = 0
-        row: npt.NDArray[Any] = self._rows[self._next]
+        drawn = self._drawn[self._next]
         self._next += 1
-        return row
+        return drawn

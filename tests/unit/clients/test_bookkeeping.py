@@ -7,11 +7,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from clients.secure_noise import SecureRng
 from clients.training.batches import Batch, PerSampleLoss, PoissonBatches
 from clients.training.bookkeeping import BookKeeping, supports
+from clients.training.dp_sgd import SecureDPOptimizer
 from clients.training.draws import DrawsAhead
 from clients.training.ghost import OpacusGhost
 
@@ -168,17 +170,17 @@ def test_more_rows_than_slots_is_refused() -> None:
 def test_draws_ahead_are_fresh_for_every_step_and_bounded_in_size() -> None:
     calls: list[int] = []
 
-    def draw(n: int) -> np.ndarray:
-        calls.append(n)
-        return SecureRng().uniform(n)
+    def draw(k: int) -> list[bytes]:
+        calls.append(k)
+        return [SecureRng().bytes(16) for _ in range(k)]
 
     ahead = DrawsAhead(draw, 4, steps=3)
-    rows = [ahead.next() for _ in range(5)]
-    assert calls == [12, 12]  # three steps per call, and more when asked for
-    assert len({r.tobytes() for r in rows}) == 5
-    wide = DrawsAhead(draw, 3_000_000, steps=30)  # a million values at most per call
+    drawn = [ahead.next() for _ in range(5)]
+    assert calls == [3, 3]  # three steps per call, and more when asked for
+    assert len(set(drawn)) == 5
+    wide = DrawsAhead(draw, 400_000, steps=30)  # about a million values at most per call
     wide.next()
-    assert calls[-1] == 3_000_000
+    assert calls[-1] == 2
 
 
 @pytest.mark.parametrize("rate", [0.0, 1e-9, 0.1, 1 / 3, 1 - 2**-53, 1.0])
@@ -193,3 +195,22 @@ def test_the_poisson_mask_is_a_uniform_below_the_rate(rate: float) -> None:
 def test_a_rate_outside_zero_one_is_refused(rate: float) -> None:
     with pytest.raises(ValueError, match="sampling rate"):
         SecureRng().poisson_mask(10, rate)
+
+
+def test_the_optimizer_adds_noise_of_std_sigma_c_over_the_expected_batch() -> None:
+    # Zero clipped sums: a step of lr 1 moves each weight by noise / B, N(0, (sigma C / B)^2).
+    weights = nn.Parameter(torch.zeros(200, 500))
+    optimizer = SecureDPOptimizer(
+        torch.optim.SGD([weights], lr=1.0), noise_multiplier=1.5, max_grad_norm=0.4,
+        expected_batch_size=8, loss_reduction="mean", rng=SecureRng(), steps=2,
+    )  # fmt: skip
+    moves = []
+    for _ in range(2):
+        before = weights.detach().clone()
+        optimizer.zero_grad(set_to_none=True)
+        weights.grad = torch.zeros_like(weights)
+        optimizer.step()
+        moves.append((weights.detach() - before).flatten().numpy())
+    for move in moves:
+        assert stats.kstest(move, "norm", args=(0.0, 1.5 * 0.4 / 8)).pvalue > 1e-4
+    assert not np.allclose(moves[0], moves[1])  # fresh noise every step
