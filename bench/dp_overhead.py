@@ -16,10 +16,10 @@ Variants:
   flat clipping, Gaussian noise) with Opacus' ``grad_sample_mode`` ``<mode>``; setup
   (`PrivacyEngine` + `make_private`) is timed separately, since a node pays it once per round
   and not per epoch.
-* ``train_round``: the nodes' function itself, one epoch per call, setup included: Opacus'
-  ghost clipping (per-row norms, then one reweighted backward pass), noise and Poisson
-  masks from the secure generator (ChaCha20), batches sliced from tensors; compared with
-  ``plain/tensor``.
+* ``train_round``: the nodes' function itself, the repetition's epochs in one call as a
+  round runs them, setup included: book-keeping clipping (per-row norms and the clipped
+  sum from one backward pass), noise and Poisson masks from the secure generator (ChaCha20)
+  drawn many steps ahead, batches gathered from tensors; compared with ``plain/tensor``.
 * ``loader``: iterating the `DataLoader` alone: the share of an epoch that is data fetch.
 * ``plain/tensor`` and ``dp/hooks/tensor``: the same two trainings with batches sliced
   from tensors (Poisson batches as one boolean mask) instead of a per-row `DataLoader`;
@@ -262,21 +262,23 @@ def _dp_epochs(
 
 
 def _time_train_round(
-    model: nn.Module, x: Float32Array, y: Float32Array, spec: RiskJobSpec, sigma: float
-) -> float:
-    """The nodes' own `train_round` for one epoch (setup included)."""
-    one_epoch = DpPlan(
+    model: nn.Module, x: Float32Array, y: Float32Array, spec: RiskJobSpec, sigma: float,
+    epochs: int,
+) -> float:  # fmt: skip
+    """The nodes' own `train_round` over `epochs` epochs in one call (setup included, as a
+    node pays it once a round), per epoch."""
+    rounds_worth = DpPlan(
         training=_sgd(spec),
         sample_rate=min(1.0, _sgd(spec).batch_size / len(y)),
-        steps_per_round=_epoch_steps(_sgd(spec).batch_size, len(y)),
+        steps_per_round=epochs * _epoch_steps(_sgd(spec).batch_size, len(y)),
         noise_multiplier=sigma,
         rounds=1,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
-        train_round(model, x, y, one_epoch)
-        return time.perf_counter() - start
+        train_round(model, x, y, rounds_worth)
+        return (time.perf_counter() - start) / epochs
 
 
 def _agreement(
@@ -320,7 +322,7 @@ def _measure(
     variants: dict[str, Callable[[], dict[str, float]]] = {
         "plain": lambda: {"epoch_s": _time_plain(fresh(), x, y, spec, epochs)},
         "loader": lambda: {"epoch_s": _time_loader(x, y, _sgd(spec).batch_size, epochs)},
-        "train_round": lambda: {"epoch_s": _time_train_round(fresh(), x, y, spec, sigma)},
+        "train_round": lambda: {"epoch_s": _time_train_round(fresh(), x, y, spec, sigma, epochs)},
         "plain/tensor": lambda: {"epoch_s": _time_plain_tensor(fresh(), x, y, spec, epochs)},
         "dp/hooks/tensor": lambda: {"epoch_s": _time_dp_tensor(fresh(), x, y, spec, sigma, epochs)},
     }

@@ -87,20 +87,20 @@ class BookKeeping:
                 h = layer(h)
         losses = batch.losses_of(h, loss_fn)
         grads = torch.autograd.grad(losses.sum(), outputs)
-        squared = losses.new_zeros(len(losses))
+        squared = torch.zeros_like(losses)
         for layer, a, g in zip(linears, inputs, grads, strict=True):
             bias = 0.0 if layer.bias is None else 1.0
             # The batch's features come with their squared norms (and are finite).
-            a_squared = batch.feature_norms if a is batch.features else (a * a).sum(1)
-            squared = squared + (g * g).sum(1) * (a_squared + bias)
-        norms = squared.sqrt()
+            a_squared = batch.feature_norms if a is batch.features else torch.linalg.vecdot(a, a)
+            squared.addcmul_(torch.linalg.vecdot(g, g), a_squared + bias)
+        norms = squared.sqrt_()
         # Opacus' factor min(1, C / (norm + 1e-6)); 0 for a row not finite in either.
-        factors = torch.where(torch.isfinite(norms + losses),
-                              (max_grad_norm / (norms + 1e-6)).clamp(max=1.0), 0.0)  # fmt: skip
+        clip = (max_grad_norm / (norms + 1e-6)).clamp_(max=1.0)
+        factors = torch.where(torch.isfinite(norms + losses), clip, 0.0)[:, None]
         for layer, a, g in zip(linears, inputs, grads, strict=True):
             # A dropped row's factor is 0; zeroing its non-finite entries keeps 0 * inf out.
-            scaled = (g * factors[:, None]).nan_to_num_(0.0, 0.0, 0.0)
+            scaled = (g * factors).nan_to_num_(0.0, 0.0, 0.0)
             finite_a = a if a is batch.features else a.nan_to_num(0.0, 0.0, 0.0)
-            layer.weight.grad = scaled.T @ finite_a
+            layer.weight.grad = torch.mm(scaled.T, finite_a)
             if layer.bias is not None:
                 layer.bias.grad = scaled.sum(0)
