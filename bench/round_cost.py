@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None, via: str | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes, two repeats")
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
-    repeats, shapes = (2, ((600, 8),)) if args.quick else (7, SHAPES)
+    repeats, shapes = (2, ((600, 8),)) if args.quick else (15, SHAPES)
     cases = measure(repeats, shapes)
     table = Table(title=f"One default round (3 epochs), median of {repeats}")
     for col in ("model", "rows x inputs", "batch", "steps", "plain ms", "DP ms", "DP / plain"):

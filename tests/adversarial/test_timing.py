@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from clients.kinds.risk.plan import plan_dp
@@ -50,6 +51,31 @@ def test_each_steps_work_does_not_depend_on_the_row_count() -> None:
     # Without phantom rows the small node's batches would be a tenth of the large one's.
     for sizes in (small, large):
         assert abs(float(np.mean(sizes)) - expected) < 0.1 * expected
+
+
+def test_a_row_whose_activations_overflow_costs_no_extra_pass() -> None:
+    # Crafted weights can overflow the activations of rows with a large first feature.
+    # Ghost clipping ran such a batch forward a second time without them: whether a batch
+    # held one changed the work. Book-keeping does the same passes either way.
+    spec = synthetic_spec("work", model="mlp", rounds=1, local_epochs=1, epsilon=2.0)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-4, 4, size=(600, spec.n_inputs)).astype(np.float32)
+    y = (rng.random(600) < 0.5).astype(np.float32)
+    plan = plan_dp(spec, 600)
+
+    def passes(first_weight: float) -> tuple[int, bool]:
+        model = build_model(spec)
+        with torch.no_grad():
+            model[0].weight[:, 0] = first_weight
+        overflowing = bool(torch.isinf(model[1](model[0](torch.from_numpy(x)))).any())
+        seen: list[int] = []
+        model[0].register_forward_pre_hook(lambda _m, _a: seen.append(1))
+        train_round(model, x, y, plan)
+        return len(seen), overflowing
+
+    crafted, overflowed = passes(3e38)
+    assert overflowed  # the attack's rows are there
+    assert crafted == passes(0.5)[0] == plan.steps_per_round
 
 
 def test_data_beyond_the_public_bound_is_refused_before_anything_is_charged(
