@@ -46,8 +46,10 @@ def _layers(model: nn.Module) -> list[nn.Module]:
 def supports(model: nn.Module) -> bool:
     """Whether `model` is a chain of `nn.Linear` layers and elementwise activations."""
     layers = _layers(model)
+    # An in-place activation would overwrite the layer output whose gradient is asked for.
     return any(type(m) is nn.Linear for m in layers) and all(
-        type(m) is nn.Linear or type(m) in _ELEMENTWISE for m in layers
+        type(m) is nn.Linear or (type(m) in _ELEMENTWISE and not getattr(m, "inplace", False))
+        for m in layers
     )
 
 

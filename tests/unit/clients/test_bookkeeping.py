@@ -130,6 +130,7 @@ def test_phantom_rows_add_exactly_nothing() -> None:
         (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)), True),
         (nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 1)), False),
         (nn.Sequential(nn.ReLU()), False),  # no linear layer: nothing to clip
+        (nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True), nn.Linear(4, 1)), False),
         (nn.Sequential(nn.Sequential(nn.Linear(3, 1))), False),  # nested: not a plain chain
     ],
 )
