@@ -22,14 +22,16 @@ from vocab.errors import RefusalCode
 from vocab.models import build_model, get_weights
 from vocab.wire import ReplyStatus
 
-# Enough DP-SGD steps that a one-second wall-time limit stops the round mid-training.
-SPEC = synthetic_spec("slow", rounds=1, batch_size=2, local_epochs=8, epsilon=4.0)
+# Far more DP-SGD steps (40,000) than one second holds, however fast a step gets: the
+# wall-time limit stops the round mid-training.
+SPEC = synthetic_spec("slow", rounds=1, batch_size=2, local_epochs=100, epsilon=4.0)
 
 
 def _slow_node(folder: Path, seed: int) -> tuple[Path, SqliteLedger]:
     cfg = write_node(folder, folder.name, 20.0, make_rows(500 + 37 * seed, seed=seed))
     # The same public figures on every node; only the rows differ.
-    cfg = dataclasses.replace(cfg, limits=NodeLimits(max_round_seconds=1), public_rows=800)
+    limits = NodeLimits(max_round_seconds=1, max_steps_per_round=50_000)
+    cfg = dataclasses.replace(cfg, limits=limits, public_rows=800)
     cfg.config_path.write_text(render_node_config(cfg))
     return cfg.config_path, SqliteLedger(cfg.ledger_path, cfg.dataset, cfg.budget)
 
