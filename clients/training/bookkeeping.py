@@ -16,9 +16,9 @@ gradients G only (no parameter gradient) gives the G: Bu et al. 2023, "Different
 Private Optimization on Large Model at Small Cost" (book-keeping). Opacus' ghost clipping
 gets the same sum with a second backward pass of the reweighted loss; for these models that
 pass was the larger part of a step's cost (`python -m bench.round_cost`). Both are checked
-equal to clipping row by row by the definition, and to each other
-(`tests/unit/clients/test_dp_trainer.py`). Any other module trains through Opacus
-(`clients.training.ghost`).
+equal to clipping row by row by the definition (`tests/unit/clients/test_dp_trainer.py`)
+and to each other (`tests/unit/clients/test_bookkeeping.py`). Any other module trains
+through Opacus (`clients.training.ghost`).
 
 A row whose loss or gradient norm is not finite (crafted weights can overflow its
 activations) gets factor 0 and its G and hidden-layer A rows are zeroed, so it adds exactly
@@ -40,16 +40,28 @@ _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity)
 
 
 def _layers(model: nn.Module) -> list[nn.Module]:
-    return list(model) if isinstance(model, nn.Sequential) else [model]
+    return list(model) if type(model) is nn.Sequential else [model]
 
 
 def supports(model: nn.Module) -> bool:
-    """Whether `model` is a chain of `nn.Linear` layers and elementwise activations."""
+    """Whether `model` is a chain of `nn.Linear` layers and elementwise activations that
+    book-keeping handles: a plain `nn.Sequential` (a subclass may have its own forward)
+    or one layer, each module once, the linear layers' own weights and biases its only
+    parameters (a parametrised or shared weight would need other rules)."""
     layers = _layers(model)
+    linears = [m for m in layers if type(m) is nn.Linear]
+    own = [p for m in linears for p in (m.weight, m.bias) if p is not None]
     # An in-place activation would overwrite the layer output whose gradient is asked for.
-    return any(type(m) is nn.Linear for m in layers) and all(
+    chain = all(
         type(m) is nn.Linear or (type(m) in _ELEMENTWISE and not getattr(m, "inplace", False))
         for m in layers
+    )
+    return (
+        chain
+        and bool(linears)
+        and len({id(m) for m in layers}) == len(layers)
+        and all(isinstance(p, nn.Parameter) for p in own)
+        and [id(p) for p in model.parameters()] == [id(p) for p in own]
     )
 
 
@@ -74,7 +86,11 @@ class BookKeeping:
 
     def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None:
         """Set each parameter's `grad` to the sum over the batch's rows of their gradients,
-        each clipped to norm `max_grad_norm` (rows not finite: nothing)."""
+        each clipped to norm `max_grad_norm` (rows not finite: nothing).
+
+        `batch` comes from `PoissonBatches` or `Batch.of`: its features finite and their
+        squared norms right, which the norms here rely on.
+        """
         inputs: list[torch.Tensor] = []
         outputs: list[torch.Tensor] = []
         linears: list[nn.Linear] = []

@@ -3,8 +3,9 @@ generator.
 
 Each step takes a Poisson batch (`clients.training.batches`), leaves the sum of its rows'
 clipped gradients in the parameters' `grad`, and hands it to Opacus'
-`DPOptimizerFastGradientClipping`, which adds Gaussian noise and divides by the public
-expected batch. The clipped sum comes from book-keeping clipping (one backward pass,
+`DPOptimizerFastGradientClipping`, whose noise step (overridden here: secure noise, drawn
+ahead, added and divided by the public expected batch in one pass) and SGD step follow.
+The clipped sum comes from book-keeping clipping (one backward pass,
 `clients.training.bookkeeping`) for the node's models, chains of linear layers, and from
 Opacus' ghost clipping (`clients.training.ghost`) for any other module. Three things differ
 from Opacus' own loop:
@@ -64,7 +65,7 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
         # Opacus recomputes `self.params` from the groups on every use; they never change.
         self._trained: list[Any] = list(self.params)  # Opacus adds `summed_grad`
         if len({p.dtype for p in self._trained}) != 1:
-            raise ValueError("DP-SGD here needs every parameter in one dtype")
+            raise ValueError("DP-SGD here needs parameters, all in one dtype")
         if self.loss_reduction != "mean":  # `add_noise` divides by the expected batch
             raise ValueError("SecureDPOptimizer averages: loss_reduction must be 'mean'")
         self._rng = rng
@@ -74,7 +75,9 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
 
     def _draw_noise(self, steps: int) -> list[list[torch.Tensor]]:
         """`steps` steps' Gaussian noise N(0, (sigma C)^2), a tensor per parameter each,
-        divided by the expected batch as the noisy sum will be."""
+        divided by the expected batch as the noisy sum will be. Drawn ahead with the
+        noise multiplier, clipping norm and batch of the moment: nothing here changes them
+        during a round (no scheduler, no adaptive clipping)."""
         std = self.noise_multiplier * self.max_grad_norm
         width = sum(p.numel() for p in self._trained)
         drawn = torch.from_numpy(self._rng.gaussian((steps, width), std))
@@ -87,9 +90,13 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
 
     def accumulate(self) -> None:
         # Opacus deep-copies each grad here; every step's grads are fresh tensors (zeroed
-        # to None before the clipped sum), so taking them is enough.
+        # to None before the clipped sum), so taking them is enough. Adding in place keeps
+        # Opacus' processed flag: a step without `zero_grad` still raises, as in Opacus.
         for p in self._trained:
-            p.summed_grad = p.grad if p.summed_grad is None else p.summed_grad + p.grad
+            if p.summed_grad is None:
+                p.summed_grad = p.grad
+            else:
+                p.summed_grad.add_(p.grad)
 
     def add_noise(self) -> None:
         # Opacus' add_noise and scale_grad in one pass: (sum + noise) / expected batch.

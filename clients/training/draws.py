@@ -13,7 +13,9 @@ from typing import Generic, TypeVar
 
 __all__ = ["DrawsAhead"]
 
-_VALUES_AHEAD = 1 << 20  # at most ~8 MB of float64 drawn ahead
+# Values drawn at once: the Gaussian draws four uniforms a value, 8 bytes each, so a call
+# holds about 8 MB of keystream and a few such float64 arrays while it works.
+_VALUES_AHEAD = 1 << 18
 T = TypeVar("T")
 
 
@@ -23,7 +25,7 @@ class DrawsAhead(Generic[T]):
     Args:
         draw: Returns `k` steps' draws.
         width: Values per step; fewer steps are drawn at once when they would not fit in
-            about a million values.
+            about 260,000 values.
         steps: The steps planned; more are drawn if asked for.
     """
 

@@ -26,6 +26,7 @@ class OpacusGhost:
     """Opacus' ghost clipping around `model`; `release` gives the plain module back."""
 
     def __init__(self, model: nn.Module, max_grad_norm: float) -> None:
+        self._max_grad_norm = max_grad_norm
         with warnings.catch_warnings():
             # Opacus' hooks fire on inputs that need no gradient; expected, not a problem.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -49,7 +50,13 @@ class OpacusGhost:
         return trained
 
     def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None:
-        """Set each parameter's `grad` to the sum of the batch's clipped row gradients."""
+        """Set each parameter's `grad` to the sum of the batch's clipped row gradients.
+
+        Raises:
+            ValueError: `max_grad_norm` is not the norm Opacus' module was made with.
+        """
+        if max_grad_norm != self._max_grad_norm:
+            raise ValueError(f"clipping at {max_grad_norm}, made for {self._max_grad_norm}")
         model = self._wrapped
         if len(batch.targets) == 0:  # the step is pure noise, as the accounting assumes
             for p in model.parameters():

@@ -40,10 +40,16 @@ def _batch(rows: int, phantoms: int, *, counts: bool = False, inf_row: int | Non
     )  # fmt: skip
 
 
+def _identity_sigmoid() -> nn.Module:
+    return nn.Sequential(nn.Identity(), nn.Linear(6, 8), nn.Sigmoid(), nn.Linear(8, 1))
+
+
 MODELS: dict[str, tuple[Callable[[], nn.Module], PerSampleLoss, bool]] = {
     "logistic": (lambda: nn.Sequential(nn.Linear(6, 1)), LOGISTIC, False),
     "mlp": (_mlp, LOGISTIC, False),
     "poisson": (lambda: nn.Linear(6, 1, bias=False), POISSON, True),
+    "tanh": (lambda: nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1)), LOGISTIC, False),
+    "identity-sigmoid": (_identity_sigmoid, LOGISTIC, False),
 }
 
 
@@ -123,6 +129,22 @@ def test_phantom_rows_add_exactly_nothing() -> None:
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-8)
 
 
+def _shared() -> nn.Module:
+    layer = nn.Linear(3, 3)
+    return nn.Sequential(layer, nn.Tanh(), layer)
+
+
+def _tied() -> nn.Module:
+    first, second = nn.Linear(3, 3), nn.Linear(3, 3)
+    second.weight = first.weight
+    return nn.Sequential(first, nn.Tanh(), second)
+
+
+class _Custom(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x * 2)
+
+
 @pytest.mark.parametrize(
     ("model", "handled"),
     [
@@ -130,6 +152,10 @@ def test_phantom_rows_add_exactly_nothing() -> None:
         (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)), True),
         (nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 1)), False),
         (nn.Sequential(nn.ReLU()), False),  # no linear layer: nothing to clip
+        (_shared(), False),  # one layer used twice: its gradient has two parts
+        (_tied(), False),  # two layers, one weight
+        (_Custom(nn.Linear(3, 1)), False),  # a Sequential with its own forward
+        (torch.nn.utils.parametrizations.weight_norm(nn.Linear(3, 1)), False),
         (nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True), nn.Linear(4, 1)), False),
         (nn.Sequential(nn.Sequential(nn.Linear(3, 1))), False),  # nested: not a plain chain
     ],
@@ -179,7 +205,7 @@ def test_draws_ahead_are_fresh_for_every_step_and_bounded_in_size() -> None:
     drawn = [ahead.next() for _ in range(5)]
     assert calls == [3, 3]  # three steps per call, and more when asked for
     assert len(set(drawn)) == 5
-    wide = DrawsAhead(draw, 400_000, steps=30)  # about a million values at most per call
+    wide = DrawsAhead(draw, 100_000, steps=30)  # about 260,000 values at most per call
     wide.next()
     assert calls[-1] == 2
 
@@ -215,3 +241,23 @@ def test_the_optimizer_adds_noise_of_std_sigma_c_over_the_expected_batch() -> No
     for move in moves:
         assert stats.kstest(move, "norm", args=(0.0, 1.5 * 0.4 / 8)).pvalue > 1e-4
     assert not np.allclose(moves[0], moves[1])  # fresh noise every step
+
+
+def test_a_step_without_zero_grad_is_refused_as_opacus_refuses_it() -> None:
+    # Otherwise the second step would add every row's clipped gradient twice.
+    weights = nn.Parameter(torch.zeros(3))
+    optimizer = SecureDPOptimizer(
+        torch.optim.SGD([weights], lr=1.0), noise_multiplier=1.0, max_grad_norm=1.0,
+        expected_batch_size=4, loss_reduction="mean", rng=SecureRng(), steps=2,
+    )  # fmt: skip
+    optimizer.zero_grad(set_to_none=True)
+    weights.grad = torch.ones(3)
+    optimizer.step()
+    weights.grad = torch.ones(3)
+    with pytest.raises(ValueError, match="haven't been cleared"):
+        optimizer.step()
+
+
+def test_opacus_ghost_clipping_refuses_a_norm_it_was_not_made_for() -> None:
+    with pytest.raises(ValueError, match=r"made for 0\.5"):
+        OpacusGhost(_mlp(), 0.5).clipped_sum(_batch(4, 0), LOGISTIC, 1.0)
