@@ -66,16 +66,18 @@ def supports(model: nn.Module) -> bool:
 
 
 class BookKeeping:
-    """Clipped gradient sums of a supported model (`supports`), left in each `p.grad`.
+    """Clipped gradient sums of a supported model (`supports`), each row's gradient
+    clipped to norm `max_grad_norm`, left in each `p.grad`.
 
     Raises:
         ValueError: The model is not a supported chain.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, max_grad_norm: float) -> None:
         if not supports(model):
             raise ValueError(f"book-keeping clipping does not handle {type(model).__name__}")
         self.module = model
+        self._max_grad_norm = max_grad_norm
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.module.parameters())
@@ -84,9 +86,9 @@ class BookKeeping:
         """The plain trained module (nothing was attached to it)."""
         return self.module
 
-    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None:
-        """Set each parameter's `grad` to the sum over the batch's rows of their gradients,
-        each clipped to norm `max_grad_norm` (rows not finite: nothing).
+    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss) -> None:
+        """Set each parameter's `grad` to the sum over the batch's rows of their clipped
+        gradients (rows not finite: nothing).
 
         `batch` comes from `PoissonBatches` or `Batch.of`: its features finite and their
         squared norms right, which the norms here rely on.
@@ -113,7 +115,7 @@ class BookKeeping:
             squared.addcmul_(torch.linalg.vecdot(g, g), a_squared + bias)
         norms = squared.sqrt_()
         # Opacus' factor min(1, C / (norm + 1e-6)); 0 for a row not finite in either.
-        clip = (max_grad_norm / (norms + 1e-6)).clamp_(max=1.0)
+        clip = (self._max_grad_norm / (norms + 1e-6)).clamp_(max=1.0)
         factors = torch.where(torch.isfinite(norms + losses), clip, 0.0)[:, None]
         for layer, a, g in zip(linears, inputs, grads, strict=True):
             # A dropped row's factor is 0; zeroing its non-finite entries keeps 0 * inf out.

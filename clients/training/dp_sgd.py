@@ -69,9 +69,9 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
         if self.loss_reduction != "mean":  # `add_noise` divides by the expected batch
             raise ValueError("SecureDPOptimizer averages: loss_reduction must be 'mean'")
         self._rng = rng
-        width = sum(p.numel() for p in self._trained)
+        self._width = sum(p.numel() for p in self._trained)
         # Noise for many steps per draw: SecureRng costs per call as much as per value.
-        self._noise = DrawsAhead(self._draw_noise, width, steps)
+        self._noise = DrawsAhead(self._draw_noise, self._width, steps)
 
     def _draw_noise(self, steps: int) -> list[list[torch.Tensor]]:
         """`steps` steps' Gaussian noise N(0, (sigma C)^2), a tensor per parameter each,
@@ -79,8 +79,7 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
         noise multiplier, clipping norm and batch of the moment: nothing here changes them
         during a round (no scheduler, no adaptive clipping)."""
         std = self.noise_multiplier * self.max_grad_norm
-        width = sum(p.numel() for p in self._trained)
-        drawn = torch.from_numpy(self._rng.gaussian((steps, width), std))
+        drawn = torch.from_numpy(self._rng.gaussian((steps, self._width), std))
         drawn = drawn.to(self._trained[0].dtype).div_(self.expected_batch_size)
         per_parameter, start = [], 0
         for p in self._trained:
@@ -136,7 +135,7 @@ class SgdSettings:
 class _Clipper(Protocol):
     def parameters(self) -> list[nn.Parameter]: ...
 
-    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None: ...
+    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss) -> None: ...
 
     def release(self) -> nn.Module: ...
 
@@ -144,7 +143,7 @@ class _Clipper(Protocol):
 def clipper_for(model: nn.Module, max_grad_norm: float) -> _Clipper:
     """Book-keeping clipping for a chain of linear layers, Opacus' ghost clipping otherwise."""
     if bookkeeping.supports(model):
-        return bookkeeping.BookKeeping(model)
+        return bookkeeping.BookKeeping(model, max_grad_norm)
     return OpacusGhost(model, max_grad_norm)
 
 
@@ -199,6 +198,6 @@ def dp_sgd_round(
             raise RoundTimeout(f"the round ran past {deadline_s:g} s")
         batch = batches.draw()
         optimizer.zero_grad(set_to_none=True)
-        clipper.clipped_sum(batch, loss_fn, settings.max_grad_norm)
+        clipper.clipped_sum(batch, loss_fn)
         optimizer.step()
     return RoundResult(clipper.release(), settings.steps)

@@ -23,7 +23,8 @@ __all__ = ["OpacusGhost"]
 
 
 class OpacusGhost:
-    """Opacus' ghost clipping around `model`; `release` gives the plain module back."""
+    """Opacus' ghost clipping around `model`, each row's gradient clipped to norm
+    `max_grad_norm`; `release` gives the plain module back."""
 
     def __init__(self, model: nn.Module, max_grad_norm: float) -> None:
         self._max_grad_norm = max_grad_norm
@@ -49,14 +50,8 @@ class OpacusGhost:
                     delattr(p, name)
         return trained
 
-    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss, max_grad_norm: float) -> None:
-        """Set each parameter's `grad` to the sum of the batch's clipped row gradients.
-
-        Raises:
-            ValueError: `max_grad_norm` is not the norm Opacus' module was made with.
-        """
-        if max_grad_norm != self._max_grad_norm:
-            raise ValueError(f"clipping at {max_grad_norm}, made for {self._max_grad_norm}")
+    def clipped_sum(self, batch: Batch, loss_fn: PerSampleLoss) -> None:
+        """Set each parameter's `grad` to the sum of the batch's clipped row gradients."""
         model = self._wrapped
         if len(batch.targets) == 0:  # the step is pure noise, as the accounting assumes
             for p in model.parameters():
@@ -69,7 +64,7 @@ class OpacusGhost:
             norms = model.get_norm_sample()
             for p in model.parameters():
                 p.grad = None  # the unclipped sum is not wanted
-            factors = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+            factors = (self._max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
             model.disable_hooks()
             try:
                 finite = torch.isfinite(norms) & torch.isfinite(losses)
