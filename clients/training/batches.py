@@ -62,12 +62,12 @@ class Batch:
 
     def row_losses(self, model: torch.nn.Module, loss_fn: PerSampleLoss) -> torch.Tensor:
         """Each row's loss, weighted (phantom rows weigh 0)."""
-        return self.losses_of(model(self.features), loss_fn)
+        return self.weights * self.unweighted_losses(model(self.features), loss_fn)
 
-    def losses_of(self, outputs: torch.Tensor, loss_fn: PerSampleLoss) -> torch.Tensor:
-        """Each row's weighted loss from the model's `outputs` (one per row) and offsets."""
-        losses: torch.Tensor = self.weights * loss_fn(outputs.squeeze(-1) + self.offsets,
-                                                      self.targets)  # fmt: skip
+    def unweighted_losses(self, outputs: torch.Tensor, loss_fn: PerSampleLoss) -> torch.Tensor:
+        """Each row's loss from the model's `outputs` (one per row) and offsets, before the
+        weights (phantom and unusable rows' losses are there too, finite or not)."""
+        losses: torch.Tensor = loss_fn(outputs.squeeze(-1) + self.offsets, self.targets)
         return losses
 
 
@@ -117,6 +117,5 @@ class PoissonBatches:
         taken = np.flatnonzero(self._masks.next())
         # Every slot past the data gathers the phantom row: the same work whatever the rows.
         index = torch.from_numpy(np.minimum(taken, self._rows, out=taken))
-        columns = self._columns.index_select(0, index)
-        return Batch(self._features.index_select(0, index), columns[:, 0], columns[:, 1],
-                     columns[:, 2], columns[:, 3])  # fmt: skip
+        targets, offsets, weights, norms = self._columns.index_select(0, index).T.unbind()
+        return Batch(self._features.index_select(0, index), targets, offsets, weights, norms)

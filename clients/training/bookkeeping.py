@@ -28,38 +28,59 @@ way. A row with a non-finite feature comes zeroed and weightless already (`Batch
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 from torch import nn
+from torch.nn.functional import linear
 
 from clients.training.batches import Batch, PerSampleLoss
 
 __all__ = ["BookKeeping", "supports"]
 
-# Row-wise elementwise maps: row i's output depends on row i's input only.
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity)
+# Row-wise elementwise maps (row i's output depends on row i's input only), as functions.
+_ACTIVATIONS: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: torch.relu,
+    nn.Tanh: torch.tanh,
+    nn.Sigmoid: torch.sigmoid,
+    nn.Identity: lambda h: h,
+}
+
+
+class _Dense(NamedTuple):
+    weight: torch.Tensor
+    bias: torch.Tensor | None
 
 
 def _layers(model: nn.Module) -> list[nn.Module]:
     return list(model) if type(model) is nn.Sequential else [model]
 
 
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks)  # fmt: skip
+
+
 def supports(model: nn.Module) -> bool:
     """Whether `model` is a chain of `nn.Linear` layers and elementwise activations that
     book-keeping handles: a plain `nn.Sequential` (a subclass may have its own forward)
     or one layer, each module once, the linear layers' own weights and biases its only
-    parameters (a parametrised or shared weight would need other rules)."""
+    parameters (a parametrised or shared weight would need other rules), and no hooks
+    (the chain is computed from the layers' functions, so a hook would not run)."""
     layers = _layers(model)
     linears = [m for m in layers if type(m) is nn.Linear]
     own = [p for m in linears for p in (m.weight, m.bias) if p is not None]
     # An in-place activation would overwrite the layer output whose gradient is asked for.
     chain = all(
-        type(m) is nn.Linear or (type(m) in _ELEMENTWISE and not getattr(m, "inplace", False))
+        type(m) is nn.Linear or (type(m) in _ACTIVATIONS and not getattr(m, "inplace", False))
         for m in layers
     )
     return (
         chain
         and bool(linears)
         and len({id(m) for m in layers}) == len(layers)
+        and not any(_hooked(m) for m in (model, *layers))
         and all(isinstance(p, nn.Parameter) for p in own)
         and [id(p) for p in model.parameters()] == [id(p) for p in own]
     )
@@ -78,6 +99,13 @@ class BookKeeping:
             raise ValueError(f"book-keeping clipping does not handle {type(model).__name__}")
         self.module = model
         self._max_grad_norm = max_grad_norm
+        # The chain as plain functions and parameters: module calls and attribute lookups
+        # cost as much as the arithmetic at a step's sizes.
+        self._chain: list[_Dense | Callable[[torch.Tensor], torch.Tensor]] = [
+            _Dense(m.weight, m.bias) if type(m) is nn.Linear else _ACTIVATIONS[type(m)]
+            for m in _layers(model)
+        ]
+        self._dense = [step for step in self._chain if isinstance(step, _Dense)]
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.module.parameters())
@@ -95,32 +123,34 @@ class BookKeeping:
         """
         inputs: list[torch.Tensor] = []
         outputs: list[torch.Tensor] = []
-        linears: list[nn.Linear] = []
         h = batch.features
-        for layer in _layers(self.module):
-            if isinstance(layer, nn.Linear):
+        for step in self._chain:
+            if isinstance(step, _Dense):
                 inputs.append(h.detach() if h.requires_grad else h)
-                h = layer(h)
+                h = linear(h, step.weight, step.bias)
                 outputs.append(h)
-                linears.append(layer)
             else:
-                h = layer(h)
-        losses = batch.losses_of(h, loss_fn)
-        grads = torch.autograd.grad(losses.sum(), outputs)
-        squared = torch.zeros_like(losses)
-        for layer, a, g in zip(linears, inputs, grads, strict=True):
-            bias = 0.0 if layer.bias is None else 1.0
+                h = step(h)
+        losses = batch.unweighted_losses(h, loss_fn)
+        # The gradients of the weighted sum: the weights seed the backward pass.
+        grads = torch.autograd.grad(losses, outputs, batch.weights)
+        # 0, or NaN for a row whose loss is not finite: that row's factor becomes 0 below.
+        squared = losses.detach() * 0.0
+        for dense, a, g in zip(self._dense, inputs, grads, strict=True):
+            g_squared = torch.linalg.vecdot(g, g)
             # The batch's features come with their squared norms (and are finite).
             a_squared = batch.feature_norms if a is batch.features else torch.linalg.vecdot(a, a)
-            squared.addcmul_(torch.linalg.vecdot(g, g), a_squared + bias)
-        norms = squared.sqrt_()
-        # Opacus' factor min(1, C / (norm + 1e-6)); 0 for a row not finite in either.
-        clip = (self._max_grad_norm / (norms + 1e-6)).clamp_(max=1.0)
-        factors = torch.where(torch.isfinite(norms + losses), clip, 0.0)[:, None]
-        for layer, a, g in zip(linears, inputs, grads, strict=True):
+            squared.addcmul_(g_squared, a_squared)
+            if dense.bias is not None:
+                squared.add_(g_squared)
+        # Opacus' factor min(1, C / (norm + 1e-6)): 0 for an infinite norm, and a NaN one
+        # (a NaN loss or gradient) stays NaN through the clamp and becomes 0.
+        clip = squared.sqrt_().add_(1e-6).reciprocal_().mul_(self._max_grad_norm)
+        factors = clip.clamp_(max=1.0).nan_to_num_(0.0)[:, None]
+        for dense, a, g in zip(self._dense, inputs, grads, strict=True):
             # A dropped row's factor is 0; zeroing its non-finite entries keeps 0 * inf out.
             scaled = (g * factors).nan_to_num_(0.0, 0.0, 0.0)
             finite_a = a if a is batch.features else a.nan_to_num(0.0, 0.0, 0.0)
-            layer.weight.grad = torch.mm(scaled.T, finite_a)
-            if layer.bias is not None:
-                layer.bias.grad = scaled.sum(0)
+            dense.weight.grad = torch.mm(scaled.T, finite_a)
+            if dense.bias is not None:
+                dense.bias.grad = scaled.sum(0)

@@ -83,9 +83,20 @@ class SecureDPOptimizer(DPOptimizerFastGradientClipping):  # type: ignore[misc]
         drawn = drawn.to(self._trained[0].dtype).div_(self.expected_batch_size)
         per_parameter, start = [], 0
         for p in self._trained:
-            per_parameter.append(drawn[:, start : start + p.numel()].reshape(steps, *p.shape))
+            noise = drawn[:, start : start + p.numel()].reshape(steps, *p.shape)
+            per_parameter.append(noise.unbind())
             start += p.numel()
-        return [[noise[i] for noise in per_parameter] for i in range(steps)]
+        return [list(step) for step in zip(*per_parameter, strict=True)]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        # Opacus' zero_grad over the cached parameters: it walks the groups on every call.
+        if not set_to_none:
+            super().zero_grad(set_to_none)
+            return
+        for p in self._trained:
+            p.grad = None
+            if not self._is_last_step_skipped:
+                p.summed_grad = None
 
     def accumulate(self) -> None:
         # Opacus deep-copies each grad here; every step's grads are fresh tensors (zeroed

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from clients.kinds.risk.plan import plan_dp
 from clients.kinds.risk.trainer import train_round
@@ -30,18 +32,36 @@ SLOTS = 3_000
 SPEC = synthetic_spec("work", rounds=1, local_epochs=1, batch_size=64, epsilon=2.0)
 
 
+class _FirstLayerPasses(TorchDispatchMode):
+    """Records the rows of every forward pass through a model's first linear layer, seen
+    at torch's dispatcher: a module hook would miss the book-keeping engine, which calls
+    the layers' functions, and sends a hooked model to another engine."""
+
+    def __init__(self, layer: nn.Linear) -> None:
+        super().__init__()
+        self._mat2 = (layer.in_features, layer.out_features)
+        self.rows: list[int] = []
+
+    def __torch_dispatch__(  # type: ignore[override]
+        self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+    ) -> Any:
+        # A forward pass of a linear layer with a bias: addmm(bias, input, weight.T).
+        if func is torch.ops.aten.addmm.default and tuple(args[2].shape) == self._mat2:
+            self.rows.append(int(args[1].shape[0]))
+        return func(*args, **(kwargs or {}))
+
+
 def _batch_sizes(rows: int) -> list[int]:
     """The rows each DP-SGD step pushes through the model, for a node holding `rows`."""
     rng = np.random.default_rng(rows)
     x = rng.normal(size=(rows, SPEC.n_inputs)).astype(np.float32)
     y = (rng.random(rows) < 0.5).astype(np.float32)
     model = build_model(SPEC)
-    seen: list[int] = []
     layer = next(m for m in model.modules() if isinstance(m, nn.Linear))
-    layer.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
     plan = plan_dp(SPEC, int(SLOTS * 0.75))
-    train_round(model, x, y, plan, slots=SLOTS)
-    return seen
+    with _FirstLayerPasses(layer) as passes:
+        train_round(model, x, y, plan, slots=SLOTS)
+    return passes.rows
 
 
 def test_each_steps_work_does_not_depend_on_the_row_count() -> None:
@@ -68,10 +88,9 @@ def test_a_row_whose_activations_overflow_costs_no_extra_pass() -> None:
         with torch.no_grad():
             model[0].weight[:, 0] = first_weight
         overflowing = bool(torch.isinf(model[1](model[0](torch.from_numpy(x)))).any())
-        seen: list[int] = []
-        model[0].register_forward_pre_hook(lambda _m, _a: seen.append(1))
-        train_round(model, x, y, plan)
-        return len(seen), overflowing
+        with _FirstLayerPasses(model[0]) as seen:
+            train_round(model, x, y, plan)
+        return len(seen.rows), overflowing
 
     crafted, overflowed = passes(3e38)
     assert overflowed  # the attack's rows are there

@@ -140,6 +140,13 @@ def _tied() -> nn.Module:
     return nn.Sequential(first, nn.Tanh(), second)
 
 
+def _hooked(where: str) -> nn.Module:
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    module = model if where == "model" else model[1]
+    module.register_forward_hook(lambda _m, _a, out: out * 2)
+    return model
+
+
 class _Custom(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x * 2)
@@ -158,6 +165,8 @@ class _Custom(nn.Sequential):
         (torch.nn.utils.parametrizations.weight_norm(nn.Linear(3, 1)), False),
         (nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True), nn.Linear(4, 1)), False),
         (nn.Sequential(nn.Sequential(nn.Linear(3, 1))), False),  # nested: not a plain chain
+        (_hooked("model"), False),  # book-keeping calls the layers' functions: no hook runs
+        (_hooked("layer"), False),
     ],
 )
 def test_only_chains_of_linear_layers_and_elementwise_maps_are_handled(
