@@ -48,7 +48,10 @@ def test_only_published_columns_are_listed_never_a_restricted_one_or_a_value(
         ("x1", "float", "open"), ("x2", "float", "conditional"), ("grp", "string", "open"),
         ("y", "int", "open"),
     ]  # fmt: skip
-    record = str(answer.to_record())
+    # The audit head and signature are a hash and a signature: random-looking text that can
+    # hold any short string ("300" in a hex digest); they are checked by the audit tests.
+    shown = {k: v for k, v in answer.to_record().items() if k not in {"audit_head", "audit_sig"}}
+    record = str(shown)
     assert not any(name in record for name in restricted)
     assert "s1" not in record and "300" not in record  # no value, no count of rows
     logged = [e for e in read_entries(audit_path_for(cfg.ledger_path)) if e.kind == "schema"]
