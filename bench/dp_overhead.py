@@ -17,9 +17,12 @@ Variants:
   (`PrivacyEngine` + `make_private`) is timed separately, since a node pays it once per round
   and not per epoch.
 * ``train_round``: the nodes' function itself, the repetition's epochs in one call as a
-  round runs them, setup included: book-keeping clipping (per-row norms and the clipped
-  sum from one backward pass), noise and Poisson masks from the secure generator (ChaCha20)
-  drawn many steps ahead, batches gathered from tensors; compared with ``plain/tensor``.
+  round runs them: book-keeping clipping (per-row norms and the clipped sum from one
+  backward pass), noise and Poisson masks from the secure generator (ChaCha20) drawn many
+  steps ahead, batches gathered from tensors; compared with ``plain/tensor``. Its epoch
+  time is the difference between a call over three times the epochs and one over the
+  epochs, per epoch more (setup apart, as for ``dp/<mode>``); its ratio with the setup
+  in, over the epochs of the shorter call, is reported beside it.
 * ``loader``: iterating the `DataLoader` alone: the share of an epoch that is data fetch.
 * ``plain/tensor`` and ``dp/hooks/tensor``: the same two trainings with batches sliced
   from tensors (Poisson batches as one boolean mask) instead of a per-row `DataLoader`;
@@ -262,23 +265,41 @@ def _dp_epochs(
 
 
 def _time_train_round(
-    model: nn.Module, x: Float32Array, y: Float32Array, spec: RiskJobSpec, sigma: float,
-    epochs: int,
-) -> float:  # fmt: skip
-    """The nodes' own `train_round` over `epochs` epochs in one call (setup included, as a
-    node pays it once a round), per epoch."""
-    rounds_worth = DpPlan(
-        training=_sgd(spec),
-        sample_rate=min(1.0, _sgd(spec).batch_size / len(y)),
-        steps_per_round=epochs * _epoch_steps(_sgd(spec).batch_size, len(y)),
-        noise_multiplier=sigma,
-        rounds=1,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        train_round(model, x, y, rounds_worth)
-        return (time.perf_counter() - start) / epochs
+    fresh: Callable[[], nn.Module], x: Float32Array, y: Float32Array, spec: RiskJobSpec,
+    sigma: float, epochs: int,
+) -> dict[str, float]:  # fmt: skip
+    """The nodes' own `train_round`, one call over `epochs` epochs and one over three times
+    as many, each on a fresh model (setup included in each, as a node pays it once a round).
+
+    Returns:
+        `epoch_s`: the time of one more epoch (the two calls' difference over the
+        `2 * epochs` more),
+        setup apart as for the `dp/<mode>` variants; `setup_s`: the rest of the shorter
+        call (secure generator, batches, optimizer, the first draws); `round_epoch_s`:
+        the shorter call over `epochs`, setup included.
+    """
+    timed = []
+    for count in (epochs, 3 * epochs):
+        model = fresh()
+        rounds_worth = DpPlan(
+            training=_sgd(spec),
+            sample_rate=min(1.0, _sgd(spec).batch_size / len(y)),
+            steps_per_round=count * _epoch_steps(_sgd(spec).batch_size, len(y)),
+            noise_multiplier=sigma,
+            rounds=1,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            train_round(model, x, y, rounds_worth)
+            timed.append(time.perf_counter() - start)
+    short, long = timed
+    epoch_s = (long - short) / (2 * epochs)
+    return {
+        "epoch_s": epoch_s,
+        "setup_s": short - epochs * epoch_s,
+        "round_epoch_s": short / epochs,
+    }
 
 
 def _agreement(
@@ -322,7 +343,7 @@ def _measure(
     variants: dict[str, Callable[[], dict[str, float]]] = {
         "plain": lambda: {"epoch_s": _time_plain(fresh(), x, y, spec, epochs)},
         "loader": lambda: {"epoch_s": _time_loader(x, y, _sgd(spec).batch_size, epochs)},
-        "train_round": lambda: {"epoch_s": _time_train_round(fresh(), x, y, spec, sigma, epochs)},
+        "train_round": lambda: _time_train_round(fresh, x, y, spec, sigma, epochs),
         "plain/tensor": lambda: {"epoch_s": _time_plain_tensor(fresh(), x, y, spec, epochs)},
         "dp/hooks/tensor": lambda: {"epoch_s": _time_dp_tensor(fresh(), x, y, spec, sigma, epochs)},
     }
@@ -369,6 +390,14 @@ def _measure(
         if setups:
             entry["median_setup_ms"] = 1000 * statistics.median(setups)
             entry["setup_s"] = setups
+        rounds = [r["round_epoch_s"] for r in raw[name] if "round_epoch_s" in r]
+        if rounds:
+            # Setup included, per epoch of a round of `epochs_per_timing` epochs.
+            entry["median_round_epoch_ms"] = 1000 * statistics.median(rounds)
+            entry["median_round_ratio_to_plain"] = statistics.median(
+                [t / p for t, p in zip(rounds, plain, strict=True)]
+            )
+            entry["round_epoch_s"] = rounds
         summary[name] = entry
     return summary
 
@@ -456,7 +485,9 @@ def _cell(entry: dict[str, Any], plain: bool) -> str:
         return f"{entry['median_epoch_ms']:.1f} ms"
     cell = f"{entry['median_epoch_ms']:.1f} ms, {entry['median_ratio_to_plain']:.2f}x"
     if "median_setup_ms" in entry:
-        cell += f" (+{entry['median_setup_ms']:.0f} ms setup)"
+        cell += f" (+{entry['median_setup_ms']:.1f} ms setup)"
+    if "median_round_ratio_to_plain" in entry:
+        cell += f"; setup in: {entry['median_round_ratio_to_plain']:.2f}x"
     return cell
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import round_cost, untuned
 from bench.public_tables import RECIPES, departments, load_table, untuned_spec
 
@@ -31,6 +33,28 @@ def test_quick_untuned_run_scores_every_row_and_checks_the_goals(tmp_path: Path)
             assert all(0.4 < auc <= 1.0 for auc in cell[row]), (cell["table"], row)
     assert len(result["goals"]) == 4
     assert all(isinstance(g["met"], bool) for g in result["goals"])
+
+
+def test_untuned_flags_narrow_the_run_and_average_the_goal_over_splits(tmp_path: Path) -> None:
+    argv = ["--quick", "--tables", "hi", "--models", "logistic", "--splits", "2", "--seeds", "2",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert untuned.main(argv) == 0
+    result = json.loads((tmp_path / "untuned.json").read_text())
+    cells = result["cells"]
+    assert [(c["table"], c["model"], c["split"]) for c in cells] == [
+        ("hi", "logistic", 0), ("hi", "logistic", 1),
+    ]  # fmt: skip
+    assert all(len(c["untuned"]) == 2 for c in cells)
+    # Two splits hold different rows: their holdouts score differently.
+    assert cells[0]["no_privacy"] != cells[1]["no_privacy"]
+    (goal,) = result["goals"]
+    assert len(goal["split_gaps"]) == 2
+    assert goal["gap"] == sum(goal["split_gaps"]) / 2
+
+
+def test_untuned_refuses_a_run_without_seeds(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--seeds must be at least 1"):
+        untuned.main(["--quick", "--seeds", "0", "--out", str(tmp_path)])
 
 
 def test_quick_round_cost_times_both_variants(tmp_path: Path) -> None:
