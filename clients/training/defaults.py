@@ -17,11 +17,14 @@ tables (`python -m bench.untuned`):
 * **learning rate**: the largest step whose noise stays bounded. One step adds Gaussian
   noise of std `lr * sigma * C / B` to each weight; over the job's `T` steps that walk
   grows as its square root, and averaging `K` departments' independent noise divides it
-  by sqrt(K). The rate is set so the walk is `NOISE_WALK` (in units of the [-1, 1]
-  feature scale): `lr = NOISE_WALK * sqrt(K) * B / (sigma * C * sqrt(T))`, capped so one
+  by sqrt(K). The rate is set so the walk is `NOISE_WALK[model]` (in units of the [-1, 1]
+  feature scale): `lr = walk * sqrt(K) * B / (sigma * C * sqrt(T))`, capped so one
   step moves at most `MAX_STEP`. With little noise (large tables, large epsilon)
   the cap rules; with much noise (small tables, small epsilon) the walk does, where a
-  fixed rate would let noise carry the weights away (the MLP's rising loss).
+  fixed rate would let noise carry the weights away (the MLP's rising loss). The
+  logistic model is allowed a longer walk than the MLP: its loss is convex and its
+  ranking depends only on the direction of its weights, so larger steps buy more signal
+  than the noise costs, where an MLP's hidden units are carried off by it.
 
 Nothing here reads a row: the choice is as public as the spec and the size figure.
 """
@@ -29,9 +32,11 @@ Nothing here reads a row: the choice is as public as the spec and the size figur
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from vocab.jobspec import RiskJobSpec
+from vocab.jobspec import ModelKind, RiskJobSpec
 
 __all__ = [
     "CLIP",
@@ -59,9 +64,11 @@ LOCAL_EPOCHS = 3
 CLIP = 0.5
 """Default per-sample clipping norm."""
 
-NOISE_WALK = 0.35
-"""Std of the noise's random walk over the whole job, per weight, that the default
-learning rate allows (averaged over `min_nodes` departments)."""
+NOISE_WALK: Mapping[ModelKind, float] = MappingProxyType(
+    {ModelKind.LOGISTIC: 0.5, ModelKind.MLP: 0.35}
+)
+"""Per model, the std of the noise's random walk over the whole job, per weight, that the
+default learning rate allows (averaged over `min_nodes` departments)."""
 
 MAX_STEP = 8.0
 """Largest learning rate x clipping norm by default: a step's largest move (with little
@@ -111,5 +118,5 @@ def learning_rate_for(
     cap = MAX_STEP / clip
     if noise_multiplier <= 0:
         return cap
-    walk = NOISE_WALK * math.sqrt(spec.min_nodes) * batch_size
+    walk = NOISE_WALK[spec.model] * math.sqrt(spec.min_nodes) * batch_size
     return min(cap, walk / (noise_multiplier * clip * math.sqrt(max(1, steps))))

@@ -12,7 +12,7 @@ from clients.kinds.risk.plan import plan_dp
 from clients.kinds.risk.trainer import train_round
 from clients.training.defaults import CLIP, LOCAL_EPOCHS, MAX_BATCH, MAX_STEP, NOISE_WALK
 from vocab.accounting import epsilon_spent
-from vocab.jobspec import RiskJobSpec, parse_job_spec
+from vocab.jobspec import ModelKind, RiskJobSpec, parse_job_spec
 from vocab.metrics import roc_auc
 from vocab.models import build_model
 from vocab.serde import job_from_bytes, job_to_bytes
@@ -46,7 +46,7 @@ def test_defaults_follow_the_rules_from_public_figures() -> None:
     # The learning rate bounds the noise's walk over the job's steps (averaged over 4
     # departments), or the largest step, whichever is smaller.
     steps = plan.steps_per_round * spec.rounds
-    walk = NOISE_WALK * 2 * 500 / (plan.noise_multiplier * CLIP * math.sqrt(steps))
+    walk = NOISE_WALK[spec.model] * 2 * 500 / (plan.noise_multiplier * CLIP * math.sqrt(steps))
     assert chosen.learning_rate == pytest.approx(min(walk, MAX_STEP / CLIP))
     # The job still costs at most its epsilon, whatever was chosen.
     assert epsilon_spent(plan.job_events(), spec.delta) <= spec.epsilon
@@ -59,9 +59,10 @@ def test_more_noise_means_smaller_steps_and_the_cap_holds_with_little() -> None:
     assert large.training.learning_rate == pytest.approx(MAX_STEP / CLIP)
     # A huge table still gets a batch whose per-sample gradients fit in memory.
     assert plan_dp(_untuned(), 10_000_000).training.batch_size == MAX_BATCH
-    # The rules are the same for the MLP: its steps are bounded by the same noise walk.
+    # The MLP's steps are bounded the same way, by its own (shorter) walk.
     mlp = plan_dp(_untuned(model="mlp", epsilon=0.2), 2000)
-    assert mlp.training.learning_rate == pytest.approx(small.training.learning_rate)
+    ratio = NOISE_WALK[ModelKind.MLP] / NOISE_WALK[ModelKind.LOGISTIC]
+    assert mlp.training.learning_rate == pytest.approx(small.training.learning_rate * ratio)
 
 
 def test_more_departments_averaged_allow_larger_steps() -> None:
