@@ -273,10 +273,9 @@ def _time_train_round(
 
     Returns:
         `epoch_s`: the time of one more epoch (the two calls' difference over the
-        `2 * epochs` more),
-        setup apart as for the `dp/<mode>` variants; `setup_s`: the rest of the shorter
-        call (secure generator, batches, optimizer, the first draws); `round_epoch_s`:
-        the shorter call over `epochs`, setup included.
+        `2 * epochs` more), setup apart as for the `dp/<mode>` variants; `setup_s`: the
+        rest of the shorter call (secure generator, batches, optimizer, the first draws);
+        `round_epoch_s`: the shorter call over `epochs`, setup included.
     """
     timed = []
     for count in (epochs, 3 * epochs):
