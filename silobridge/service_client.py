@@ -623,7 +623,8 @@ class ServiceClient:
         """The job's events after `after_seq` until it ends, surviving service restarts.
 
         The job is read first (so a wrong id or an unreachable service fails at once).
-        After that, if the stream breaks with UNAVAILABLE, or ends while the job has not
+        After that, if the stream breaks with UNAVAILABLE or is cancelled by the service
+        (a stop whose grace ran out), or ends while the job has not
         (a service stopping ends open streams), the watch reconnects and resumes after the
         last seq it yielded: no event is lost and none repeats. It reconnects up to
         `reconnects` times in a row, waiting `backoff_s`, then twice as long each time (at
@@ -652,7 +653,10 @@ class ServiceClient:
                 if _STATE_FROM_PB.get(job.state) in _FINAL and job.last_seq <= after:
                     return
             except grpc.RpcError as err:
-                if _code(err) is not grpc.StatusCode.UNAVAILABLE:
+                # CANCELLED here is the service's doing, never ours (this client cancels
+                # only below, once the loop is left): a service whose stop grace ran out
+                # cancels the streams still open, as a restart does.
+                if _code(err) not in _STREAM_LOST:
                     raise self._error(err, "WatchJob") from None
                 lost = err
             finally:
@@ -789,6 +793,8 @@ class ServiceClient:
 
 
 _FINAL = frozenset(s for s in JobState if s.final)
+_STREAM_LOST = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+"""How a watch stream breaks when the service goes away: unreachable, or cancelled by it."""
 
 
 def _audit_entry(line: str) -> AuditEntry:

@@ -313,24 +313,28 @@ def test_a_watch_survives_a_restart_of_the_service(
 # --- the client's watch and download against a stand-in stub -------------------------------
 
 
-class _Unavailable(grpc.RpcError):  # type: ignore[misc]
+class _Broken(grpc.RpcError):  # type: ignore[misc]
+    def __init__(self, code: grpc.StatusCode) -> None:
+        super().__init__()
+        self._code = code
+
     def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
+        return self._code
 
     def details(self) -> str:
         return "Socket closed"
 
 
 class _Stream:
-    """A server stream: yields the messages, then ends or breaks."""
+    """A server stream: yields the messages, then ends or breaks with `broken`."""
 
-    def __init__(self, messages: list[Any], broken: bool) -> None:
+    def __init__(self, messages: list[Any], broken: grpc.StatusCode | None) -> None:
         self._messages, self._broken = messages, broken
 
     def __iter__(self) -> Iterator[Any]:
         yield from self._messages
-        if self._broken:
-            raise _Unavailable()
+        if self._broken is not None:
+            raise _Broken(self._broken)
 
     def cancel(self) -> None:
         pass
@@ -345,9 +349,9 @@ class _RestartingStub:
     """A service that drops the stream after seq 2 (a restart), then resends from seq 1 on
     reconnect if asked for it, then ends the job at seq 4."""
 
-    def __init__(self, drops: int = 1) -> None:
+    def __init__(self, drops: int = 1, how: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
         self.asked: list[int] = []
-        self.drops = drops
+        self.drops, self.how = drops, how
 
     def GetJob(self, request: Any, timeout: float) -> Any:  # noqa: N802 (the RPC's name)
         done = len(self.asked) > self.drops
@@ -357,9 +361,9 @@ class _RestartingStub:
     def WatchJob(self, request: Any) -> _Stream:  # noqa: N802 (the RPC's name)
         self.asked.append(request.after_seq)
         if len(self.asked) <= self.drops:
-            return _Stream([_event(s) for s in range(request.after_seq + 1, 3)], broken=True)
+            return _Stream([_event(s) for s in range(request.after_seq + 1, 3)], self.how)
         # A careless service resending seq 2: the client must not repeat it.
-        return _Stream([_event(s) for s in range(2, 5)], broken=False)
+        return _Stream([_event(s) for s in range(2, 5)], None)
 
 
 def _client(tmp_path: Path, stub: Any, reconnects: int = 3) -> tuple[ServiceClient, list[float]]:
@@ -372,8 +376,12 @@ def _client(tmp_path: Path, stub: Any, reconnects: int = 3) -> tuple[ServiceClie
     return client, sleeps
 
 
-def test_watch_resumes_after_a_restart_without_losing_or_repeating(tmp_path: Path) -> None:
-    stub = _RestartingStub()
+# A stopping service ends its watches; one whose stop grace runs out cancels them.
+@pytest.mark.parametrize("how", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED])
+def test_watch_resumes_after_a_restart_without_losing_or_repeating(
+    tmp_path: Path, how: grpc.StatusCode
+) -> None:
+    stub = _RestartingStub(how=how)
     client, sleeps = _client(tmp_path, stub)
     with client:
         seqs = [seq for seq, _, _ in client.watch("j1")]
